@@ -1,0 +1,87 @@
+//! The one mapping from [`Error`] to an HTTP response. Bodies look like
+//! `{"error": {"code": "validation_failed", "message": "...", "field": "email"}}`.
+
+use crate::domain::Error;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The error envelope of every API error response.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`validation_failed`, `not_found`, `conflict`, ...).
+    pub code: String,
+    /// Explanation for people.
+    pub message: String,
+    /// The input field concerned, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// The HTTP status of an error.
+pub fn status_of(error: &Error) -> StatusCode {
+    match error {
+        Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::Conflict { .. } => StatusCode::CONFLICT,
+        Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Config(_) | Error::Schema(_) | Error::Storage(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// Wraps [`Error`] so that handlers can return it.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(value: Error) -> Self {
+        ApiError(value)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self.0);
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self.0, "request failed");
+            "the hub could not complete the request; the server log has the details".to_owned()
+        } else {
+            self.0.to_string()
+        };
+        let field = match &self.0 {
+            Error::Validation { field, .. } => Some(field.clone()),
+            Error::Conflict { field, .. } => field.clone(),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.0.code().to_owned(),
+                message,
+                field,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// What handlers return.
+pub type ApiResult<T> = Result<T, ApiError>;

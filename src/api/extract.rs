@@ -1,0 +1,97 @@
+//! Request extractors that turn every malformed input into the API's own error body, and the
+//! bearer-token authentication of admin routes.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::Error;
+use crate::domain::admin::Actor;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+/// A JSON body; malformed JSON is a 400, an oversized body a 413, both with the API error body.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(ApiError(json_rejection(rejection, state.max_body_bytes))),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection, limit: usize) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return Error::PayloadTooLarge { limit };
+    }
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            Error::BadRequest("the body must be JSON with Content-Type: application/json".into())
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            Error::BadRequest(format!("the body is not valid JSON: {}", e.body_text()))
+        }
+        JsonRejection::JsonDataError(e) => Error::BadRequest(format!(
+            "the body does not have the expected shape: {}",
+            e.body_text()
+        )),
+        other => Error::BadRequest(other.body_text()),
+    }
+}
+
+/// A query string; a malformed one is a 400 with the API error body.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError(
+                Error::BadRequest(format!("bad query string: {}", e.body_text())),
+            )),
+            Err(other) => Err(ApiError(Error::BadRequest(other.body_text()))),
+        }
+    }
+}
+
+/// The administrator behind a request, from `Authorization: Bearer <token>`.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Actor);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            Error::Unauthenticated(
+                "an API token is required: send Authorization: Bearer <token>".into(),
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into())
+            })?;
+        Ok(Admin(state.auth.authenticate(token).await?))
+    }
+}

@@ -1,0 +1,187 @@
+//! The HTTP layer: the admin REST API under `/api/v1`, its OpenAPI document, health, readiness
+//! and metrics. Handlers are thin: they parse, call a service, and map the result.
+
+mod attributes;
+mod auth;
+mod changes;
+pub mod error;
+mod extract;
+mod groups;
+mod users;
+
+pub use auth::{IssuedTokenBody, LoginRequest, NewToken};
+pub use error::{ErrorBody, ErrorDetail};
+pub use groups::MembershipChange;
+
+use crate::domain::Error;
+use crate::service::{AuthService, DirectoryService};
+use crate::store::SqlStore;
+use crate::telemetry::Metrics;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// What every handler can reach: the services over the store, and the metrics.
+#[derive(Clone)]
+pub struct AppState {
+    /// Directory operations.
+    pub directory: DirectoryService<SqlStore>,
+    /// Authentication.
+    pub auth: AuthService<SqlStore>,
+    /// The store, for readiness checks.
+    pub store: SqlStore,
+    /// Request metrics.
+    pub metrics: Arc<Metrics>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    /// Builds the state over a migrated store.
+    pub fn new(store: SqlStore, max_body_bytes: usize) -> Self {
+        Self {
+            directory: DirectoryService::new(store.clone()),
+            auth: AuthService::new(store.clone()),
+            store,
+            metrics: Arc::new(Metrics::new()),
+            max_body_bytes,
+        }
+    }
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Provisio admin API", description = "Directory, apps and provisioning of a Provisio hub."),
+    modifiers(&BearerAuth),
+    tags((name = "users"), (name = "groups"), (name = "attributes"), (name = "auth"), (name = "changes"))
+)]
+struct ApiDoc;
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
+        .routes(routes!(users::deactivate_user))
+        .routes(routes!(users::activate_user))
+        .routes(routes!(users::user_groups))
+        .routes(routes!(groups::create_group, groups::list_groups))
+        .routes(routes!(
+            groups::get_group,
+            groups::rename_group,
+            groups::delete_group
+        ))
+        .routes(routes!(groups::list_members))
+        .routes(routes!(groups::add_member, groups::remove_member))
+        .routes(routes!(
+            attributes::create_attribute,
+            attributes::list_attributes
+        ))
+        .routes(routes!(
+            attributes::get_attribute,
+            attributes::update_attribute,
+            attributes::delete_attribute
+        ))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::create_token, auth::list_tokens))
+        .routes(routes!(auth::revoke_token))
+        .routes(routes!(changes::list_changes))
+}
+
+/// The OpenAPI document of the admin API, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (api, spec) = api_routes().split_for_parts();
+    let spec = Arc::new(spec);
+    let limit = state.max_body_bytes;
+    Router::new()
+        .merge(api)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { Json(spec.as_ref().clone()) }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found(request: Request) -> Response {
+    error::ApiError(Error::NotFound {
+        kind: "route",
+        id: request.uri().path().to_owned(),
+    })
+    .into_response()
+}
+
+async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    state.metrics.observe_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

@@ -1,0 +1,143 @@
+//! `/api/v1/users`: create, read, list and search, update, deactivate, delete.
+
+use super::AppState;
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{Admin, ApiJson, ApiQuery};
+use crate::domain::Page;
+use crate::domain::group::Group;
+use crate::domain::user::{NewUser, User, UserSource, UserUpdate};
+use crate::store::UserQuery;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+/// Query parameters of the user listing.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListUsers {
+    /// Text matched (case-insensitively, anywhere) against username, email and full name.
+    pub q: Option<String>,
+    /// `true` for active users only, `false` for inactive only.
+    pub active: Option<bool>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = User), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiJson(input): ApiJson<NewUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    let user = state
+        .directory
+        .create_user(input, UserSource::Local, &actor)
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Lists users ordered by username, with search and cursor paging.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListUsers),
+    responses((status = 200, body = Page<User>)), security(("bearer" = [])))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiQuery(query): ApiQuery<ListUsers>,
+) -> ApiResult<Json<Page<User>>> {
+    let page = state
+        .directory
+        .list_users(&UserQuery {
+            search: query.q,
+            active: query.active,
+            group: None,
+            cursor: query.cursor,
+            limit: query.limit.unwrap_or(100),
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// One user, by id or username.
+#[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users",
+    params(("user" = String, Path, description = "User id or username")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(user): Path<String>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(state.directory.get_user(&user).await?))
+}
+
+/// Changes a user: absent fields stay, `null` clears.
+#[utoipa::path(patch, path = "/api/v1/users/{user}", tag = "users", request_body = UserUpdate,
+    params(("user" = String, Path, description = "User id or username")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(user): Path<String>,
+    ApiJson(update): ApiJson<UserUpdate>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(
+        state.directory.update_user(&user, update, &actor).await?,
+    ))
+}
+
+/// Deactivates a user (their app accounts get deprovisioned).
+#[utoipa::path(post, path = "/api/v1/users/{user}/deactivate", tag = "users",
+    params(("user" = String, Path, description = "User id or username")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn deactivate_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(user): Path<String>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(
+        state.directory.set_active(&user, false, &actor).await?,
+    ))
+}
+
+/// Reactivates a user.
+#[utoipa::path(post, path = "/api/v1/users/{user}/activate", tag = "users",
+    params(("user" = String, Path, description = "User id or username")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn activate_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(user): Path<String>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(state.directory.set_active(&user, true, &actor).await?))
+}
+
+/// Deletes a user and their memberships.
+#[utoipa::path(delete, path = "/api/v1/users/{user}", tag = "users",
+    params(("user" = String, Path, description = "User id or username")),
+    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(user): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.directory.delete_user(&user, &actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The groups a user belongs to.
+#[utoipa::path(get, path = "/api/v1/users/{user}/groups", tag = "users",
+    params(("user" = String, Path, description = "User id or username")),
+    responses((status = 200, body = Vec<Group>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn user_groups(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(user): Path<String>,
+) -> ApiResult<Json<Vec<Group>>> {
+    Ok(Json(state.directory.groups_of_user(&user).await?))
+}

@@ -1,0 +1,150 @@
+//! The `provisio` command line: server-side commands (`serve`, `migrate`, `admin-token`) that open
+//! the store directly, and remote commands that talk to a running hub's REST API.
+
+pub mod client;
+pub mod output;
+mod remote;
+
+use crate::config::{ServeArgs, StoreArgs};
+use clap::{Args, Parser, Subcommand};
+use client::ClientError;
+use std::path::PathBuf;
+
+/// Provisio: keeps SaaS accounts in step with your directory.
+#[derive(Debug, Parser)]
+#[command(name = "provisio", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the remote commands find the hub.
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// Base URL of the hub. Default: the CLI config file's `server`, else http://127.0.0.1:8080.
+    #[arg(long, env = "PROVISIO_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// Admin API token. Default: the CLI config file's `token`.
+    #[arg(
+        long,
+        env = "PROVISIO_TOKEN",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// CLI config file with `server` and `token` keys. Default: ~/.config/provisio/cli.toml.
+    #[arg(long, env = "PROVISIO_CLI_CONFIG", global = true, value_name = "FILE")]
+    pub cli_config: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub (HTTP API on --listen; embedded SQLite unless --database-url is given).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(StoreArgs),
+    /// Create an admin API token directly in the store (no running hub needed) and print only the token.
+    AdminToken {
+        /// Where the store lives.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// A label for the token.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// Log in with an administrator password and save a token in the CLI config file.
+    /// Reads the password (and, when asked, a new password) from standard input.
+    Login {
+        /// Administrator username.
+        #[arg(long, default_value = "admin")]
+        username: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Directory users.
+    Users {
+        #[command(subcommand)]
+        command: remote::UsersCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Groups and memberships.
+    Groups {
+        #[command(subcommand)]
+        command: remote::GroupsCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Custom profile attributes.
+    Attributes {
+        #[command(subcommand)]
+        command: remote::AttributesCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Admin API tokens.
+    Tokens {
+        #[command(subcommand)]
+        command: remote::TokensCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+/// Runs a parsed command line; the error carries the exit code.
+pub async fn run(cli: Cli) -> Result<(), ClientError> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args
+                .resolve()
+                .map_err(|e| ClientError::Usage(e.to_string()))?;
+            crate::telemetry::init_logging(config.log_format, &config.log_level);
+            crate::server::serve(config)
+                .await
+                .map_err(|e| ClientError::Other(e.to_string()))
+        }
+        Command::Migrate(store) => {
+            crate::telemetry::init_logging(crate::config::LogFormat::Human, "warn");
+            let database = store
+                .database()
+                .map_err(|e| ClientError::Usage(e.to_string()))?;
+            let opened = crate::server::open_store(&database)
+                .await
+                .map_err(|e| ClientError::Other(e.to_string()))?;
+            opened.close().await;
+            println!(
+                "the database schema is up to date ({})",
+                database.describe()
+            );
+            Ok(())
+        }
+        Command::AdminToken { store, name } => {
+            crate::telemetry::init_logging(crate::config::LogFormat::Human, "warn");
+            let database = store
+                .database()
+                .map_err(|e| ClientError::Usage(e.to_string()))?;
+            let opened = crate::server::open_store(&database)
+                .await
+                .map_err(|e| ClientError::Other(e.to_string()))?;
+            let auth = crate::service::AuthService::new(opened.clone());
+            let issued = auth
+                .create_token(&name, &crate::domain::admin::Actor::System)
+                .await
+                .map_err(|e| ClientError::Other(e.to_string()))?;
+            opened.close().await;
+            println!("{}", secrecy::ExposeSecret::expose_secret(&issued.secret));
+            Ok(())
+        }
+        Command::Login { username, remote } => remote::login(&remote, &username).await,
+        Command::Users { command, remote } => remote::users(&remote, command).await,
+        Command::Groups { command, remote } => remote::groups(&remote, command).await,
+        Command::Attributes { command, remote } => remote::attributes(&remote, command).await,
+        Command::Tokens { command, remote } => remote::tokens(&remote, command).await,
+    }
+}

@@ -1,0 +1,304 @@
+//! Configuration, layered: built-in defaults, then a TOML file, then `PROVISIO_*` environment
+//! variables, then command-line flags. Secrets may come from `*_FILE` paths and are redacted in `Debug`.
+
+use crate::domain::{Error, Result};
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default HTTP listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory (relative to the working directory).
+pub const DEFAULT_DATA_DIR: &str = "./provisio-data";
+/// Default largest accepted request body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How logs are written (to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the store lives: flags and variables shared by every command that opens it.
+#[derive(Debug, Clone, Args, Default)]
+pub struct StoreArgs {
+    /// TOML configuration file (keys as the flags, with `_` for `-`).
+    #[arg(long, env = "PROVISIO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the embedded SQLite store (created when missing). Default: ./provisio-data.
+    #[arg(long, env = "PROVISIO_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (`postgres://user:password@host/db`); replaces the embedded SQLite store.
+    #[arg(
+        long,
+        env = "PROVISIO_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// File holding the database URL, for secrets managers.
+    #[arg(long, env = "PROVISIO_DATABASE_URL_FILE", value_name = "FILE")]
+    pub database_url_file: Option<PathBuf>,
+}
+
+/// Flags of `provisio serve`.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServeArgs {
+    /// Where the store lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on for HTTP. Default: 127.0.0.1:8080.
+    #[arg(long, env = "PROVISIO_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Log format on standard error. Default: human.
+    #[arg(long, env = "PROVISIO_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `provisio=debug`. Default: info.
+    #[arg(long, env = "PROVISIO_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Largest accepted request body in bytes. Default: 1048576.
+    #[arg(long, env = "PROVISIO_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Seconds to let in-flight requests finish on shutdown. Default: 30.
+    #[arg(long, env = "PROVISIO_SHUTDOWN_TIMEOUT", value_name = "SECS")]
+    pub shutdown_timeout: Option<u64>,
+}
+
+/// The TOML file's shape; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    database_url_file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
+    max_body_bytes: Option<usize>,
+    shutdown_timeout: Option<u64>,
+}
+
+/// Which database to open.
+#[derive(Debug, Clone)]
+pub enum DatabaseConfig {
+    /// The embedded SQLite store in this directory.
+    Sqlite {
+        /// Its directory.
+        data_dir: PathBuf,
+    },
+    /// A server reached by this URL (a secret: it may hold a password).
+    Url(SecretString),
+}
+
+impl DatabaseConfig {
+    /// The connection URL.
+    pub fn url(&self) -> SecretString {
+        match self {
+            DatabaseConfig::Sqlite { data_dir } => {
+                SecretString::from(crate::store::sqlite_url(data_dir))
+            }
+            DatabaseConfig::Url(url) => url.clone(),
+        }
+    }
+
+    /// Says where the store is without revealing credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseConfig::Sqlite { data_dir } => format!("SQLite in {}", data_dir.display()),
+            DatabaseConfig::Url(url) => {
+                let text = url.expose_secret();
+                let host = text
+                    .rsplit_once('@')
+                    .map(|(_, rest)| rest)
+                    .unwrap_or_else(|| text.split_once("://").map(|(_, r)| r).unwrap_or(""));
+                format!("PostgreSQL at {host}")
+            }
+        }
+    }
+}
+
+/// The effective configuration of `provisio serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// The store.
+    pub database: DatabaseConfig,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Grace period for in-flight requests at shutdown.
+    pub shutdown_timeout: std::time::Duration,
+}
+
+fn read_file_config(path: Option<&Path>) -> Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Config(format!(
+            "cannot read the configuration file {}: {e}",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+fn read_secret_file(path: &Path) -> Result<SecretString> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Config(format!(
+            "cannot read the secret file {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(SecretString::from(text.trim().to_owned()))
+}
+
+fn resolve_database(args: &StoreArgs, file: &FileConfig) -> Result<DatabaseConfig> {
+    if let Some(url) = &args.database_url {
+        return Ok(DatabaseConfig::Url(SecretString::from(url.clone())));
+    }
+    if let Some(path) = &args.database_url_file {
+        return Ok(DatabaseConfig::Url(read_secret_file(path)?));
+    }
+    if let Some(dir) = &args.data_dir {
+        return Ok(DatabaseConfig::Sqlite {
+            data_dir: dir.clone(),
+        });
+    }
+    if let Some(url) = &file.database_url {
+        return Ok(DatabaseConfig::Url(SecretString::from(url.clone())));
+    }
+    if let Some(path) = &file.database_url_file {
+        return Ok(DatabaseConfig::Url(read_secret_file(path)?));
+    }
+    Ok(DatabaseConfig::Sqlite {
+        data_dir: file
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+    })
+}
+
+impl StoreArgs {
+    /// Resolves the store location from flags, environment, file and defaults.
+    pub fn database(&self) -> Result<DatabaseConfig> {
+        let file = read_file_config(self.config.as_deref())?;
+        resolve_database(self, &file)
+    }
+}
+
+impl ServeArgs {
+    /// Resolves the full serve configuration.
+    pub fn resolve(&self) -> Result<Config> {
+        let file = read_file_config(self.store.config.as_deref())?;
+        let database = resolve_database(&self.store, &file)?;
+        let listen = match self.listen.or(file.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|e| Error::Config(format!("default listen address: {e}")))?,
+        };
+        let max_body_bytes = self
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes < 1024 {
+            return Err(Error::Config("max_body_bytes must be at least 1024".into()));
+        }
+        Ok(Config {
+            listen,
+            database,
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            log_level: self
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".to_owned()),
+            max_body_bytes,
+            shutdown_timeout: std::time::Duration::from_secs(
+                self.shutdown_timeout
+                    .or(file.shutdown_timeout)
+                    .unwrap_or(30),
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("provisio.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nlog_format = \"json\"\ndata_dir = \"/srv/provisio\"\n",
+        )
+        .unwrap();
+        let mut args = ServeArgs {
+            store: StoreArgs {
+                config: Some(path),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let config = args.resolve().unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(
+            matches!(config.database, DatabaseConfig::Sqlite { ref data_dir } if data_dir == Path::new("/srv/provisio"))
+        );
+        args.listen = Some("127.0.0.1:9001".parse().unwrap());
+        assert_eq!(args.resolve().unwrap().listen.port(), 9001);
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_stay_out_of_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("db-url");
+        std::fs::write(
+            &secret,
+            "postgres://u:hunter2-secret@db.internal/provisio\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            store: StoreArgs {
+                database_url_file: Some(secret),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let config = args.resolve().unwrap();
+        assert_eq!(
+            config.database.url().expose_secret(),
+            "postgres://u:hunter2-secret@db.internal/provisio"
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(!config.database.describe().contains("hunter2"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("provisio.toml");
+        std::fs::write(&path, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let args = StoreArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(matches!(args.database(), Err(Error::Config(_))));
+    }
+}

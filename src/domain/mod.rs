@@ -1,0 +1,27 @@
+//! Domain types and rules. Nothing here knows about HTTP or SQL.
+
+pub mod admin;
+pub mod attribute;
+pub mod change;
+pub mod error;
+pub mod group;
+pub mod user;
+pub mod values;
+
+pub use error::{Error, Result};
+
+/// One page of a listing, with the cursor for the next page when there is one.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The current time, truncated to the microsecond precision that the store keeps.
+pub fn now() -> time::OffsetDateTime {
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
+}

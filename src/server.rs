@@ -1,0 +1,127 @@
+//! `provisio serve`: opens and migrates the store, creates the first administrator on an empty
+//! store, serves HTTP, and shuts everything down through one signal.
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::domain::{Error, Result};
+use crate::service::AuthService;
+use crate::store::SqlStore;
+use secrecy::ExposeSecret;
+use std::future::IntoFuture;
+use std::io::Write;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Opens the configured store and brings its schema up to date.
+pub async fn open_store(database: &crate::config::DatabaseConfig) -> Result<SqlStore> {
+    let store = match database {
+        crate::config::DatabaseConfig::Sqlite { data_dir } => {
+            SqlStore::open_data_dir(data_dir).await?
+        }
+        crate::config::DatabaseConfig::Url(url) => SqlStore::connect(url.expose_secret()).await?,
+    };
+    let applied = store.migrate().await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "database migrations applied");
+    }
+    Ok(store)
+}
+
+/// Serves `store` on `listener` until `shutdown` is cancelled. Then no new connection is accepted,
+/// in-flight requests get up to `config.shutdown_timeout` to finish, and the store is closed.
+pub async fn run(
+    store: SqlStore,
+    listener: TcpListener,
+    config: &Config,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let state = AppState::new(store.clone(), config.max_body_bytes);
+    let app = api::router(state);
+    let stopping = shutdown.clone();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stopping.cancelled().await });
+    let server = tokio::spawn(server.into_future());
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => finish(result)?,
+        () = shutdown.cancelled() => {
+            match tokio::time::timeout(config.shutdown_timeout, &mut server).await {
+                Ok(result) => finish(result)?,
+                Err(_) => tracing::warn!("in-flight requests did not finish within the shutdown timeout"),
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn finish(result: std::result::Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<()> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::Config(format!("HTTP server failed: {e}"))),
+        Err(e) => Err(Error::Config(format!("HTTP server task failed: {e}"))),
+    }
+}
+
+/// Prints the first administrator's credentials on standard output (never to the log).
+fn announce_first_admin(first: &crate::service::auth::FirstAdmin, base_url: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "\nProvisio created the first administrator. These credentials are shown once only:\n\n  username: {}\n  password: {}\n\nLog in (you will be asked to choose a new password) with:\n  provisio login --server {base_url} --username {}\n",
+        first.username,
+        first.password.expose_secret(),
+        first.username,
+    );
+    let _ = out.flush();
+}
+
+/// Runs `provisio serve` until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<()> {
+    tracing::info!(database = %config.database.describe(), "opening the store");
+    let store = open_store(&config.database).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let base_url = format!("http://{address}");
+    if let Some(first) = AuthService::new(store.clone()).bootstrap().await? {
+        announce_first_admin(&first, &base_url);
+    }
+    tracing::info!(%address, "Provisio is listening; admin API at {base_url}/api/v1");
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight requests");
+        on_signal.cancel();
+    });
+    run(store, listener, &config, shutdown).await?;
+    tracing::info!("Provisio stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,317 @@
+//! Directory operations: custom attributes, users, groups and memberships.
+
+use crate::domain::admin::Actor;
+use crate::domain::attribute::{AttributeDefinition, AttributeType, validate_attribute_name};
+use crate::domain::change::{ChangeEvent, ChangeOp};
+use crate::domain::group::{Group, NewGroup};
+use crate::domain::user::{NewUser, User, UserSource, UserUpdate};
+use crate::domain::values::{GroupName, profile_text};
+use crate::domain::{Error, Page, Result, now};
+use crate::store::{AttributeStore, ChangeLogStore, GroupQuery, GroupStore, UserQuery, UserStore};
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+/// What an administrator supplies to define a custom attribute.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAttribute {
+    /// Identifier (`title`, `language`, ...).
+    pub name: String,
+    /// Label; defaults to the name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Value type.
+    #[serde(rename = "type")]
+    pub kind: AttributeType,
+    /// Whether every user must have a value (default `false`).
+    #[serde(default)]
+    pub required: bool,
+    /// Free description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A change to a custom attribute definition; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeUpdate {
+    /// New label.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// New type (only while no user holds a value).
+    #[serde(default, rename = "type")]
+    pub kind: Option<AttributeType>,
+    /// Make required or optional.
+    #[serde(default)]
+    pub required: Option<bool>,
+    /// New description, or `null` to clear.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
+fn present<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Directory operations over any store that implements the directory traits.
+#[derive(Debug, Clone)]
+pub struct DirectoryService<S> {
+    store: S,
+}
+
+impl<S> DirectoryService<S>
+where
+    S: AttributeStore + UserStore + GroupStore + ChangeLogStore + Clone,
+{
+    /// Wraps a store.
+    pub fn new(store: S) -> Self {
+        Self { store }
+    }
+
+    // ---- custom attributes ----
+
+    /// All custom attribute definitions.
+    pub async fn list_attributes(&self) -> Result<Vec<AttributeDefinition>> {
+        self.store.list_attributes().await
+    }
+
+    /// One custom attribute definition.
+    pub async fn get_attribute(&self, name: &str) -> Result<AttributeDefinition> {
+        self.store
+            .get_attribute(name)
+            .await?
+            .ok_or_else(|| Error::not_found("attribute", name))
+    }
+
+    /// Defines a custom attribute.
+    pub async fn create_attribute(
+        &self,
+        input: NewAttribute,
+        actor: &Actor,
+    ) -> Result<AttributeDefinition> {
+        validate_attribute_name(&input.name)?;
+        let display_name =
+            profile_text("display_name", input.display_name)?.unwrap_or_else(|| input.name.clone());
+        let at = now();
+        let def = AttributeDefinition {
+            name: input.name,
+            display_name,
+            kind: input.kind,
+            required: input.required,
+            description: profile_text("description", input.description)?,
+            created_at: at,
+            updated_at: at,
+        };
+        self.store.create_attribute(&def, actor).await?;
+        Ok(def)
+    }
+
+    /// Changes a custom attribute definition.
+    pub async fn update_attribute(
+        &self,
+        name: &str,
+        update: AttributeUpdate,
+        actor: &Actor,
+    ) -> Result<AttributeDefinition> {
+        let mut def = self.get_attribute(name).await?;
+        if let Some(display_name) = update.display_name {
+            def.display_name = profile_text("display_name", Some(display_name))?
+                .ok_or_else(|| Error::invalid("display_name", "must not be empty"))?;
+        }
+        if let Some(kind) = update.kind {
+            def.kind = kind;
+        }
+        if let Some(required) = update.required {
+            def.required = required;
+        }
+        if let Some(description) = update.description {
+            def.description = profile_text("description", description)?;
+        }
+        def.updated_at = now();
+        self.store.update_attribute(&def, actor).await?;
+        Ok(def)
+    }
+
+    /// Removes a custom attribute definition that no user holds a value for.
+    pub async fn delete_attribute(&self, name: &str, actor: &Actor) -> Result<()> {
+        self.store.delete_attribute(name, actor).await
+    }
+
+    // ---- users ----
+
+    /// Creates a user.
+    pub async fn create_user(
+        &self,
+        input: NewUser,
+        source: UserSource,
+        actor: &Actor,
+    ) -> Result<User> {
+        let definitions = self.store.list_attributes().await?;
+        let user = User::create(input, &definitions, source, now())?;
+        self.store.insert_user(&user, actor).await?;
+        Ok(user)
+    }
+
+    /// Finds a user by id or, failing that, by username.
+    pub async fn get_user(&self, reference: &str) -> Result<User> {
+        if let Ok(id) = Uuid::parse_str(reference) {
+            if let Some(user) = self.store.get_user(id).await? {
+                return Ok(user);
+            }
+        }
+        self.store
+            .get_user_by_username(reference)
+            .await?
+            .ok_or_else(|| Error::not_found("user", reference))
+    }
+
+    /// A page of users.
+    pub async fn list_users(&self, query: &UserQuery) -> Result<Page<User>> {
+        self.store.list_users(query).await
+    }
+
+    /// Applies a partial change to a user.
+    pub async fn update_user(
+        &self,
+        reference: &str,
+        update: UserUpdate,
+        actor: &Actor,
+    ) -> Result<User> {
+        let user = self.get_user(reference).await?;
+        let definitions = self.store.list_attributes().await?;
+        let (next, changed) = user.apply(update, &definitions, now())?;
+        if changed.is_empty() {
+            return Ok(user);
+        }
+        let operation = match (user.active, next.active) {
+            (true, false) => ChangeOp::Deactivated,
+            (false, true) => ChangeOp::Reactivated,
+            _ => ChangeOp::Updated,
+        };
+        self.store
+            .update_user(&next, user.version, operation, &changed, actor)
+            .await?;
+        Ok(next)
+    }
+
+    /// Activates or deactivates a user.
+    pub async fn set_active(&self, reference: &str, active: bool, actor: &Actor) -> Result<User> {
+        let update = UserUpdate {
+            active: Some(active),
+            ..Default::default()
+        };
+        self.update_user(reference, update, actor).await
+    }
+
+    /// Deletes a user and their memberships.
+    pub async fn delete_user(&self, reference: &str, actor: &Actor) -> Result<User> {
+        let user = self.get_user(reference).await?;
+        self.store.delete_user(user.id, actor).await
+    }
+
+    /// The groups a user belongs to.
+    pub async fn groups_of_user(&self, reference: &str) -> Result<Vec<Group>> {
+        let user = self.get_user(reference).await?;
+        self.store.groups_of_user(user.id).await
+    }
+
+    // ---- groups ----
+
+    /// Creates a group.
+    pub async fn create_group(
+        &self,
+        input: NewGroup,
+        source: UserSource,
+        actor: &Actor,
+    ) -> Result<Group> {
+        let name = GroupName::parse(&input.name)?;
+        let at = now();
+        let group = Group {
+            id: Uuid::now_v7(),
+            name: name.as_str().to_owned(),
+            external_id: profile_text("external_id", input.external_id)?,
+            source,
+            member_count: 0,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        };
+        self.store.insert_group(&group, actor).await?;
+        Ok(group)
+    }
+
+    /// Finds a group by id or, failing that, by name (regardless of case).
+    pub async fn get_group(&self, reference: &str) -> Result<Group> {
+        if let Ok(id) = Uuid::parse_str(reference) {
+            if let Some(group) = self.store.get_group(id).await? {
+                return Ok(group);
+            }
+        }
+        self.store
+            .get_group_by_name(reference)
+            .await?
+            .ok_or_else(|| Error::not_found("group", reference))
+    }
+
+    /// A page of groups.
+    pub async fn list_groups(&self, query: &GroupQuery) -> Result<Page<Group>> {
+        self.store.list_groups(query).await
+    }
+
+    /// Renames a group.
+    pub async fn rename_group(&self, reference: &str, name: &str, actor: &Actor) -> Result<Group> {
+        let name = GroupName::parse(name)?;
+        let group = self.get_group(reference).await?;
+        self.store.rename_group(group.id, &name, now(), actor).await
+    }
+
+    /// Deletes a group and its memberships.
+    pub async fn delete_group(&self, reference: &str, actor: &Actor) -> Result<Group> {
+        let group = self.get_group(reference).await?;
+        self.store.delete_group(group.id, actor).await
+    }
+
+    /// Adds a user to a group; `false` when already a member.
+    pub async fn add_member(&self, group: &str, user: &str, actor: &Actor) -> Result<bool> {
+        let group = self.get_group(group).await?;
+        let user = self.get_user(user).await?;
+        self.store.add_member(group.id, user.id, now(), actor).await
+    }
+
+    /// Removes a user from a group; `false` when not a member.
+    pub async fn remove_member(&self, group: &str, user: &str, actor: &Actor) -> Result<bool> {
+        let group = self.get_group(group).await?;
+        let user = self.get_user(user).await?;
+        self.store
+            .remove_member(group.id, user.id, now(), actor)
+            .await
+    }
+
+    /// A page of a group's members.
+    pub async fn list_members(
+        &self,
+        group: &str,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<Page<User>> {
+        let group = self.get_group(group).await?;
+        self.store
+            .list_users(&UserQuery {
+                group: Some(group.id),
+                cursor,
+                limit,
+                ..Default::default()
+            })
+            .await
+    }
+
+    // ---- change log ----
+
+    /// Change-log events after `after`, oldest first.
+    pub async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeEvent>> {
+        self.store.changes_after(after, limit).await
+    }
+}

@@ -1,0 +1,9 @@
+//! Services: the operations of the hub, shared by the REST API, the CLI's offline commands and
+//! (later) the console and workers. They validate with the domain rules and persist through the
+//! store traits; they know nothing of HTTP.
+
+pub mod auth;
+pub mod directory;
+
+pub use auth::AuthService;
+pub use directory::DirectoryService;

@@ -1,0 +1,321 @@
+//! SQL for groups and memberships.
+
+use super::sql::{
+    Sql, SqlStore, WriteTx, decode_cursor, encode_cursor, from_micros, get, get_uuid, like_pattern,
+    micros,
+};
+use super::{GroupQuery, GroupStore};
+use crate::domain::admin::Actor;
+use crate::domain::change::{ChangeOp, EntityKind, NewChange};
+use crate::domain::group::Group;
+use crate::domain::user::UserSource;
+use crate::domain::values::GroupName;
+use crate::domain::{Error, Page, Result};
+use serde_json::{Value, json};
+use sqlx::any::AnyRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Selects groups as `g` with their member count.
+pub(super) fn select_groups() -> Sql {
+    Sql::new(
+        "SELECT g.id, g.name, g.external_id, g.source, g.version, g.created_at, g.updated_at, \
+         (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS member_count FROM groups g",
+    )
+}
+
+/// Maps a row of [`select_groups`].
+pub(super) fn group_from_row(row: &AnyRow) -> Result<Group> {
+    Ok(Group {
+        id: get_uuid(row, "id")?,
+        name: get(row, "name")?,
+        external_id: get(row, "external_id")?,
+        source: UserSource::parse(&get::<String>(row, "source")?)?,
+        member_count: get(row, "member_count")?,
+        version: get(row, "version")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        updated_at: from_micros(get(row, "updated_at")?)?,
+    })
+}
+
+fn snapshot(group: &Group) -> Value {
+    serde_json::to_value(group).unwrap_or(Value::Null)
+}
+
+async fn load_group(tx: &mut WriteTx, id: Uuid) -> Result<Group> {
+    let row = select_groups()
+        .push(" WHERE g.id = ")
+        .bind_text(id.to_string())
+        .fetch_optional(&mut *tx.tx)
+        .await?
+        .ok_or_else(|| Error::not_found("group", id))?;
+    group_from_row(&row)
+}
+
+async fn name_taken(tx: &mut WriteTx, id: Uuid, name: &str) -> Result<()> {
+    let clash = Sql::new("SELECT id FROM groups WHERE name_key = ")
+        .bind_text(name.to_lowercase())
+        .push(" AND id <> ")
+        .bind_text(id.to_string())
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+    if clash.is_some() {
+        return Err(Error::conflict(
+            "name",
+            format!(
+                "a group named '{name}' already exists (names are compared regardless of case)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn bump_group(tx: &mut WriteTx, id: Uuid, now: OffsetDateTime) -> Result<()> {
+    Sql::new("UPDATE groups SET version = version + 1, updated_at = ")
+        .bind_int(micros(now))
+        .push(" WHERE id = ")
+        .bind_text(id.to_string())
+        .execute(&mut *tx.tx)
+        .await?;
+    Ok(())
+}
+
+impl GroupStore for SqlStore {
+    async fn insert_group(&self, group: &Group, actor: &Actor) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        name_taken(&mut tx, group.id, &group.name).await?;
+        Sql::new("INSERT INTO groups (id, name, name_key, external_id, source, version, created_at, updated_at) VALUES (")
+            .bind_text(group.id.to_string()).push(", ")
+            .bind_text(group.name.clone()).push(", ")
+            .bind_text(group.name.to_lowercase()).push(", ")
+            .bind_opt_text(group.external_id.clone()).push(", ")
+            .bind_text(group.source.as_str()).push(", ")
+            .bind_int(group.version).push(", ")
+            .bind_int(micros(group.created_at)).push(", ")
+            .bind_int(micros(group.updated_at)).push(")")
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.record(NewChange {
+            entity: EntityKind::Group,
+            entity_id: group.id.to_string(),
+            related_id: None,
+            operation: ChangeOp::Created,
+            actor: actor.label(),
+            data: json!({"group": snapshot(group)}),
+        })
+        .await?;
+        tx.commit().await
+    }
+
+    async fn get_group(&self, id: Uuid) -> Result<Option<Group>> {
+        let row = select_groups()
+            .push(" WHERE g.id = ")
+            .bind_text(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(group_from_row).transpose()
+    }
+
+    async fn get_group_by_name(&self, name: &str) -> Result<Option<Group>> {
+        let row = select_groups()
+            .push(" WHERE g.name_key = ")
+            .bind_text(name.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(group_from_row).transpose()
+    }
+
+    async fn list_groups(&self, query: &GroupQuery) -> Result<Page<Group>> {
+        let limit = query.limit.clamp(1, 1000);
+        let mut sql = select_groups().push(" WHERE 1 = 1");
+        if let Some(search) = query.search.as_deref().filter(|s| !s.trim().is_empty()) {
+            sql = sql
+                .push(" AND g.name_key LIKE ")
+                .bind_text(like_pattern(search.trim()))
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(cursor) = &query.cursor {
+            sql = sql
+                .push(" AND g.name_key > ")
+                .bind_text(decode_cursor(cursor)?);
+        }
+        let rows = sql
+            .push(" ORDER BY g.name_key LIMIT ")
+            .bind_int(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut groups = rows
+            .iter()
+            .map(group_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if groups.len() > limit as usize {
+            groups.truncate(limit as usize);
+            groups.last().map(|g| encode_cursor(&g.name.to_lowercase()))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: groups,
+            next_cursor,
+        })
+    }
+
+    async fn rename_group(
+        &self,
+        id: Uuid,
+        name: &GroupName,
+        now: OffsetDateTime,
+        actor: &Actor,
+    ) -> Result<Group> {
+        let mut tx = self.begin_write().await?;
+        let before = load_group(&mut tx, id).await?;
+        if before.name == name.as_str() {
+            return Ok(before);
+        }
+        name_taken(&mut tx, id, name.as_str()).await?;
+        Sql::new("UPDATE groups SET name = ")
+            .bind_text(name.as_str())
+            .push(", name_key = ")
+            .bind_text(name.key())
+            .push(" WHERE id = ")
+            .bind_text(id.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        bump_group(&mut tx, id, now).await?;
+        let after = load_group(&mut tx, id).await?;
+        tx.record(NewChange {
+            entity: EntityKind::Group,
+            entity_id: id.to_string(),
+            related_id: None,
+            operation: ChangeOp::Updated,
+            actor: actor.label(),
+            data: json!({"changed": ["name"], "previous_name": before.name, "group": snapshot(&after)}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn delete_group(&self, id: Uuid, actor: &Actor) -> Result<Group> {
+        let mut tx = self.begin_write().await?;
+        let group = load_group(&mut tx, id).await?;
+        let members = Sql::new("SELECT user_id FROM group_members WHERE group_id = ")
+            .bind_text(id.to_string())
+            .push(" ORDER BY user_id")
+            .fetch_all(&mut *tx.tx)
+            .await?;
+        let mut member_ids = Vec::new();
+        for row in members {
+            let user_id: String = get(&row, "user_id")?;
+            tx.record(NewChange {
+                entity: EntityKind::Membership,
+                entity_id: id.to_string(),
+                related_id: Some(user_id.clone()),
+                operation: ChangeOp::Removed,
+                actor: actor.label(),
+                data: json!({"reason": "group deleted"}),
+            })
+            .await?;
+            member_ids.push(user_id);
+        }
+        Sql::new("DELETE FROM group_members WHERE group_id = ")
+            .bind_text(id.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        Sql::new("DELETE FROM groups WHERE id = ")
+            .bind_text(id.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.record(NewChange {
+            entity: EntityKind::Group,
+            entity_id: id.to_string(),
+            related_id: None,
+            operation: ChangeOp::Deleted,
+            actor: actor.label(),
+            data: json!({"group": snapshot(&group), "members": member_ids}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(group)
+    }
+
+    async fn add_member(
+        &self,
+        group: Uuid,
+        user: Uuid,
+        now: OffsetDateTime,
+        actor: &Actor,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        load_group(&mut tx, group).await?;
+        let exists = Sql::new("SELECT id FROM users WHERE id = ")
+            .bind_text(user.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        if exists.is_none() {
+            return Err(Error::not_found("user", user));
+        }
+        let already = Sql::new("SELECT user_id FROM group_members WHERE group_id = ")
+            .bind_text(group.to_string())
+            .push(" AND user_id = ")
+            .bind_text(user.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        if already.is_some() {
+            return Ok(false);
+        }
+        Sql::new("INSERT INTO group_members (group_id, user_id, added_at) VALUES (")
+            .bind_text(group.to_string())
+            .push(", ")
+            .bind_text(user.to_string())
+            .push(", ")
+            .bind_int(micros(now))
+            .push(")")
+            .execute(&mut *tx.tx)
+            .await?;
+        bump_group(&mut tx, group, now).await?;
+        tx.record(NewChange {
+            entity: EntityKind::Membership,
+            entity_id: group.to_string(),
+            related_id: Some(user.to_string()),
+            operation: ChangeOp::Added,
+            actor: actor.label(),
+            data: json!({}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn remove_member(
+        &self,
+        group: Uuid,
+        user: Uuid,
+        now: OffsetDateTime,
+        actor: &Actor,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        load_group(&mut tx, group).await?;
+        let removed = Sql::new("DELETE FROM group_members WHERE group_id = ")
+            .bind_text(group.to_string())
+            .push(" AND user_id = ")
+            .bind_text(user.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        if removed == 0 {
+            return Ok(false);
+        }
+        bump_group(&mut tx, group, now).await?;
+        tx.record(NewChange {
+            entity: EntityKind::Membership,
+            entity_id: group.to_string(),
+            related_id: Some(user.to_string()),
+            operation: ChangeOp::Removed,
+            actor: actor.label(),
+            data: json!({}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,191 @@
+//! Storage: the small traits the services depend on, and [`SqlStore`], the one SQL implementation
+//! that serves SQLite and PostgreSQL with the same queries and the same migration history.
+
+mod admins;
+mod attributes;
+mod changes;
+mod groups;
+mod sql;
+mod users;
+
+pub use sql::{Backend, SqlStore, sqlite_url};
+
+use crate::domain::admin::{Actor, Admin, ApiToken};
+use crate::domain::attribute::AttributeDefinition;
+use crate::domain::change::{ChangeEvent, ChangeOp};
+use crate::domain::group::Group;
+use crate::domain::user::User;
+use crate::domain::values::GroupName;
+use crate::domain::{Page, Result};
+use std::future::Future;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Which users a listing returns.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// Case-insensitive text matched against username, email and full name.
+    pub search: Option<String>,
+    /// Only active (`true`) or inactive (`false`) users.
+    pub active: Option<bool>,
+    /// Only members of this group.
+    pub group: Option<Uuid>,
+    /// Continue after this cursor (from a previous page).
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Which groups a listing returns.
+#[derive(Debug, Clone, Default)]
+pub struct GroupQuery {
+    /// Case-insensitive text matched against the name.
+    pub search: Option<String>,
+    /// Continue after this cursor.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Custom attribute definitions. Every write also appends to the change log.
+pub trait AttributeStore: Send + Sync {
+    /// All definitions, by name.
+    fn list_attributes(&self) -> impl Future<Output = Result<Vec<AttributeDefinition>>> + Send;
+    /// One definition.
+    fn get_attribute(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<AttributeDefinition>>> + Send;
+    /// Stores a new definition; refuses a duplicate name, or a required one while users lack a value.
+    fn create_attribute(
+        &self,
+        def: &AttributeDefinition,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces a definition; refuses to make it required while users lack a value,
+    /// or to change its type while users hold values.
+    fn update_attribute(
+        &self,
+        def: &AttributeDefinition,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Removes a definition that no user holds a value for.
+    fn delete_attribute(
+        &self,
+        name: &str,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Directory users. Every write also appends to the change log in the same transaction.
+pub trait UserStore: Send + Sync {
+    /// Stores a new user; refuses a username taken regardless of case.
+    fn insert_user(&self, user: &User, actor: &Actor) -> impl Future<Output = Result<()>> + Send;
+    /// One user by id.
+    fn get_user(&self, id: Uuid) -> impl Future<Output = Result<Option<User>>> + Send;
+    /// One user by username, regardless of case.
+    fn get_user_by_username(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<User>>> + Send;
+    /// A page of users ordered by username.
+    fn list_users(&self, query: &UserQuery) -> impl Future<Output = Result<Page<User>>> + Send;
+    /// Replaces a user whose stored version is still `previous_version` (else a conflict).
+    fn update_user(
+        &self,
+        user: &User,
+        previous_version: i64,
+        operation: ChangeOp,
+        changed: &[String],
+        actor: &Actor,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a user and their memberships; returns what was deleted.
+    fn delete_user(&self, id: Uuid, actor: &Actor) -> impl Future<Output = Result<User>> + Send;
+    /// The groups a user belongs to.
+    fn groups_of_user(&self, id: Uuid) -> impl Future<Output = Result<Vec<Group>>> + Send;
+}
+
+/// Directory groups and memberships. Every write also appends to the change log.
+pub trait GroupStore: Send + Sync {
+    /// Stores a new group; refuses a name taken regardless of case.
+    fn insert_group(&self, group: &Group, actor: &Actor)
+    -> impl Future<Output = Result<()>> + Send;
+    /// One group by id.
+    fn get_group(&self, id: Uuid) -> impl Future<Output = Result<Option<Group>>> + Send;
+    /// One group by name, regardless of case.
+    fn get_group_by_name(&self, name: &str) -> impl Future<Output = Result<Option<Group>>> + Send;
+    /// A page of groups ordered by name.
+    fn list_groups(&self, query: &GroupQuery) -> impl Future<Output = Result<Page<Group>>> + Send;
+    /// Renames a group.
+    fn rename_group(
+        &self,
+        id: Uuid,
+        name: &GroupName,
+        now: OffsetDateTime,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<Group>> + Send;
+    /// Deletes a group and its memberships; returns what was deleted.
+    fn delete_group(&self, id: Uuid, actor: &Actor) -> impl Future<Output = Result<Group>> + Send;
+    /// Adds a member; `false` when they already were one (nothing recorded then).
+    fn add_member(
+        &self,
+        group: Uuid,
+        user: Uuid,
+        now: OffsetDateTime,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Removes a member; `false` when they were not one (nothing recorded then).
+    fn remove_member(
+        &self,
+        group: Uuid,
+        user: Uuid,
+        now: OffsetDateTime,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// Reading the change log.
+pub trait ChangeLogStore: Send + Sync {
+    /// Events with `seq > after`, oldest first, at most `limit`.
+    fn changes_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ChangeEvent>>> + Send;
+}
+
+/// Administrators and API tokens.
+pub trait AdminStore: Send + Sync {
+    /// How many administrators exist.
+    fn count_admins(&self) -> impl Future<Output = Result<i64>> + Send;
+    /// Stores an administrator.
+    fn insert_admin(&self, admin: &Admin) -> impl Future<Output = Result<()>> + Send;
+    /// One administrator by username, regardless of case.
+    fn get_admin(&self, username: &str) -> impl Future<Output = Result<Option<Admin>>> + Send;
+    /// Replaces an administrator's password hash and clears the must-change flag.
+    fn set_admin_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Stores a token by the SHA-256 of its secret.
+    fn insert_token(
+        &self,
+        token: &ApiToken,
+        token_hash: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The unrevoked token with this hash, marking it used at `now`.
+    fn use_token(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<ApiToken>>> + Send;
+    /// All tokens, newest first.
+    fn list_tokens(&self) -> impl Future<Output = Result<Vec<ApiToken>>> + Send;
+    /// Revokes a token; returns it.
+    fn revoke_token(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<ApiToken>> + Send;
+}

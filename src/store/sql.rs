@@ -1,0 +1,418 @@
+//! The SQL foundation shared by every store module: connecting, migrating, a placeholder-numbering
+//! query builder, value conversions, and the write transaction that appends to the change log.
+
+use crate::domain::change::NewChange;
+use crate::domain::{Error, Result};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+use std::path::Path;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// The migration history, oldest first. One list for both databases.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "directory",
+    include_str!("../../migrations/0001_directory.sql"),
+)];
+
+/// The database kinds Provisio runs on; chosen once when connecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file (the default).
+    Sqlite,
+    /// A PostgreSQL server (for several nodes).
+    Postgres,
+}
+
+/// The one storage implementation: every query here runs unchanged on SQLite and PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pub(super) pool: AnyPool,
+    backend: Backend,
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_unique_violation() {
+                return Error::Conflict {
+                    field: None,
+                    message: "that value is already taken".into(),
+                };
+            }
+            if db.is_foreign_key_violation() {
+                return Error::Conflict {
+                    field: None,
+                    message: "a referenced object does not exist or is still in use".into(),
+                };
+            }
+        }
+        Error::Storage(err.to_string())
+    }
+}
+
+fn migrate_error(err: MigrateError) -> Error {
+    match err {
+        MigrateError::VersionMissing(v) => Error::Schema(format!(
+            "the database has migration {v}, which this binary does not know: it was written by a newer Provisio; upgrade the binary"
+        )),
+        other => Error::Schema(other.to_string()),
+    }
+}
+
+/// The SQLite URL for the store file inside `data_dir`.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("provisio.db").display()
+    )
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`).
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(Error::Config(
+                "the database URL must start with sqlite:// or postgres://".into(),
+            ));
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        options = match backend {
+            // One file, many readers, one writer at a time: WAL lets readers go on while a write commits.
+            Backend::Sqlite => options.max_connections(8).after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options.max_connections(16),
+        };
+        let pool = options.connect(url).await.map_err(|e| {
+            Error::Storage(format!("cannot open the database: {}", redact_url_error(e)))
+        })?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Opens (creating if needed) the embedded SQLite store in `data_dir`.
+    pub async fn open_data_dir(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot create the data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        Self::connect(&sqlite_url(data_dir)).await
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations, each in its own transaction; refuses a schema newer than this binary.
+    /// Returns the versions applied now.
+    pub async fn migrate(&self) -> Result<Vec<i64>> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    (*name).into(),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(*sql),
+                    false,
+                )
+            })
+            .collect();
+        let migrator = Migrator::with_migrations(migrations);
+        let mut conn = self.pool.acquire().await?;
+        conn.ensure_migrations_table(&migrator.table_name)
+            .await
+            .map_err(migrate_error)?;
+        let applied = conn
+            .list_applied_migrations(&migrator.table_name)
+            .await
+            .map_err(migrate_error)?;
+        let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if let Some(newest) = applied.iter().map(|m| m.version).max() {
+            if newest > known {
+                return Err(Error::Schema(format!(
+                    "the database schema is at version {newest}, newer than this binary knows ({known}): upgrade Provisio before using this database"
+                )));
+            }
+        }
+        let before: Vec<i64> = applied.iter().map(|m| m.version).collect();
+        migrator.run(&mut *conn).await.map_err(migrate_error)?;
+        Ok(MIGRATIONS
+            .iter()
+            .map(|m| m.0)
+            .filter(|v| !before.contains(v))
+            .collect())
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a directory write: takes the change-log lock first, so that writers are serialised
+    /// and change sequence numbers commit in order, without gaps.
+    pub(super) async fn begin_write(&self) -> Result<WriteTx> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE change_sequence SET last_seq = last_seq WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        Ok(WriteTx { tx })
+    }
+}
+
+fn redact_url_error(err: sqlx::Error) -> String {
+    // Connection errors from the drivers do not echo the URL, but be certain no password leaks.
+    let text = err.to_string();
+    match text.find("://") {
+        Some(_) => "connection failed (details withheld because they contain the URL)".into(),
+        None => text,
+    }
+}
+
+/// A transaction that holds the change-log lock; every directory change goes through one.
+pub(super) struct WriteTx {
+    pub(super) tx: Transaction<'static, Any>,
+}
+
+impl WriteTx {
+    /// Appends `change` to the log with the next sequence number.
+    pub(super) async fn record(&mut self, change: NewChange) -> Result<i64> {
+        let row = sqlx::query(
+            "UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq",
+        )
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let seq: i64 = row.try_get(0)?;
+        Sql::new("INSERT INTO change_log (seq, occurred_at, entity, entity_id, related_id, operation, actor, data) VALUES (")
+            .bind_int(seq)
+            .push(", ")
+            .bind_int(micros(crate::domain::now()))
+            .push(", ")
+            .bind_text(change.entity.as_str())
+            .push(", ")
+            .bind_text(change.entity_id)
+            .push(", ")
+            .bind_opt_text(change.related_id)
+            .push(", ")
+            .bind_text(change.operation.as_str())
+            .push(", ")
+            .bind_text(change.actor)
+            .push(", ")
+            .bind_text(change.data.to_string())
+            .push(")")
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(seq)
+    }
+
+    /// Commits.
+    pub(super) async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// One bound value.
+#[derive(Debug, Clone)]
+enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+/// A query under construction whose placeholders are numbered `$1, $2, ...`, the form that both
+/// SQLite and PostgreSQL accept. Values are always bound, never spliced into the text.
+#[derive(Debug, Clone)]
+pub(super) struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    /// Starts with fixed SQL text.
+    pub(super) fn new(text: &'static str) -> Self {
+        Self {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends fixed SQL text.
+    pub(super) fn push(mut self, text: &'static str) -> Self {
+        self.text.push_str(text);
+        self
+    }
+
+    fn placeholder(mut self, arg: Arg) -> Self {
+        self.args.push(arg);
+        self.text.push('$');
+        self.text.push_str(&self.args.len().to_string());
+        self
+    }
+
+    /// Binds text.
+    pub(super) fn bind_text(self, value: impl Into<String>) -> Self {
+        self.placeholder(Arg::Text(Some(value.into())))
+    }
+
+    /// Binds optional text (NULL when absent).
+    pub(super) fn bind_opt_text(self, value: Option<impl Into<String>>) -> Self {
+        self.placeholder(Arg::Text(value.map(Into::into)))
+    }
+
+    /// Binds an integer.
+    pub(super) fn bind_int(self, value: i64) -> Self {
+        self.placeholder(Arg::Int(Some(value)))
+    }
+
+    /// Binds a boolean as 0 or 1.
+    pub(super) fn bind_bool(self, value: bool) -> Self {
+        self.placeholder(Arg::Int(Some(i64::from(value))))
+    }
+
+    /// Appends `(v1, v2, ...)` with one placeholder per value, for `IN` lists.
+    pub(super) fn bind_text_list(mut self, values: impl IntoIterator<Item = String>) -> Self {
+        self.text.push('(');
+        let mut first = true;
+        for value in values {
+            if !first {
+                self.text.push_str(", ");
+            }
+            first = false;
+            self = self.bind_text(value);
+        }
+        if first {
+            self.text.push_str("NULL");
+        }
+        self.text.push(')');
+        self
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
+        let mut query = sqlx::query(AssertSqlSafe(self.text.clone()));
+        for arg in &self.args {
+            query = match arg {
+                Arg::Text(v) => query.bind(v.clone()),
+                Arg::Int(v) => query.bind(*v),
+            };
+        }
+        query
+    }
+
+    /// Runs a statement; returns the number of rows it affected.
+    pub(super) async fn execute<'c, E>(&self, executor: E) -> Result<u64>
+    where
+        E: sqlx::Executor<'c, Database = Any>,
+    {
+        Ok(self.query().execute(executor).await?.rows_affected())
+    }
+
+    /// Fetches every row.
+    pub(super) async fn fetch_all<'c, E>(&self, executor: E) -> Result<Vec<AnyRow>>
+    where
+        E: sqlx::Executor<'c, Database = Any>,
+    {
+        Ok(self.query().fetch_all(executor).await?)
+    }
+
+    /// Fetches at most one row.
+    pub(super) async fn fetch_optional<'c, E>(&self, executor: E) -> Result<Option<AnyRow>>
+    where
+        E: sqlx::Executor<'c, Database = Any>,
+    {
+        Ok(self.query().fetch_optional(executor).await?)
+    }
+}
+
+/// Microseconds since the epoch, as stored.
+pub(super) fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+/// The time a stored microsecond count stands for.
+pub(super) fn from_micros(value: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1000)
+        .map_err(|e| Error::Storage(format!("bad timestamp {value} in the store: {e}")))
+}
+
+/// Reads a column, naming it in the error.
+pub(super) fn get<'r, T>(row: &'r AnyRow, column: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(column)
+        .map_err(|e| Error::Storage(format!("column {column}: {e}")))
+}
+
+/// Reads a 0/1 column as a boolean.
+pub(super) fn get_bool(row: &AnyRow, column: &str) -> Result<bool> {
+    Ok(get::<i64>(row, column)? != 0)
+}
+
+/// Reads a UUID text column.
+pub(super) fn get_uuid(row: &AnyRow, column: &str) -> Result<uuid::Uuid> {
+    let text: String = get(row, column)?;
+    uuid::Uuid::parse_str(&text).map_err(|e| Error::Storage(format!("column {column}: {e}")))
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
+pub(super) fn like_pattern(text: &str) -> String {
+    let mut out = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Encodes a page cursor (an ordering key) for clients.
+pub(super) fn encode_cursor(key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes())
+}
+
+/// Decodes a page cursor; a malformed one is the client's error.
+pub(super) fn decode_cursor(cursor: &str) -> Result<String> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor.as_bytes())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| {
+            Error::BadRequest(
+                "the cursor is malformed; pass next_cursor from a previous page".into(),
+            )
+        })
+}

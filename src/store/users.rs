@@ -1,0 +1,379 @@
+//! SQL for users and their custom attribute values.
+
+use super::sql::{
+    Sql, SqlStore, WriteTx, decode_cursor, encode_cursor, from_micros, get, get_bool, get_uuid,
+    like_pattern, micros,
+};
+use super::{UserQuery, UserStore};
+use crate::domain::admin::Actor;
+use crate::domain::change::{ChangeOp, EntityKind, NewChange};
+use crate::domain::group::Group;
+use crate::domain::user::{User, UserSource};
+use crate::domain::{Error, Page, Result};
+use serde_json::{Value, json};
+use sqlx::any::AnyRow;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+fn user_from_row(row: &AnyRow) -> Result<User> {
+    let extensions: String = get(row, "extensions")?;
+    let extensions = match serde_json::from_str(&extensions) {
+        Ok(Value::Object(map)) => map,
+        _ => {
+            return Err(Error::Storage(
+                "a user's extensions document is not a JSON object".into(),
+            ));
+        }
+    };
+    Ok(User {
+        id: get_uuid(row, "id")?,
+        username: get(row, "username")?,
+        given_name: get(row, "given_name")?,
+        family_name: get(row, "family_name")?,
+        display_name: get(row, "display_name")?,
+        formatted_name: get(row, "formatted_name")?,
+        email: get(row, "email")?,
+        active: get_bool(row, "active")?,
+        external_id: get(row, "external_id")?,
+        source: UserSource::parse(&get::<String>(row, "source")?)?,
+        attributes: BTreeMap::new(),
+        extensions,
+        version: get(row, "version")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        updated_at: from_micros(get(row, "updated_at")?)?,
+    })
+}
+
+fn select_users() -> Sql {
+    Sql::new(
+        "SELECT id, username, given_name, family_name, display_name, formatted_name, email, active, external_id, source, extensions, version, created_at, updated_at FROM users",
+    )
+}
+
+/// A user's JSON snapshot for the change log.
+fn snapshot(user: &User) -> Value {
+    serde_json::to_value(user).unwrap_or(Value::Null)
+}
+
+impl SqlStore {
+    /// Loads custom attribute values for `users` in one query.
+    async fn attach_attributes<'c, E>(&self, executor: E, users: &mut [User]) -> Result<()>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let rows =
+            Sql::new("SELECT user_id, name, value FROM user_attribute_values WHERE user_id IN ")
+                .bind_text_list(users.iter().map(|u| u.id.to_string()))
+                .fetch_all(executor)
+                .await?;
+        for row in rows {
+            let id = get_uuid(&row, "user_id")?;
+            let name: String = get(&row, "name")?;
+            let value: String = get(&row, "value")?;
+            let value: Value = serde_json::from_str(&value)
+                .map_err(|e| Error::Storage(format!("attribute value of {name}: {e}")))?;
+            if let Some(user) = users.iter_mut().find(|u| u.id == id) {
+                user.attributes.insert(name, value);
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch_user(&self, sql: Sql) -> Result<Option<User>> {
+        let Some(row) = sql.fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let mut users = vec![user_from_row(&row)?];
+        self.attach_attributes(&self.pool, &mut users).await?;
+        Ok(users.pop())
+    }
+}
+
+async fn write_attribute_values(tx: &mut WriteTx, user: &User) -> Result<()> {
+    Sql::new("DELETE FROM user_attribute_values WHERE user_id = ")
+        .bind_text(user.id.to_string())
+        .execute(&mut *tx.tx)
+        .await?;
+    for (name, value) in &user.attributes {
+        Sql::new("INSERT INTO user_attribute_values (user_id, name, value) VALUES (")
+            .bind_text(user.id.to_string())
+            .push(", ")
+            .bind_text(name.clone())
+            .push(", ")
+            .bind_text(value.to_string())
+            .push(")")
+            .execute(&mut *tx.tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn username_taken(tx: &mut WriteTx, user: &User) -> Result<()> {
+    let clash = Sql::new("SELECT id FROM users WHERE username_key = ")
+        .bind_text(user.username_key())
+        .push(" AND id <> ")
+        .bind_text(user.id.to_string())
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+    if clash.is_some() {
+        return Err(Error::conflict(
+            "username",
+            format!(
+                "the username '{}' is already taken (usernames are compared regardless of case)",
+                user.username
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Records the removal of every membership of `user_id` (before the rows go) and returns the group ids.
+pub(super) async fn record_membership_removals(
+    tx: &mut WriteTx,
+    user_id: Uuid,
+    actor: &Actor,
+) -> Result<Vec<String>> {
+    let rows = Sql::new("SELECT group_id FROM group_members WHERE user_id = ")
+        .bind_text(user_id.to_string())
+        .push(" ORDER BY group_id")
+        .fetch_all(&mut *tx.tx)
+        .await?;
+    let mut groups = Vec::new();
+    for row in rows {
+        let group_id: String = get(&row, "group_id")?;
+        tx.record(NewChange {
+            entity: EntityKind::Membership,
+            entity_id: group_id.clone(),
+            related_id: Some(user_id.to_string()),
+            operation: ChangeOp::Removed,
+            actor: actor.label(),
+            data: json!({"reason": "user deleted"}),
+        })
+        .await?;
+        groups.push(group_id);
+    }
+    Ok(groups)
+}
+
+impl UserStore for SqlStore {
+    async fn insert_user(&self, user: &User, actor: &Actor) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        username_taken(&mut tx, user).await?;
+        Sql::new("INSERT INTO users (id, username, username_key, given_name, family_name, display_name, display_key, formatted_name, email, email_key, active, external_id, source, extensions, version, created_at, updated_at) VALUES (")
+            .bind_text(user.id.to_string()).push(", ")
+            .bind_text(user.username.clone()).push(", ")
+            .bind_text(user.username_key()).push(", ")
+            .bind_opt_text(user.given_name.clone()).push(", ")
+            .bind_opt_text(user.family_name.clone()).push(", ")
+            .bind_opt_text(user.display_name.clone()).push(", ")
+            .bind_opt_text(user.display_name.as_ref().map(|d| d.to_lowercase())).push(", ")
+            .bind_opt_text(user.formatted_name.clone()).push(", ")
+            .bind_opt_text(user.email.clone()).push(", ")
+            .bind_opt_text(user.email_key()).push(", ")
+            .bind_bool(user.active).push(", ")
+            .bind_opt_text(user.external_id.clone()).push(", ")
+            .bind_text(user.source.as_str()).push(", ")
+            .bind_text(Value::Object(user.extensions.clone()).to_string()).push(", ")
+            .bind_int(user.version).push(", ")
+            .bind_int(micros(user.created_at)).push(", ")
+            .bind_int(micros(user.updated_at)).push(")")
+            .execute(&mut *tx.tx)
+            .await?;
+        write_attribute_values(&mut tx, user).await?;
+        tx.record(NewChange {
+            entity: EntityKind::User,
+            entity_id: user.id.to_string(),
+            related_id: None,
+            operation: ChangeOp::Created,
+            actor: actor.label(),
+            data: json!({"user": snapshot(user)}),
+        })
+        .await?;
+        tx.commit().await
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>> {
+        self.fetch_user(
+            select_users()
+                .push(" WHERE id = ")
+                .bind_text(id.to_string()),
+        )
+        .await
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> Result<Option<User>> {
+        self.fetch_user(
+            select_users()
+                .push(" WHERE username_key = ")
+                .bind_text(username.to_lowercase()),
+        )
+        .await
+    }
+
+    async fn list_users(&self, query: &UserQuery) -> Result<Page<User>> {
+        let limit = query.limit.clamp(1, 1000);
+        let mut sql = select_users().push(" WHERE 1 = 1");
+        if let Some(search) = query.search.as_deref().filter(|s| !s.trim().is_empty()) {
+            let pattern = like_pattern(search.trim());
+            sql = sql
+                .push(" AND (username_key LIKE ")
+                .bind_text(pattern.clone())
+                .push(" ESCAPE '\\'")
+                .push(" OR email_key LIKE ")
+                .bind_text(pattern.clone())
+                .push(" ESCAPE '\\'")
+                .push(" OR display_key LIKE ")
+                .bind_text(pattern)
+                .push(" ESCAPE '\\')");
+        }
+        if let Some(active) = query.active {
+            sql = sql.push(" AND active = ").bind_bool(active);
+        }
+        if let Some(group) = query.group {
+            sql = sql
+                .push(" AND id IN (SELECT user_id FROM group_members WHERE group_id = ")
+                .bind_text(group.to_string())
+                .push(")");
+        }
+        if let Some(cursor) = &query.cursor {
+            sql = sql
+                .push(" AND username_key > ")
+                .bind_text(decode_cursor(cursor)?);
+        }
+        let rows = sql
+            .push(" ORDER BY username_key LIMIT ")
+            .bind_int(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
+        let next_cursor = if users.len() > limit as usize {
+            users.truncate(limit as usize);
+            users.last().map(|u| encode_cursor(&u.username_key()))
+        } else {
+            None
+        };
+        self.attach_attributes(&self.pool, &mut users).await?;
+        Ok(Page {
+            items: users,
+            next_cursor,
+        })
+    }
+
+    async fn update_user(
+        &self,
+        user: &User,
+        previous_version: i64,
+        operation: ChangeOp,
+        changed: &[String],
+        actor: &Actor,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        username_taken(&mut tx, user).await?;
+        let updated = Sql::new("UPDATE users SET username = ")
+            .bind_text(user.username.clone())
+            .push(", username_key = ")
+            .bind_text(user.username_key())
+            .push(", given_name = ")
+            .bind_opt_text(user.given_name.clone())
+            .push(", family_name = ")
+            .bind_opt_text(user.family_name.clone())
+            .push(", display_name = ")
+            .bind_opt_text(user.display_name.clone())
+            .push(", display_key = ")
+            .bind_opt_text(user.display_name.as_ref().map(|d| d.to_lowercase()))
+            .push(", formatted_name = ")
+            .bind_opt_text(user.formatted_name.clone())
+            .push(", email = ")
+            .bind_opt_text(user.email.clone())
+            .push(", email_key = ")
+            .bind_opt_text(user.email_key())
+            .push(", active = ")
+            .bind_bool(user.active)
+            .push(", external_id = ")
+            .bind_opt_text(user.external_id.clone())
+            .push(", extensions = ")
+            .bind_text(Value::Object(user.extensions.clone()).to_string())
+            .push(", version = ")
+            .bind_int(user.version)
+            .push(", updated_at = ")
+            .bind_int(micros(user.updated_at))
+            .push(" WHERE id = ")
+            .bind_text(user.id.to_string())
+            .push(" AND version = ")
+            .bind_int(previous_version)
+            .execute(&mut *tx.tx)
+            .await?;
+        if updated == 0 {
+            return Err(Error::Conflict {
+                field: None,
+                message: format!(
+                    "user {} was changed or deleted by someone else meanwhile; reload and try again",
+                    user.id
+                ),
+            });
+        }
+        write_attribute_values(&mut tx, user).await?;
+        tx.record(NewChange {
+            entity: EntityKind::User,
+            entity_id: user.id.to_string(),
+            related_id: None,
+            operation,
+            actor: actor.label(),
+            data: json!({"changed": changed, "user": snapshot(user)}),
+        })
+        .await?;
+        tx.commit().await
+    }
+
+    async fn delete_user(&self, id: Uuid, actor: &Actor) -> Result<User> {
+        let mut tx = self.begin_write().await?;
+        let Some(row) = select_users()
+            .push(" WHERE id = ")
+            .bind_text(id.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?
+        else {
+            return Err(Error::not_found("user", id));
+        };
+        let mut users = vec![user_from_row(&row)?];
+        self.attach_attributes(&mut *tx.tx, &mut users).await?;
+        let user = users.pop().ok_or_else(|| Error::not_found("user", id))?;
+        let groups = record_membership_removals(&mut tx, id, actor).await?;
+        Sql::new("DELETE FROM group_members WHERE user_id = ")
+            .bind_text(id.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        Sql::new("DELETE FROM user_attribute_values WHERE user_id = ")
+            .bind_text(id.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        Sql::new("DELETE FROM users WHERE id = ")
+            .bind_text(id.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.record(NewChange {
+            entity: EntityKind::User,
+            entity_id: id.to_string(),
+            related_id: None,
+            operation: ChangeOp::Deleted,
+            actor: actor.label(),
+            data: json!({"user": snapshot(&user), "groups": groups}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn groups_of_user(&self, id: Uuid) -> Result<Vec<Group>> {
+        let rows = super::groups::select_groups()
+            .push(" WHERE g.id IN (SELECT group_id FROM group_members WHERE user_id = ")
+            .bind_text(id.to_string())
+            .push(") ORDER BY g.name_key")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(super::groups::group_from_row).collect()
+    }
+}
