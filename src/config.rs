@@ -36,12 +36,7 @@ pub struct StoreArgs {
     #[arg(long, env = "PROVISIO_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// PostgreSQL URL (`postgres://user:password@host/db`); replaces the embedded SQLite store.
-    #[arg(
-        long,
-        env = "PROVISIO_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "PROVISIO_DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// File holding the database URL, for secrets managers.
     #[arg(long, env = "PROVISIO_DATABASE_URL_FILE", value_name = "FILE")]
@@ -101,9 +96,7 @@ impl DatabaseConfig {
     /// The connection URL.
     pub fn url(&self) -> SecretString {
         match self {
-            DatabaseConfig::Sqlite { data_dir } => {
-                SecretString::from(crate::store::sqlite_url(data_dir))
-            }
+            DatabaseConfig::Sqlite { data_dir } => SecretString::from(crate::store::sqlite_url(data_dir)),
             DatabaseConfig::Url(url) => url.clone(),
         }
     }
@@ -145,22 +138,14 @@ fn read_file_config(path: Option<&Path>) -> Result<FileConfig> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!(
-            "cannot read the configuration file {}: {e}",
-            path.display()
-        ))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read the configuration file {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
 fn read_secret_file(path: &Path) -> Result<SecretString> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!(
-            "cannot read the secret file {}: {e}",
-            path.display()
-        ))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read the secret file {}: {e}", path.display())))?;
     Ok(SecretString::from(text.trim().to_owned()))
 }
 
@@ -172,9 +157,7 @@ fn resolve_database(args: &StoreArgs, file: &FileConfig) -> Result<DatabaseConfi
         return Ok(DatabaseConfig::Url(read_secret_file(path)?));
     }
     if let Some(dir) = &args.data_dir {
-        return Ok(DatabaseConfig::Sqlite {
-            data_dir: dir.clone(),
-        });
+        return Ok(DatabaseConfig::Sqlite { data_dir: dir.clone() });
     }
     if let Some(url) = &file.database_url {
         return Ok(DatabaseConfig::Url(SecretString::from(url.clone())));
@@ -183,10 +166,7 @@ fn resolve_database(args: &StoreArgs, file: &FileConfig) -> Result<DatabaseConfi
         return Ok(DatabaseConfig::Url(read_secret_file(path)?));
     }
     Ok(DatabaseConfig::Sqlite {
-        data_dir: file
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        data_dir: file.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
     })
 }
 
@@ -227,9 +207,7 @@ impl ServeArgs {
                 .unwrap_or_else(|| "info".to_owned()),
             max_body_bytes,
             shutdown_timeout: std::time::Duration::from_secs(
-                self.shutdown_timeout
-                    .or(file.shutdown_timeout)
-                    .unwrap_or(30),
+                self.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(30),
             ),
         })
     }
@@ -269,11 +247,7 @@ mod tests {
     fn secrets_come_from_files_and_stay_out_of_debug() {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("db-url");
-        std::fs::write(
-            &secret,
-            "postgres://u:hunter2-secret@db.internal/provisio\n",
-        )
-        .unwrap();
+        std::fs::write(&secret, "postgres://u:hunter2-secret@db.internal/provisio\n").unwrap();
         let args = ServeArgs {
             store: StoreArgs {
                 database_url_file: Some(secret),

@@ -15,9 +15,7 @@ use tokio_util::sync::CancellationToken;
 /// Opens the configured store and brings its schema up to date.
 pub async fn open_store(database: &crate::config::DatabaseConfig) -> Result<SqlStore> {
     let store = match database {
-        crate::config::DatabaseConfig::Sqlite { data_dir } => {
-            SqlStore::open_data_dir(data_dir).await?
-        }
+        crate::config::DatabaseConfig::Sqlite { data_dir } => SqlStore::open_data_dir(data_dir).await?,
         crate::config::DatabaseConfig::Url(url) => SqlStore::connect(url.expose_secret()).await?,
     };
     let applied = store.migrate().await?;
@@ -29,17 +27,11 @@ pub async fn open_store(database: &crate::config::DatabaseConfig) -> Result<SqlS
 
 /// Serves `store` on `listener` until `shutdown` is cancelled. Then no new connection is accepted,
 /// in-flight requests get up to `config.shutdown_timeout` to finish, and the store is closed.
-pub async fn run(
-    store: SqlStore,
-    listener: TcpListener,
-    config: &Config,
-    shutdown: CancellationToken,
-) -> Result<()> {
+pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdown: CancellationToken) -> Result<()> {
     let state = AppState::new(store.clone(), config.max_body_bytes);
     let app = api::router(state);
     let stopping = shutdown.clone();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stopping.cancelled().await });
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move { stopping.cancelled().await });
     let server = tokio::spawn(server.into_future());
     let mut server = std::pin::pin!(server);
     tokio::select! {
@@ -83,9 +75,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let address = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
     let base_url = format!("http://{address}");
     if let Some(first) = AuthService::new(store.clone()).bootstrap().await? {
         announce_first_admin(&first, &base_url);
@@ -107,14 +97,13 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -67,11 +67,7 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
         registry.register("http_requests", "HTTP requests answered", requests.clone());
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency",
-            latency.clone(),
-        );
+        registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         Self {
             registry: Mutex::new(registry),
             requests,

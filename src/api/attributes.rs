@@ -26,10 +26,7 @@ pub async fn create_attribute(
 /// Lists custom attribute definitions.
 #[utoipa::path(get, path = "/api/v1/attributes", tag = "attributes",
     responses((status = 200, body = Vec<AttributeDefinition>)), security(("bearer" = [])))]
-pub async fn list_attributes(
-    State(state): State<AppState>,
-    _: Admin,
-) -> ApiResult<Json<Vec<AttributeDefinition>>> {
+pub async fn list_attributes(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<AttributeDefinition>>> {
     Ok(Json(state.directory.list_attributes().await?))
 }
 
@@ -55,12 +52,7 @@ pub async fn update_attribute(
     Path(name): Path<String>,
     ApiJson(update): ApiJson<AttributeUpdate>,
 ) -> ApiResult<Json<AttributeDefinition>> {
-    Ok(Json(
-        state
-            .directory
-            .update_attribute(&name, update, &actor)
-            .await?,
-    ))
+    Ok(Json(state.directory.update_attribute(&name, update, &actor).await?))
 }
 
 /// Deletes a custom attribute definition that no user holds a value for.

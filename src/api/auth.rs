@@ -67,12 +67,7 @@ pub async fn login(
     let name = input.token_name.unwrap_or_else(|| "login".to_owned());
     let issued = state
         .auth
-        .login(
-            &input.username,
-            &input.password,
-            input.new_password.as_ref(),
-            &name,
-        )
+        .login(&input.username, &input.password, input.new_password.as_ref(), &name)
         .await?;
     Ok((StatusCode::CREATED, Json(issued.into())))
 }
@@ -92,10 +87,7 @@ pub async fn create_token(
 /// Lists API tokens (never their secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "auth",
     responses((status = 200, body = Vec<ApiToken>)), security(("bearer" = [])))]
-pub async fn list_tokens(
-    State(state): State<AppState>,
-    _: Admin,
-) -> ApiResult<Json<Vec<ApiToken>>> {
+pub async fn list_tokens(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<ApiToken>>> {
     Ok(Json(state.auth.list_tokens().await?))
 }
 

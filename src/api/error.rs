@@ -36,9 +36,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Config(_) | Error::Schema(_) | Error::Storage(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        Error::Config(_) | Error::Schema(_) | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -38,10 +38,9 @@ fn json_rejection(rejection: JsonRejection, limit: usize) -> Error {
         JsonRejection::JsonSyntaxError(e) => {
             Error::BadRequest(format!("the body is not valid JSON: {}", e.body_text()))
         }
-        JsonRejection::JsonDataError(e) => Error::BadRequest(format!(
-            "the body does not have the expected shape: {}",
-            e.body_text()
-        )),
+        JsonRejection::JsonDataError(e) => {
+            Error::BadRequest(format!("the body does not have the expected shape: {}", e.body_text()))
+        }
         other => Error::BadRequest(other.body_text()),
     }
 }
@@ -56,9 +55,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError(
-                Error::BadRequest(format!("bad query string: {}", e.body_text())),
-            )),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError(Error::BadRequest(format!(
+                "bad query string: {}",
+                e.body_text()
+            )))),
             Err(other) => Err(ApiError(Error::BadRequest(other.body_text()))),
         }
     }
@@ -71,27 +71,17 @@ pub struct Admin(pub Actor);
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            Error::Unauthenticated(
-                "an API token is required: send Authorization: Bearer <token>".into(),
-            )
+            Error::Unauthenticated("an API token is required: send Authorization: Bearer <token>".into())
         })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into())
-            })?;
+            .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into()))?;
         Ok(Admin(state.auth.authenticate(token).await?))
     }
 }

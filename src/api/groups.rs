@@ -39,10 +39,7 @@ pub async fn create_group(
     Admin(actor): Admin,
     ApiJson(input): ApiJson<NewGroup>,
 ) -> ApiResult<(StatusCode, Json<Group>)> {
-    let group = state
-        .directory
-        .create_group(input, UserSource::Local, &actor)
-        .await?;
+    let group = state.directory.create_group(input, UserSource::Local, &actor).await?;
     Ok((StatusCode::CREATED, Json(group)))
 }
 
@@ -69,11 +66,7 @@ pub async fn list_groups(
 #[utoipa::path(get, path = "/api/v1/groups/{group}", tag = "groups",
     params(("group" = String, Path, description = "Group id or name")),
     responses((status = 200, body = Group), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get_group(
-    State(state): State<AppState>,
-    _: Admin,
-    Path(group): Path<String>,
-) -> ApiResult<Json<Group>> {
+pub async fn get_group(State(state): State<AppState>, _: Admin, Path(group): Path<String>) -> ApiResult<Json<Group>> {
     Ok(Json(state.directory.get_group(&group).await?))
 }
 
@@ -87,12 +80,7 @@ pub async fn rename_group(
     Path(group): Path<String>,
     ApiJson(input): ApiJson<GroupRename>,
 ) -> ApiResult<Json<Group>> {
-    Ok(Json(
-        state
-            .directory
-            .rename_group(&group, &input.name, &actor)
-            .await?,
-    ))
+    Ok(Json(state.directory.rename_group(&group, &input.name, &actor).await?))
 }
 
 /// Deletes a group and its memberships.

@@ -82,26 +82,15 @@ struct ApiDoc;
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(users::create_user, users::list_users))
-        .routes(routes!(
-            users::get_user,
-            users::update_user,
-            users::delete_user
-        ))
+        .routes(routes!(users::get_user, users::update_user, users::delete_user))
         .routes(routes!(users::deactivate_user))
         .routes(routes!(users::activate_user))
         .routes(routes!(users::user_groups))
         .routes(routes!(groups::create_group, groups::list_groups))
-        .routes(routes!(
-            groups::get_group,
-            groups::rename_group,
-            groups::delete_group
-        ))
+        .routes(routes!(groups::get_group, groups::rename_group, groups::delete_group))
         .routes(routes!(groups::list_members))
         .routes(routes!(groups::add_member, groups::remove_member))
-        .routes(routes!(
-            attributes::create_attribute,
-            attributes::list_attributes
-        ))
+        .routes(routes!(attributes::create_attribute, attributes::list_attributes))
         .routes(routes!(
             attributes::get_attribute,
             attributes::update_attribute,
@@ -134,10 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_metrics,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

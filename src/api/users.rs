@@ -35,10 +35,7 @@ pub async fn create_user(
     Admin(actor): Admin,
     ApiJson(input): ApiJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    let user = state
-        .directory
-        .create_user(input, UserSource::Local, &actor)
-        .await?;
+    let user = state.directory.create_user(input, UserSource::Local, &actor).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -67,11 +64,7 @@ pub async fn list_users(
 #[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users",
     params(("user" = String, Path, description = "User id or username")),
     responses((status = 200, body = User), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get_user(
-    State(state): State<AppState>,
-    _: Admin,
-    Path(user): Path<String>,
-) -> ApiResult<Json<User>> {
+pub async fn get_user(State(state): State<AppState>, _: Admin, Path(user): Path<String>) -> ApiResult<Json<User>> {
     Ok(Json(state.directory.get_user(&user).await?))
 }
 
@@ -86,9 +79,7 @@ pub async fn update_user(
     Path(user): Path<String>,
     ApiJson(update): ApiJson<UserUpdate>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(
-        state.directory.update_user(&user, update, &actor).await?,
-    ))
+    Ok(Json(state.directory.update_user(&user, update, &actor).await?))
 }
 
 /// Deactivates a user (their app accounts get deprovisioned).
@@ -100,9 +91,7 @@ pub async fn deactivate_user(
     Admin(actor): Admin,
     Path(user): Path<String>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(
-        state.directory.set_active(&user, false, &actor).await?,
-    ))
+    Ok(Json(state.directory.set_active(&user, false, &actor).await?))
 }
 
 /// Reactivates a user.

@@ -86,9 +86,8 @@ impl Client {
         let response = self.send(method, path, body).await?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ClientError::Other(format!("the hub sent an unexpected answer ({status}): {e}"))
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Other(format!("the hub sent an unexpected answer ({status}): {e}")))
     }
 
     /// Sends a request whose answer has no body.
@@ -130,16 +129,9 @@ impl Client {
                 };
                 (body.error.code, message)
             }
-            Err(_) => (
-                "http_error".to_owned(),
-                format!("the hub answered {status}"),
-            ),
+            Err(_) => ("http_error".to_owned(), format!("the hub answered {status}")),
         };
-        Err(ClientError::Api {
-            status,
-            code,
-            message,
-        })
+        Err(ClientError::Api { status, code, message })
     }
 
     fn unreachable(&self, error: reqwest::Error) -> ClientError {

@@ -101,9 +101,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<(), ClientError> {
     match cli.command {
         Command::Serve(args) => {
-            let config = args
-                .resolve()
-                .map_err(|e| ClientError::Usage(e.to_string()))?;
+            let config = args.resolve().map_err(|e| ClientError::Usage(e.to_string()))?;
             crate::telemetry::init_logging(config.log_format, &config.log_level);
             crate::server::serve(config)
                 .await
@@ -111,24 +109,17 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         }
         Command::Migrate(store) => {
             crate::telemetry::init_logging(crate::config::LogFormat::Human, "warn");
-            let database = store
-                .database()
-                .map_err(|e| ClientError::Usage(e.to_string()))?;
+            let database = store.database().map_err(|e| ClientError::Usage(e.to_string()))?;
             let opened = crate::server::open_store(&database)
                 .await
                 .map_err(|e| ClientError::Other(e.to_string()))?;
             opened.close().await;
-            println!(
-                "the database schema is up to date ({})",
-                database.describe()
-            );
+            println!("the database schema is up to date ({})", database.describe());
             Ok(())
         }
         Command::AdminToken { store, name } => {
             crate::telemetry::init_logging(crate::config::LogFormat::Human, "warn");
-            let database = store
-                .database()
-                .map_err(|e| ClientError::Usage(e.to_string()))?;
+            let database = store.database().map_err(|e| ClientError::Usage(e.to_string()))?;
             let opened = crate::server::open_store(&database)
                 .await
                 .map_err(|e| ClientError::Other(e.to_string()))?;

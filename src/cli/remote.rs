@@ -27,9 +27,10 @@ struct CliConfig {
 }
 
 fn config_path(remote: &RemoteArgs) -> Option<PathBuf> {
-    remote.cli_config.clone().or_else(|| {
-        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/provisio/cli.toml"))
-    })
+    remote
+        .cli_config
+        .clone()
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/provisio/cli.toml")))
 }
 
 fn read_config(remote: &RemoteArgs) -> Result<CliConfig, ClientError> {
@@ -37,13 +38,9 @@ fn read_config(remote: &RemoteArgs) -> Result<CliConfig, ClientError> {
         return Ok(CliConfig::default());
     };
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text)
-            .map_err(|e| ClientError::Usage(format!("{}: {e}", path.display()))),
+        Ok(text) => toml::from_str(&text).map_err(|e| ClientError::Usage(format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CliConfig::default()),
-        Err(e) => Err(ClientError::Usage(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(ClientError::Usage(format!("cannot read {}: {e}", path.display()))),
     }
 }
 
@@ -77,30 +74,22 @@ pub async fn login(remote: &RemoteArgs, username: &str) -> Result<(), ClientErro
         eprint!("{prompt}: ");
         match lines.next() {
             Some(Ok(line)) => Ok(line.trim_end_matches(['\r', '\n']).to_owned()),
-            _ => Err(ClientError::Usage(format!(
-                "expected the {prompt} on standard input"
-            ))),
+            _ => Err(ClientError::Usage(format!("expected the {prompt} on standard input"))),
         }
     };
     let password = read("password")?;
     let body = json!({"username": username, "password": password, "token_name": "cli-login"});
-    let issued: IssuedTokenBody = match client
-        .request(Method::POST, "/api/v1/auth/login", Some(&body))
-        .await
-    {
+    let issued: IssuedTokenBody = match client.request(Method::POST, "/api/v1/auth/login", Some(&body)).await {
         Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::FORBIDDEN => {
             eprintln!("the one-time password must be replaced");
             let new_password = read("new password")?;
             let body = json!({"username": username, "password": password, "new_password": new_password, "token_name": "cli-login"});
-            client
-                .request(Method::POST, "/api/v1/auth/login", Some(&body))
-                .await?
+            client.request(Method::POST, "/api/v1/auth/login", Some(&body)).await?
         }
         other => other?,
     };
-    let path = config_path(remote).ok_or_else(|| {
-        ClientError::Usage("no HOME and no --cli-config: cannot save the token".into())
-    })?;
+    let path = config_path(remote)
+        .ok_or_else(|| ClientError::Usage("no HOME and no --cli-config: cannot save the token".into()))?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| ClientError::Other(format!("cannot create {}: {e}", dir.display())))?;
@@ -224,15 +213,10 @@ pub enum UsersCommand {
 }
 
 async fn attribute_types(client: &Client) -> Result<Vec<AttributeDefinition>, ClientError> {
-    client
-        .request(Method::GET, "/api/v1/attributes", NO_BODY)
-        .await
+    client.request(Method::GET, "/api/v1/attributes", NO_BODY).await
 }
 
-fn convert_attribute(
-    definitions: &[AttributeDefinition],
-    pair: &str,
-) -> Result<(String, Value), ClientError> {
+fn convert_attribute(definitions: &[AttributeDefinition], pair: &str) -> Result<(String, Value), ClientError> {
     let (name, raw) = pair
         .split_once('=')
         .ok_or_else(|| ClientError::Usage(format!("--attr takes NAME=VALUE, got '{pair}'")))?;
@@ -245,9 +229,7 @@ fn convert_attribute(
     let value = match def.kind {
         AttributeType::String | AttributeType::Datetime => Value::String(raw.to_owned()),
         AttributeType::Boolean => Value::Bool(raw.parse().map_err(|_| bad("true or false"))?),
-        AttributeType::Integer => {
-            Value::from(raw.parse::<i64>().map_err(|_| bad("a whole number"))?)
-        }
+        AttributeType::Integer => Value::from(raw.parse::<i64>().map_err(|_| bad("a whole number"))?),
         AttributeType::StringList => Value::Array(
             raw.split(',')
                 .map(str::trim)
@@ -259,10 +241,7 @@ fn convert_attribute(
     Ok((name.to_owned(), value))
 }
 
-fn profile_body(
-    profile: ProfileArgs,
-    definitions: &[AttributeDefinition],
-) -> Result<Map<String, Value>, ClientError> {
+fn profile_body(profile: ProfileArgs, definitions: &[AttributeDefinition]) -> Result<Map<String, Value>, ClientError> {
     let mut body = Map::new();
     let fields = [
         ("given_name", profile.given_name),
@@ -356,9 +335,7 @@ pub async fn users(remote: &RemoteArgs, command: UsersCommand) -> Result<(), Cli
             if inactive {
                 body.insert("active".into(), Value::Bool(false));
             }
-            let user: User = client
-                .request(Method::POST, "/api/v1/users", Some(&body))
-                .await?;
+            let user: User = client.request(Method::POST, "/api/v1/users", Some(&body)).await?;
             show_user(remote, &user);
         }
         UsersCommand::List {
@@ -393,10 +370,7 @@ pub async fn users(remote: &RemoteArgs, command: UsersCommand) -> Result<(), Cli
                     next_cursor: next,
                 });
             } else {
-                print_table(
-                    &["USERNAME", "NAME", "EMAIL", "ACTIVE", "ID"],
-                    &user_rows(&users),
-                );
+                print_table(&["USERNAME", "NAME", "EMAIL", "ACTIVE", "ID"], &user_rows(&users));
                 if let Some(next) = next {
                     eprintln!("more users: --cursor {next}");
                 }
@@ -404,11 +378,7 @@ pub async fn users(remote: &RemoteArgs, command: UsersCommand) -> Result<(), Cli
         }
         UsersCommand::Show { user } => {
             let user: User = client
-                .request(
-                    Method::GET,
-                    &format!("/api/v1/users/{}", encode(&user)),
-                    NO_BODY,
-                )
+                .request(Method::GET, &format!("/api/v1/users/{}", encode(&user)), NO_BODY)
                 .await?;
             show_user(remote, &user);
         }
@@ -431,9 +401,7 @@ pub async fn users(remote: &RemoteArgs, command: UsersCommand) -> Result<(), Cli
             for field in unset {
                 match field.strip_prefix("attributes.") {
                     Some(name) => {
-                        let attributes = body
-                            .entry("attributes")
-                            .or_insert_with(|| Value::Object(Map::new()));
+                        let attributes = body.entry("attributes").or_insert_with(|| Value::Object(Map::new()));
                         if let Value::Object(map) = attributes {
                             map.insert(name.to_owned(), Value::Null);
                         }
@@ -449,11 +417,7 @@ pub async fn users(remote: &RemoteArgs, command: UsersCommand) -> Result<(), Cli
                 ));
             }
             let user: User = client
-                .request(
-                    Method::PATCH,
-                    &format!("/api/v1/users/{}", encode(&user)),
-                    Some(&body),
-                )
+                .request(Method::PATCH, &format!("/api/v1/users/{}", encode(&user)), Some(&body))
                 .await?;
             show_user(remote, &user);
         }
@@ -479,11 +443,7 @@ pub async fn users(remote: &RemoteArgs, command: UsersCommand) -> Result<(), Cli
         }
         UsersCommand::Delete { user } => {
             client
-                .request_empty(
-                    Method::DELETE,
-                    &format!("/api/v1/users/{}", encode(&user)),
-                    NO_BODY,
-                )
+                .request_empty(Method::DELETE, &format!("/api/v1/users/{}", encode(&user)), NO_BODY)
                 .await?;
             if !remote.json {
                 println!("deleted user {user}");
@@ -602,11 +562,7 @@ pub async fn groups(remote: &RemoteArgs, command: GroupsCommand) -> Result<(), C
                 .await?;
             show_group(remote, &group);
         }
-        GroupsCommand::List {
-            search,
-            limit,
-            cursor,
-        } => {
+        GroupsCommand::List { search, limit, cursor } => {
             let mut path = paged("/api/v1/groups", limit, &cursor);
             if let Some(q) = search {
                 path.push_str(&format!("&q={}", encode(&q)));
@@ -623,11 +579,7 @@ pub async fn groups(remote: &RemoteArgs, command: GroupsCommand) -> Result<(), C
         }
         GroupsCommand::Show { group } => {
             let group: Group = client
-                .request(
-                    Method::GET,
-                    &format!("/api/v1/groups/{}", encode(&group)),
-                    NO_BODY,
-                )
+                .request(Method::GET, &format!("/api/v1/groups/{}", encode(&group)), NO_BODY)
                 .await?;
             show_group(remote, &group);
         }
@@ -643,11 +595,7 @@ pub async fn groups(remote: &RemoteArgs, command: GroupsCommand) -> Result<(), C
         }
         GroupsCommand::Delete { group } => {
             client
-                .request_empty(
-                    Method::DELETE,
-                    &format!("/api/v1/groups/{}", encode(&group)),
-                    NO_BODY,
-                )
+                .request_empty(Method::DELETE, &format!("/api/v1/groups/{}", encode(&group)), NO_BODY)
                 .await?;
             if !remote.json {
                 println!("deleted group {group}");
@@ -659,24 +607,13 @@ pub async fn groups(remote: &RemoteArgs, command: GroupsCommand) -> Result<(), C
         GroupsCommand::RemoveMember { group, users } => {
             change_members(remote, &client, Method::DELETE, &group, &users).await?
         }
-        GroupsCommand::Members {
-            group,
-            limit,
-            cursor,
-        } => {
-            let path = paged(
-                &format!("/api/v1/groups/{}/members", encode(&group)),
-                limit,
-                &cursor,
-            );
+        GroupsCommand::Members { group, limit, cursor } => {
+            let path = paged(&format!("/api/v1/groups/{}/members", encode(&group)), limit, &cursor);
             let page: Page<User> = client.request(Method::GET, &path, NO_BODY).await?;
             if remote.json {
                 print_json(&page);
             } else {
-                print_table(
-                    &["USERNAME", "NAME", "EMAIL", "ACTIVE", "ID"],
-                    &user_rows(&page.items),
-                );
+                print_table(&["USERNAME", "NAME", "EMAIL", "ACTIVE", "ID"], &user_rows(&page.items));
                 if let Some(next) = page.next_cursor {
                     eprintln!("more members: --cursor {next}");
                 }
@@ -787,10 +724,7 @@ fn show_attribute(remote: &RemoteArgs, def: &AttributeDefinition) {
 }
 
 /// `provisio attributes ...`.
-pub async fn attributes(
-    remote: &RemoteArgs,
-    command: AttributesCommand,
-) -> Result<(), ClientError> {
+pub async fn attributes(remote: &RemoteArgs, command: AttributesCommand) -> Result<(), ClientError> {
     let client = connect(remote)?;
     match command {
         AttributesCommand::Create {
@@ -801,9 +735,7 @@ pub async fn attributes(
             description,
         } => {
             let body = json!({"name": name, "type": kind, "required": required, "display_name": display_name, "description": description});
-            let def: AttributeDefinition = client
-                .request(Method::POST, "/api/v1/attributes", Some(&body))
-                .await?;
+            let def: AttributeDefinition = client.request(Method::POST, "/api/v1/attributes", Some(&body)).await?;
             show_attribute(remote, &def);
         }
         AttributesCommand::List => {
@@ -827,11 +759,7 @@ pub async fn attributes(
         }
         AttributesCommand::Show { name } => {
             let def: AttributeDefinition = client
-                .request(
-                    Method::GET,
-                    &format!("/api/v1/attributes/{}", encode(&name)),
-                    NO_BODY,
-                )
+                .request(Method::GET, &format!("/api/v1/attributes/{}", encode(&name)), NO_BODY)
                 .await?;
             show_attribute(remote, &def);
         }
@@ -857,8 +785,7 @@ pub async fn attributes(
             }
             if body.is_empty() {
                 return Err(ClientError::Usage(
-                    "nothing to change: give --type, --required, --display-name or --description"
-                        .into(),
+                    "nothing to change: give --type, --required, --display-name or --description".into(),
                 ));
             }
             let def: AttributeDefinition = client
@@ -920,9 +847,7 @@ pub async fn tokens(remote: &RemoteArgs, command: TokensCommand) -> Result<(), C
             }
         }
         TokensCommand::List => {
-            let tokens: Vec<ApiToken> = client
-                .request(Method::GET, "/api/v1/tokens", NO_BODY)
-                .await?;
+            let tokens: Vec<ApiToken> = client.request(Method::GET, "/api/v1/tokens", NO_BODY).await?;
             if remote.json {
                 print_json(&tokens);
             } else {
@@ -945,11 +870,7 @@ pub async fn tokens(remote: &RemoteArgs, command: TokensCommand) -> Result<(), C
         }
         TokensCommand::Revoke { id } => {
             let token: ApiToken = client
-                .request(
-                    Method::DELETE,
-                    &format!("/api/v1/tokens/{}", encode(&id)),
-                    NO_BODY,
-                )
+                .request(Method::DELETE, &format!("/api/v1/tokens/{}", encode(&id)), NO_BODY)
                 .await?;
             if remote.json {
                 print_json(&token)

@@ -66,9 +66,7 @@ impl AttributeType {
             other => {
                 return Err(Error::invalid(
                     "type",
-                    format!(
-                        "unknown type '{other}' (expected string, boolean, integer, datetime or string_list)"
-                    ),
+                    format!("unknown type '{other}' (expected string, boolean, integer, datetime or string_list)"),
                 ));
             }
         })
@@ -104,8 +102,7 @@ pub struct AttributeDefinition {
 pub fn validate_attribute_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-    if !first_ok || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if !first_ok || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(Error::invalid(
             "name",
             format!(
@@ -151,9 +148,8 @@ impl AttributeDefinition {
             },
             AttributeType::Datetime => match value {
                 Value::String(s) => {
-                    let parsed = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
-                        Error::invalid(field.clone(), format!("'{s}' is not an RFC 3339 date-time"))
-                    })?;
+                    let parsed = OffsetDateTime::parse(s, &Rfc3339)
+                        .map_err(|_| Error::invalid(field.clone(), format!("'{s}' is not an RFC 3339 date-time")))?;
                     let utc = parsed.to_offset(time::UtcOffset::UTC);
                     let text = utc
                         .format(&Rfc3339)
@@ -165,10 +161,7 @@ impl AttributeDefinition {
             AttributeType::StringList => match value {
                 Value::Array(items) => {
                     if items.len() > MAX_LIST_ITEMS {
-                        return Err(Error::invalid(
-                            field,
-                            format!("at most {MAX_LIST_ITEMS} values"),
-                        ));
+                        return Err(Error::invalid(field, format!("at most {MAX_LIST_ITEMS} values")));
                     }
                     for item in items {
                         match item {
@@ -186,10 +179,7 @@ impl AttributeDefinition {
 
 fn check_string(field: &str, s: &str) -> Result<()> {
     if s.chars().count() > MAX_STRING_VALUE {
-        return Err(Error::invalid(
-            field,
-            format!("at most {MAX_STRING_VALUE} characters"),
-        ));
+        return Err(Error::invalid(field, format!("at most {MAX_STRING_VALUE} characters")));
     }
     Ok(())
 }
@@ -227,29 +217,17 @@ mod tests {
     fn values_match_their_type() {
         assert!(def(AttributeType::String).normalize(&json!("a")).is_ok());
         assert!(def(AttributeType::String).normalize(&json!(1)).is_err());
-        assert!(
-            def(AttributeType::Boolean)
-                .normalize(&json!("true"))
-                .is_err()
-        );
+        assert!(def(AttributeType::Boolean).normalize(&json!("true")).is_err());
         assert!(def(AttributeType::Integer).normalize(&json!(1.5)).is_err());
         assert!(def(AttributeType::Integer).normalize(&json!(42)).is_ok());
-        assert!(
-            def(AttributeType::StringList)
-                .normalize(&json!(["a", 1]))
-                .is_err()
-        );
+        assert!(def(AttributeType::StringList).normalize(&json!(["a", 1])).is_err());
         assert_eq!(
             def(AttributeType::Datetime)
                 .normalize(&json!("2026-01-02T03:04:05+02:00"))
                 .unwrap(),
             json!("2026-01-02T01:04:05Z")
         );
-        assert!(
-            def(AttributeType::Datetime)
-                .normalize(&json!("yesterday"))
-                .is_err()
-        );
+        assert!(def(AttributeType::Datetime).normalize(&json!("yesterday")).is_err());
     }
 
     #[test]

@@ -22,6 +22,5 @@ pub struct Page<T> {
 /// The current time, truncated to the microsecond precision that the store keeps.
 pub fn now() -> time::OffsetDateTime {
     let t = time::OffsetDateTime::now_utc();
-    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
-        .unwrap_or(t)
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t)
 }

@@ -45,9 +45,7 @@ impl UserSource {
             "ldap" => UserSource::Ldap,
             "import" => UserSource::Import,
             other => {
-                return Err(Error::Storage(format!(
-                    "unknown user source '{other}' in the store"
-                )));
+                return Err(Error::Storage(format!("unknown user source '{other}' in the store")));
             }
         })
     }
@@ -186,9 +184,7 @@ where
 }
 
 fn validate_extensions(extensions: Map<String, Value>) -> Result<Map<String, Value>> {
-    let size = serde_json::to_vec(&extensions)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&extensions).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_EXTENSIONS_BYTES {
         return Err(Error::invalid(
             "extensions",
@@ -218,10 +214,7 @@ fn normalize_attributes(
     Ok(out)
 }
 
-fn check_required(
-    attributes: &BTreeMap<String, Value>,
-    definitions: &[AttributeDefinition],
-) -> Result<()> {
+fn check_required(attributes: &BTreeMap<String, Value>, definitions: &[AttributeDefinition]) -> Result<()> {
     for def in definitions.iter().filter(|d| d.required) {
         if !attributes.contains_key(&def.name) {
             return Err(Error::invalid(
@@ -345,11 +338,7 @@ impl User {
             external_id,
             extensions
         );
-        let keys: std::collections::BTreeSet<&String> = self
-            .attributes
-            .keys()
-            .chain(next.attributes.keys())
-            .collect();
+        let keys: std::collections::BTreeSet<&String> = self.attributes.keys().chain(next.attributes.keys()).collect();
         for key in keys {
             if self.attributes.get(key) != next.attributes.get(key) {
                 changed.push(format!("attributes.{key}"));
@@ -417,11 +406,8 @@ mod tests {
     fn apply_reports_changes_and_bumps_version() {
         let user = alice();
         let update: UserUpdate =
-            serde_json::from_value(json!({"given_name": "Alice", "attributes": {"title": "Lead"}}))
-                .unwrap();
-        let (next, changed) = user
-            .apply(update, &defs(), OffsetDateTime::UNIX_EPOCH)
-            .unwrap();
+            serde_json::from_value(json!({"given_name": "Alice", "attributes": {"title": "Lead"}})).unwrap();
+        let (next, changed) = user.apply(update, &defs(), OffsetDateTime::UNIX_EPOCH).unwrap();
         assert_eq!(changed, vec!["given_name", "attributes.title"]);
         assert_eq!(next.version, 2);
         let (same, none) = next
@@ -435,17 +421,11 @@ mod tests {
     fn null_clears_but_absent_keeps() {
         let user = alice();
         let update: UserUpdate = serde_json::from_value(json!({"email": null})).unwrap();
-        let (next, changed) = user
-            .apply(update, &defs(), OffsetDateTime::UNIX_EPOCH)
-            .unwrap();
+        let (next, changed) = user.apply(update, &defs(), OffsetDateTime::UNIX_EPOCH).unwrap();
         assert_eq!(next.email, None);
         assert_eq!(changed, vec!["email"]);
-        let removal: UserUpdate =
-            serde_json::from_value(json!({"attributes": {"title": null}})).unwrap();
-        assert!(
-            user.apply(removal, &defs(), OffsetDateTime::UNIX_EPOCH)
-                .is_err()
-        );
+        let removal: UserUpdate = serde_json::from_value(json!({"attributes": {"title": null}})).unwrap();
+        assert!(user.apply(removal, &defs(), OffsetDateTime::UNIX_EPOCH).is_err());
     }
 
     #[test]

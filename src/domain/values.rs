@@ -8,10 +8,7 @@ const MAX_NAME_LEN: usize = 256;
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
     if value.chars().count() > max {
-        return Err(Error::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(Error::invalid(field, format!("must be at most {max} characters")));
     }
     if value.chars().any(char::is_control) {
         return Err(Error::invalid(field, "must not contain control characters"));
@@ -32,10 +29,7 @@ impl Username {
             return Err(Error::invalid("username", "must not be empty"));
         }
         if value.trim() != value {
-            return Err(Error::invalid(
-                "username",
-                "must not start or end with white space",
-            ));
+            return Err(Error::invalid("username", "must not start or end with white space"));
         }
         check_text("username", value, MAX_NAME_LEN)?;
         Ok(Self(value.to_owned()))
@@ -176,10 +170,7 @@ impl GroupName {
             return Err(Error::invalid("name", "must not be empty"));
         }
         if value.trim() != value {
-            return Err(Error::invalid(
-                "name",
-                "must not start or end with white space",
-            ));
+            return Err(Error::invalid("name", "must not start or end with white space"));
         }
         check_text("name", value, MAX_NAME_LEN)?;
         Ok(Self(value.to_owned()))
@@ -220,8 +211,7 @@ mod tests {
             assert!(EmailAddress::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "plain", "@b.co", "a@", "a@b", "a b@c.de", "a@b..c", "a@-b.co", ".a@b.co",
-            "a@@b.co",
+            "", "plain", "@b.co", "a@", "a@b", "a b@c.de", "a@b..c", "a@-b.co", ".a@b.co", "a@@b.co",
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }

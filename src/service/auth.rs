@@ -65,11 +65,7 @@ fn hash_password(password: &str) -> Result<String> {
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 impl<S: AdminStore + Clone> AuthService<S> {
@@ -127,19 +123,13 @@ impl<S: AdminStore + Clone> AuthService<S> {
                     ));
                 }
                 if new == password.expose_secret() {
-                    return Err(Error::invalid(
-                        "new_password",
-                        "must differ from the current password",
-                    ));
+                    return Err(Error::invalid("new_password", "must differ from the current password"));
                 }
-                self.store
-                    .set_admin_password(admin.id, &hash_password(new)?)
-                    .await?;
+                self.store.set_admin_password(admin.id, &hash_password(new)?).await?;
             }
             None if admin.must_change_password => {
                 return Err(Error::Forbidden(
-                    "the one-time password must be replaced: log in again with new_password set"
-                        .into(),
+                    "the one-time password must be replaced: log in again with new_password set".into(),
                 ));
             }
             None => {}
@@ -172,9 +162,7 @@ impl<S: AdminStore + Clone> AuthService<S> {
             last_used_at: None,
             revoked_at: None,
         };
-        self.store
-            .insert_token(&token, &token_hash(&secret))
-            .await?;
+        self.store.insert_token(&token, &token_hash(&secret)).await?;
         Ok(IssuedToken {
             token,
             secret: SecretString::from(secret),

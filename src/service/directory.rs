@@ -50,9 +50,7 @@ pub struct AttributeUpdate {
     pub description: Option<Option<String>>,
 }
 
-fn present<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Option<String>>, D::Error> {
+fn present<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
 }
 
@@ -87,14 +85,9 @@ where
     }
 
     /// Defines a custom attribute.
-    pub async fn create_attribute(
-        &self,
-        input: NewAttribute,
-        actor: &Actor,
-    ) -> Result<AttributeDefinition> {
+    pub async fn create_attribute(&self, input: NewAttribute, actor: &Actor) -> Result<AttributeDefinition> {
         validate_attribute_name(&input.name)?;
-        let display_name =
-            profile_text("display_name", input.display_name)?.unwrap_or_else(|| input.name.clone());
+        let display_name = profile_text("display_name", input.display_name)?.unwrap_or_else(|| input.name.clone());
         let at = now();
         let def = AttributeDefinition {
             name: input.name,
@@ -143,12 +136,7 @@ where
     // ---- users ----
 
     /// Creates a user.
-    pub async fn create_user(
-        &self,
-        input: NewUser,
-        source: UserSource,
-        actor: &Actor,
-    ) -> Result<User> {
+    pub async fn create_user(&self, input: NewUser, source: UserSource, actor: &Actor) -> Result<User> {
         let definitions = self.store.list_attributes().await?;
         let user = User::create(input, &definitions, source, now())?;
         self.store.insert_user(&user, actor).await?;
@@ -174,12 +162,7 @@ where
     }
 
     /// Applies a partial change to a user.
-    pub async fn update_user(
-        &self,
-        reference: &str,
-        update: UserUpdate,
-        actor: &Actor,
-    ) -> Result<User> {
+    pub async fn update_user(&self, reference: &str, update: UserUpdate, actor: &Actor) -> Result<User> {
         let user = self.get_user(reference).await?;
         let definitions = self.store.list_attributes().await?;
         let (next, changed) = user.apply(update, &definitions, now())?;
@@ -221,12 +204,7 @@ where
     // ---- groups ----
 
     /// Creates a group.
-    pub async fn create_group(
-        &self,
-        input: NewGroup,
-        source: UserSource,
-        actor: &Actor,
-    ) -> Result<Group> {
+    pub async fn create_group(&self, input: NewGroup, source: UserSource, actor: &Actor) -> Result<Group> {
         let name = GroupName::parse(&input.name)?;
         let at = now();
         let group = Group {
@@ -285,18 +263,11 @@ where
     pub async fn remove_member(&self, group: &str, user: &str, actor: &Actor) -> Result<bool> {
         let group = self.get_group(group).await?;
         let user = self.get_user(user).await?;
-        self.store
-            .remove_member(group.id, user.id, now(), actor)
-            .await
+        self.store.remove_member(group.id, user.id, now(), actor).await
     }
 
     /// A page of a group's members.
-    pub async fn list_members(
-        &self,
-        group: &str,
-        cursor: Option<String>,
-        limit: u32,
-    ) -> Result<Page<User>> {
+    pub async fn list_members(&self, group: &str, cursor: Option<String>, limit: u32) -> Result<Page<User>> {
         let group = self.get_group(group).await?;
         self.store
             .list_users(&UserQuery {

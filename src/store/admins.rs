@@ -9,9 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 fn select_tokens() -> Sql {
-    Sql::new(
-        "SELECT id, name, prefix, created_by, created_at, last_used_at, revoked_at FROM api_tokens",
-    )
+    Sql::new("SELECT id, name, prefix, created_by, created_at, last_used_at, revoked_at FROM api_tokens")
 }
 
 fn token_from_row(row: &AnyRow) -> Result<ApiToken> {
@@ -21,12 +19,8 @@ fn token_from_row(row: &AnyRow) -> Result<ApiToken> {
         prefix: get(row, "prefix")?,
         created_by: get(row, "created_by")?,
         created_at: from_micros(get(row, "created_at")?)?,
-        last_used_at: get::<Option<i64>>(row, "last_used_at")?
-            .map(from_micros)
-            .transpose()?,
-        revoked_at: get::<Option<i64>>(row, "revoked_at")?
-            .map(from_micros)
-            .transpose()?,
+        last_used_at: get::<Option<i64>>(row, "last_used_at")?.map(from_micros).transpose()?,
+        revoked_at: get::<Option<i64>>(row, "revoked_at")?.map(from_micros).transpose()?,
     })
 }
 
@@ -39,23 +33,33 @@ impl AdminStore for SqlStore {
     }
 
     async fn insert_admin(&self, admin: &Admin) -> Result<()> {
-        Sql::new("INSERT INTO admins (id, username, username_key, password_hash, must_change_password, created_at) VALUES (")
-            .bind_text(admin.id.to_string()).push(", ")
-            .bind_text(admin.username.clone()).push(", ")
-            .bind_text(admin.username.to_lowercase()).push(", ")
-            .bind_text(admin.password_hash.clone()).push(", ")
-            .bind_bool(admin.must_change_password).push(", ")
-            .bind_int(micros(admin.created_at)).push(")")
-            .execute(&self.pool)
-            .await?;
+        Sql::new(
+            "INSERT INTO admins (id, username, username_key, password_hash, must_change_password, created_at) VALUES (",
+        )
+        .bind_text(admin.id.to_string())
+        .push(", ")
+        .bind_text(admin.username.clone())
+        .push(", ")
+        .bind_text(admin.username.to_lowercase())
+        .push(", ")
+        .bind_text(admin.password_hash.clone())
+        .push(", ")
+        .bind_bool(admin.must_change_password)
+        .push(", ")
+        .bind_int(micros(admin.created_at))
+        .push(")")
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     async fn get_admin(&self, username: &str) -> Result<Option<Admin>> {
-        let row = Sql::new("SELECT id, username, password_hash, must_change_password, created_at FROM admins WHERE username_key = ")
-            .bind_text(username.to_lowercase())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = Sql::new(
+            "SELECT id, username, password_hash, must_change_password, created_at FROM admins WHERE username_key = ",
+        )
+        .bind_text(username.to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| {
             Ok(Admin {
                 id: get_uuid(&row, "id")?,
@@ -80,12 +84,18 @@ impl AdminStore for SqlStore {
 
     async fn insert_token(&self, token: &ApiToken, token_hash: &str) -> Result<()> {
         Sql::new("INSERT INTO api_tokens (id, name, prefix, token_hash, created_by, created_at) VALUES (")
-            .bind_text(token.id.to_string()).push(", ")
-            .bind_text(token.name.clone()).push(", ")
-            .bind_text(token.prefix.clone()).push(", ")
-            .bind_text(token_hash.to_owned()).push(", ")
-            .bind_text(token.created_by.clone()).push(", ")
-            .bind_int(micros(token.created_at)).push(")")
+            .bind_text(token.id.to_string())
+            .push(", ")
+            .bind_text(token.name.clone())
+            .push(", ")
+            .bind_text(token.prefix.clone())
+            .push(", ")
+            .bind_text(token_hash.to_owned())
+            .push(", ")
+            .bind_text(token.created_by.clone())
+            .push(", ")
+            .bind_int(micros(token.created_at))
+            .push(")")
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -101,9 +111,7 @@ impl AdminStore for SqlStore {
         let Some(row) = row else { return Ok(None) };
         let token = token_from_row(&row)?;
         // Recording use is best effort at minute granularity, to keep authentication read-mostly.
-        let stale = token
-            .last_used_at
-            .is_none_or(|t| now - t > time::Duration::minutes(1));
+        let stale = token.last_used_at.is_none_or(|t| now - t > time::Duration::minutes(1));
         if stale {
             Sql::new("UPDATE api_tokens SET last_used_at = ")
                 .bind_int(micros(now))

@@ -39,9 +39,11 @@ async fn count(tx: &mut WriteTx, sql: Sql) -> Result<i64> {
 async fn users_lacking(tx: &mut WriteTx, name: &str) -> Result<i64> {
     count(
         tx,
-        Sql::new("SELECT COUNT(*) AS n FROM users WHERE id NOT IN (SELECT user_id FROM user_attribute_values WHERE name = ")
-            .bind_text(name.to_owned())
-            .push(")"),
+        Sql::new(
+            "SELECT COUNT(*) AS n FROM users WHERE id NOT IN (SELECT user_id FROM user_attribute_values WHERE name = ",
+        )
+        .bind_text(name.to_owned())
+        .push(")"),
     )
     .await
 }
@@ -50,8 +52,7 @@ async fn users_lacking(tx: &mut WriteTx, name: &str) -> Result<i64> {
 async fn users_holding(tx: &mut WriteTx, name: &str) -> Result<i64> {
     count(
         tx,
-        Sql::new("SELECT COUNT(*) AS n FROM user_attribute_values WHERE name = ")
-            .bind_text(name.to_owned()),
+        Sql::new("SELECT COUNT(*) AS n FROM user_attribute_values WHERE name = ").bind_text(name.to_owned()),
     )
     .await
 }
@@ -67,10 +68,7 @@ fn required_refusal(name: &str, lacking: i64) -> Error {
 
 impl AttributeStore for SqlStore {
     async fn list_attributes(&self) -> Result<Vec<AttributeDefinition>> {
-        let rows = select_attributes()
-            .push(" ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = select_attributes().push(" ORDER BY name").fetch_all(&self.pool).await?;
         rows.iter().map(attribute_from_row).collect()
     }
 

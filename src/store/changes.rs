@@ -21,17 +21,14 @@ impl ChangeLogStore for SqlStore {
                 Ok(ChangeEvent {
                     seq: get(row, "seq")?,
                     occurred_at: from_micros(get(row, "occurred_at")?)?,
-                    entity: EntityKind::parse(&entity).ok_or_else(|| {
-                        Error::Storage(format!("unknown entity '{entity}' in the change log"))
-                    })?,
+                    entity: EntityKind::parse(&entity)
+                        .ok_or_else(|| Error::Storage(format!("unknown entity '{entity}' in the change log")))?,
                     entity_id: get(row, "entity_id")?,
                     related_id: get(row, "related_id")?,
-                    operation: ChangeOp::parse(&operation).ok_or_else(|| {
-                        Error::Storage(format!("unknown operation '{operation}' in the change log"))
-                    })?,
+                    operation: ChangeOp::parse(&operation)
+                        .ok_or_else(|| Error::Storage(format!("unknown operation '{operation}' in the change log")))?,
                     actor: get(row, "actor")?,
-                    data: serde_json::from_str(&data)
-                        .map_err(|e| Error::Storage(format!("change log data: {e}")))?,
+                    data: serde_json::from_str(&data).map_err(|e| Error::Storage(format!("change log data: {e}")))?,
                 })
             })
             .collect()

@@ -1,8 +1,7 @@
 //! SQL for groups and memberships.
 
 use super::sql::{
-    Sql, SqlStore, WriteTx, decode_cursor, encode_cursor, from_micros, get, get_uuid, like_pattern,
-    micros,
+    Sql, SqlStore, WriteTx, decode_cursor, encode_cursor, from_micros, get, get_uuid, like_pattern, micros,
 };
 use super::{GroupQuery, GroupStore};
 use crate::domain::admin::Actor;
@@ -62,9 +61,7 @@ async fn name_taken(tx: &mut WriteTx, id: Uuid, name: &str) -> Result<()> {
     if clash.is_some() {
         return Err(Error::conflict(
             "name",
-            format!(
-                "a group named '{name}' already exists (names are compared regardless of case)"
-            ),
+            format!("a group named '{name}' already exists (names are compared regardless of case)"),
         ));
     }
     Ok(())
@@ -84,17 +81,27 @@ impl GroupStore for SqlStore {
     async fn insert_group(&self, group: &Group, actor: &Actor) -> Result<()> {
         let mut tx = self.begin_write().await?;
         name_taken(&mut tx, group.id, &group.name).await?;
-        Sql::new("INSERT INTO groups (id, name, name_key, external_id, source, version, created_at, updated_at) VALUES (")
-            .bind_text(group.id.to_string()).push(", ")
-            .bind_text(group.name.clone()).push(", ")
-            .bind_text(group.name.to_lowercase()).push(", ")
-            .bind_opt_text(group.external_id.clone()).push(", ")
-            .bind_text(group.source.as_str()).push(", ")
-            .bind_int(group.version).push(", ")
-            .bind_int(micros(group.created_at)).push(", ")
-            .bind_int(micros(group.updated_at)).push(")")
-            .execute(&mut *tx.tx)
-            .await?;
+        Sql::new(
+            "INSERT INTO groups (id, name, name_key, external_id, source, version, created_at, updated_at) VALUES (",
+        )
+        .bind_text(group.id.to_string())
+        .push(", ")
+        .bind_text(group.name.clone())
+        .push(", ")
+        .bind_text(group.name.to_lowercase())
+        .push(", ")
+        .bind_opt_text(group.external_id.clone())
+        .push(", ")
+        .bind_text(group.source.as_str())
+        .push(", ")
+        .bind_int(group.version)
+        .push(", ")
+        .bind_int(micros(group.created_at))
+        .push(", ")
+        .bind_int(micros(group.updated_at))
+        .push(")")
+        .execute(&mut *tx.tx)
+        .await?;
         tx.record(NewChange {
             entity: EntityKind::Group,
             entity_id: group.id.to_string(),
@@ -135,19 +142,14 @@ impl GroupStore for SqlStore {
                 .push(" ESCAPE '\\'");
         }
         if let Some(cursor) = &query.cursor {
-            sql = sql
-                .push(" AND g.name_key > ")
-                .bind_text(decode_cursor(cursor)?);
+            sql = sql.push(" AND g.name_key > ").bind_text(decode_cursor(cursor)?);
         }
         let rows = sql
             .push(" ORDER BY g.name_key LIMIT ")
             .bind_int(i64::from(limit) + 1)
             .fetch_all(&self.pool)
             .await?;
-        let mut groups = rows
-            .iter()
-            .map(group_from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let mut groups = rows.iter().map(group_from_row).collect::<Result<Vec<_>>>()?;
         let next_cursor = if groups.len() > limit as usize {
             groups.truncate(limit as usize);
             groups.last().map(|g| encode_cursor(&g.name.to_lowercase()))
@@ -160,13 +162,7 @@ impl GroupStore for SqlStore {
         })
     }
 
-    async fn rename_group(
-        &self,
-        id: Uuid,
-        name: &GroupName,
-        now: OffsetDateTime,
-        actor: &Actor,
-    ) -> Result<Group> {
+    async fn rename_group(&self, id: Uuid, name: &GroupName, now: OffsetDateTime, actor: &Actor) -> Result<Group> {
         let mut tx = self.begin_write().await?;
         let before = load_group(&mut tx, id).await?;
         if before.name == name.as_str() {
@@ -239,13 +235,7 @@ impl GroupStore for SqlStore {
         Ok(group)
     }
 
-    async fn add_member(
-        &self,
-        group: Uuid,
-        user: Uuid,
-        now: OffsetDateTime,
-        actor: &Actor,
-    ) -> Result<bool> {
+    async fn add_member(&self, group: Uuid, user: Uuid, now: OffsetDateTime, actor: &Actor) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         load_group(&mut tx, group).await?;
         let exists = Sql::new("SELECT id FROM users WHERE id = ")
@@ -287,13 +277,7 @@ impl GroupStore for SqlStore {
         Ok(true)
     }
 
-    async fn remove_member(
-        &self,
-        group: Uuid,
-        user: Uuid,
-        now: OffsetDateTime,
-        actor: &Actor,
-    ) -> Result<bool> {
+    async fn remove_member(&self, group: Uuid, user: Uuid, now: OffsetDateTime, actor: &Actor) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         load_group(&mut tx, group).await?;
         let removed = Sql::new("DELETE FROM group_members WHERE group_id = ")

@@ -52,29 +52,14 @@ pub trait AttributeStore: Send + Sync {
     /// All definitions, by name.
     fn list_attributes(&self) -> impl Future<Output = Result<Vec<AttributeDefinition>>> + Send;
     /// One definition.
-    fn get_attribute(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<AttributeDefinition>>> + Send;
+    fn get_attribute(&self, name: &str) -> impl Future<Output = Result<Option<AttributeDefinition>>> + Send;
     /// Stores a new definition; refuses a duplicate name, or a required one while users lack a value.
-    fn create_attribute(
-        &self,
-        def: &AttributeDefinition,
-        actor: &Actor,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn create_attribute(&self, def: &AttributeDefinition, actor: &Actor) -> impl Future<Output = Result<()>> + Send;
     /// Replaces a definition; refuses to make it required while users lack a value,
     /// or to change its type while users hold values.
-    fn update_attribute(
-        &self,
-        def: &AttributeDefinition,
-        actor: &Actor,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn update_attribute(&self, def: &AttributeDefinition, actor: &Actor) -> impl Future<Output = Result<()>> + Send;
     /// Removes a definition that no user holds a value for.
-    fn delete_attribute(
-        &self,
-        name: &str,
-        actor: &Actor,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn delete_attribute(&self, name: &str, actor: &Actor) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Directory users. Every write also appends to the change log in the same transaction.
@@ -84,10 +69,7 @@ pub trait UserStore: Send + Sync {
     /// One user by id.
     fn get_user(&self, id: Uuid) -> impl Future<Output = Result<Option<User>>> + Send;
     /// One user by username, regardless of case.
-    fn get_user_by_username(
-        &self,
-        username: &str,
-    ) -> impl Future<Output = Result<Option<User>>> + Send;
+    fn get_user_by_username(&self, username: &str) -> impl Future<Output = Result<Option<User>>> + Send;
     /// A page of users ordered by username.
     fn list_users(&self, query: &UserQuery) -> impl Future<Output = Result<Page<User>>> + Send;
     /// Replaces a user whose stored version is still `previous_version` (else a conflict).
@@ -108,8 +90,7 @@ pub trait UserStore: Send + Sync {
 /// Directory groups and memberships. Every write also appends to the change log.
 pub trait GroupStore: Send + Sync {
     /// Stores a new group; refuses a name taken regardless of case.
-    fn insert_group(&self, group: &Group, actor: &Actor)
-    -> impl Future<Output = Result<()>> + Send;
+    fn insert_group(&self, group: &Group, actor: &Actor) -> impl Future<Output = Result<()>> + Send;
     /// One group by id.
     fn get_group(&self, id: Uuid) -> impl Future<Output = Result<Option<Group>>> + Send;
     /// One group by name, regardless of case.
@@ -147,11 +128,7 @@ pub trait GroupStore: Send + Sync {
 /// Reading the change log.
 pub trait ChangeLogStore: Send + Sync {
     /// Events with `seq > after`, oldest first, at most `limit`.
-    fn changes_after(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<ChangeEvent>>> + Send;
+    fn changes_after(&self, after: i64, limit: u32) -> impl Future<Output = Result<Vec<ChangeEvent>>> + Send;
 }
 
 /// Administrators and API tokens.
@@ -163,29 +140,14 @@ pub trait AdminStore: Send + Sync {
     /// One administrator by username, regardless of case.
     fn get_admin(&self, username: &str) -> impl Future<Output = Result<Option<Admin>>> + Send;
     /// Replaces an administrator's password hash and clears the must-change flag.
-    fn set_admin_password(
-        &self,
-        id: Uuid,
-        password_hash: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn set_admin_password(&self, id: Uuid, password_hash: &str) -> impl Future<Output = Result<()>> + Send;
     /// Stores a token by the SHA-256 of its secret.
-    fn insert_token(
-        &self,
-        token: &ApiToken,
-        token_hash: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn insert_token(&self, token: &ApiToken, token_hash: &str) -> impl Future<Output = Result<()>> + Send;
     /// The unrevoked token with this hash, marking it used at `now`.
-    fn use_token(
-        &self,
-        token_hash: &str,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Option<ApiToken>>> + Send;
+    fn use_token(&self, token_hash: &str, now: OffsetDateTime)
+    -> impl Future<Output = Result<Option<ApiToken>>> + Send;
     /// All tokens, newest first.
     fn list_tokens(&self) -> impl Future<Output = Result<Vec<ApiToken>>> + Send;
     /// Revokes a token; returns it.
-    fn revoke_token(
-        &self,
-        id: Uuid,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<ApiToken>> + Send;
+    fn revoke_token(&self, id: Uuid, now: OffsetDateTime) -> impl Future<Output = Result<ApiToken>> + Send;
 }

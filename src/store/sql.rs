@@ -11,11 +11,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// The migration history, oldest first. One list for both databases.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "directory",
-    include_str!("../../migrations/0001_directory.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "directory", include_str!("../../migrations/0001_directory.sql"))];
 
 /// The database kinds Provisio runs on; chosen once when connecting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,10 +60,7 @@ fn migrate_error(err: MigrateError) -> Error {
 
 /// The SQLite URL for the store file inside `data_dir`.
 pub fn sqlite_url(data_dir: &Path) -> String {
-    format!(
-        "sqlite://{}?mode=rwc",
-        data_dir.join("provisio.db").display()
-    )
+    format!("sqlite://{}?mode=rwc", data_dir.join("provisio.db").display())
 }
 
 impl SqlStore {
@@ -88,37 +81,26 @@ impl SqlStore {
             // One file, many readers, one writer at a time: WAL lets readers go on while a write commits.
             Backend::Sqlite => options.max_connections(8).after_connect(|conn, _| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode = WAL")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA synchronous = NORMAL")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA foreign_keys = ON")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000")
-                        .execute(&mut *conn)
-                        .await?;
+                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
                     Ok(())
                 })
             }),
             Backend::Postgres => options.max_connections(16),
         };
-        let pool = options.connect(url).await.map_err(|e| {
-            Error::Storage(format!("cannot open the database: {}", redact_url_error(e)))
-        })?;
+        let pool = options
+            .connect(url)
+            .await
+            .map_err(|e| Error::Storage(format!("cannot open the database: {}", redact_url_error(e))))?;
         Ok(Self { pool, backend })
     }
 
     /// Opens (creating if needed) the embedded SQLite store in `data_dir`.
     pub async fn open_data_dir(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            Error::Config(format!(
-                "cannot create the data directory {}: {e}",
-                data_dir.display()
-            ))
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::Config(format!("cannot create the data directory {}: {e}", data_dir.display())))?;
         Self::connect(&sqlite_url(data_dir)).await
     }
 
@@ -161,11 +143,7 @@ impl SqlStore {
         }
         let before: Vec<i64> = applied.iter().map(|m| m.version).collect();
         migrator.run(&mut *conn).await.map_err(migrate_error)?;
-        Ok(MIGRATIONS
-            .iter()
-            .map(|m| m.0)
-            .filter(|v| !before.contains(v))
-            .collect())
+        Ok(MIGRATIONS.iter().map(|m| m.0).filter(|v| !before.contains(v)).collect())
     }
 
     /// Checks that the database answers.
@@ -207,31 +185,31 @@ pub(super) struct WriteTx {
 impl WriteTx {
     /// Appends `change` to the log with the next sequence number.
     pub(super) async fn record(&mut self, change: NewChange) -> Result<i64> {
-        let row = sqlx::query(
-            "UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq",
-        )
-        .fetch_one(&mut *self.tx)
-        .await?;
-        let seq: i64 = row.try_get(0)?;
-        Sql::new("INSERT INTO change_log (seq, occurred_at, entity, entity_id, related_id, operation, actor, data) VALUES (")
-            .bind_int(seq)
-            .push(", ")
-            .bind_int(micros(crate::domain::now()))
-            .push(", ")
-            .bind_text(change.entity.as_str())
-            .push(", ")
-            .bind_text(change.entity_id)
-            .push(", ")
-            .bind_opt_text(change.related_id)
-            .push(", ")
-            .bind_text(change.operation.as_str())
-            .push(", ")
-            .bind_text(change.actor)
-            .push(", ")
-            .bind_text(change.data.to_string())
-            .push(")")
-            .execute(&mut *self.tx)
+        let row = sqlx::query("UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")
+            .fetch_one(&mut *self.tx)
             .await?;
+        let seq: i64 = row.try_get(0)?;
+        Sql::new(
+            "INSERT INTO change_log (seq, occurred_at, entity, entity_id, related_id, operation, actor, data) VALUES (",
+        )
+        .bind_int(seq)
+        .push(", ")
+        .bind_int(micros(crate::domain::now()))
+        .push(", ")
+        .bind_text(change.entity.as_str())
+        .push(", ")
+        .bind_text(change.entity_id)
+        .push(", ")
+        .bind_opt_text(change.related_id)
+        .push(", ")
+        .bind_text(change.operation.as_str())
+        .push(", ")
+        .bind_text(change.actor)
+        .push(", ")
+        .bind_text(change.data.to_string())
+        .push(")")
+        .execute(&mut *self.tx)
+        .await?;
         Ok(seq)
     }
 
@@ -410,9 +388,24 @@ pub(super) fn decode_cursor(cursor: &str) -> Result<String> {
         .decode(cursor.as_bytes())
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| {
-            Error::BadRequest(
-                "the cursor is malformed; pass next_cursor from a previous page".into(),
-            )
-        })
+        .ok_or_else(|| Error::BadRequest("the cursor is malformed; pass next_cursor from a previous page".into()))
+}
+
+impl SqlStore {
+    /// Runs one statement of fixed administrative SQL (e.g. `CREATE DATABASE` in test set-up and tools).
+    /// Never pass text that contains user input.
+    pub async fn execute_raw(&self, statement: &str) -> Result<u64> {
+        Ok(sqlx::query(AssertSqlSafe(statement.to_owned()))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Runs a fixed query that returns one integer (counts in tests and tools).
+    pub async fn query_scalar(&self, statement: &str) -> Result<i64> {
+        let row = sqlx::query(AssertSqlSafe(statement.to_owned()))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
 }

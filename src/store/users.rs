@@ -1,8 +1,7 @@
 //! SQL for users and their custom attribute values.
 
 use super::sql::{
-    Sql, SqlStore, WriteTx, decode_cursor, encode_cursor, from_micros, get, get_bool, get_uuid,
-    like_pattern, micros,
+    Sql, SqlStore, WriteTx, decode_cursor, encode_cursor, from_micros, get, get_bool, get_uuid, like_pattern, micros,
 };
 use super::{UserQuery, UserStore};
 use crate::domain::admin::Actor;
@@ -64,17 +63,16 @@ impl SqlStore {
         if users.is_empty() {
             return Ok(());
         }
-        let rows =
-            Sql::new("SELECT user_id, name, value FROM user_attribute_values WHERE user_id IN ")
-                .bind_text_list(users.iter().map(|u| u.id.to_string()))
-                .fetch_all(executor)
-                .await?;
+        let rows = Sql::new("SELECT user_id, name, value FROM user_attribute_values WHERE user_id IN ")
+            .bind_text_list(users.iter().map(|u| u.id.to_string()))
+            .fetch_all(executor)
+            .await?;
         for row in rows {
             let id = get_uuid(&row, "user_id")?;
             let name: String = get(&row, "name")?;
             let value: String = get(&row, "value")?;
-            let value: Value = serde_json::from_str(&value)
-                .map_err(|e| Error::Storage(format!("attribute value of {name}: {e}")))?;
+            let value: Value =
+                serde_json::from_str(&value).map_err(|e| Error::Storage(format!("attribute value of {name}: {e}")))?;
             if let Some(user) = users.iter_mut().find(|u| u.id == id) {
                 user.attributes.insert(name, value);
             }
@@ -131,11 +129,7 @@ async fn username_taken(tx: &mut WriteTx, user: &User) -> Result<()> {
 }
 
 /// Records the removal of every membership of `user_id` (before the rows go) and returns the group ids.
-pub(super) async fn record_membership_removals(
-    tx: &mut WriteTx,
-    user_id: Uuid,
-    actor: &Actor,
-) -> Result<Vec<String>> {
+pub(super) async fn record_membership_removals(tx: &mut WriteTx, user_id: Uuid, actor: &Actor) -> Result<Vec<String>> {
     let rows = Sql::new("SELECT group_id FROM group_members WHERE user_id = ")
         .bind_text(user_id.to_string())
         .push(" ORDER BY group_id")
@@ -196,12 +190,8 @@ impl UserStore for SqlStore {
     }
 
     async fn get_user(&self, id: Uuid) -> Result<Option<User>> {
-        self.fetch_user(
-            select_users()
-                .push(" WHERE id = ")
-                .bind_text(id.to_string()),
-        )
-        .await
+        self.fetch_user(select_users().push(" WHERE id = ").bind_text(id.to_string()))
+            .await
     }
 
     async fn get_user_by_username(&self, username: &str) -> Result<Option<User>> {
@@ -239,9 +229,7 @@ impl UserStore for SqlStore {
                 .push(")");
         }
         if let Some(cursor) = &query.cursor {
-            sql = sql
-                .push(" AND username_key > ")
-                .bind_text(decode_cursor(cursor)?);
+            sql = sql.push(" AND username_key > ").bind_text(decode_cursor(cursor)?);
         }
         let rows = sql
             .push(" ORDER BY username_key LIMIT ")

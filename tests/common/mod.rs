@@ -1,0 +1,229 @@
+//! Shared test harness: a real hub (the library's server on a loopback port) over a fresh
+//! database per test, SQLite or PostgreSQL, and an HTTP client to drive it.
+
+#![allow(dead_code)]
+
+use provisio::config::{Config, DatabaseConfig, LogFormat};
+use provisio::domain::admin::Actor;
+use provisio::service::AuthService;
+use provisio::store::SqlStore;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The PostgreSQL server tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("PROVISIO_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDatabase {
+    pub config: DatabaseConfig,
+    pub data_dir: Option<tempfile::TempDir>,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn new(backend: Backend) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let path: PathBuf = dir.path().to_owned();
+                TestDatabase {
+                    url: provisio::store::sqlite_url(&path),
+                    config: DatabaseConfig::Sqlite { data_dir: path },
+                    data_dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let name = format!("provisio_test_{}", uuid::Uuid::now_v7().simple());
+                let admin = SqlStore::connect(&admin_url).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL is required for the test suite and is not reachable at {admin_url}: {e}. Start it (scripts/test does) or set PROVISIO_TEST_POSTGRES_URL.")
+                });
+                admin
+                    .execute_raw(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                admin.close().await;
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_owned())
+                    .expect("database URL with a path");
+                let url = format!("{base}/{name}");
+                TestDatabase {
+                    config: DatabaseConfig::Url(SecretString::from(url.clone())),
+                    data_dir: None,
+                    url,
+                }
+            }
+        }
+    }
+
+    /// Opens and migrates the store.
+    pub async fn store(&self) -> SqlStore {
+        provisio::server::open_store(&self.config).await.expect("open store")
+    }
+}
+
+/// A running hub on a loopback port with an admin token.
+pub struct TestHub {
+    pub backend: Backend,
+    pub db: TestDatabase,
+    pub store: SqlStore,
+    pub base_url: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<provisio::domain::Result<()>>>,
+}
+
+impl TestHub {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with_limit(backend, 1024 * 1024).await
+    }
+
+    pub async fn start_with_limit(backend: Backend, max_body_bytes: usize) -> Self {
+        let db = TestDatabase::new(backend).await;
+        let store = db.store().await;
+        let token = AuthService::new(store.clone())
+            .create_token("test", &Actor::System)
+            .await
+            .expect("token")
+            .secret
+            .expose_secret()
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let config = Config {
+            listen: listener.local_addr().expect("addr"),
+            database: db.config.clone(),
+            log_format: LogFormat::Human,
+            log_level: "warn".into(),
+            max_body_bytes,
+            shutdown_timeout: Duration::from_secs(5),
+        };
+        let shutdown = CancellationToken::new();
+        let server_store = store.clone();
+        let stop = shutdown.clone();
+        let handle = tokio::spawn(async move { provisio::server::run(server_store, listener, &config, stop).await });
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        TestHub {
+            backend,
+            db,
+            store,
+            base_url,
+            token,
+            http,
+            shutdown,
+            handle: Some(handle),
+        }
+    }
+
+    /// Sends a JSON request with the admin token; returns status and parsed body (Null when empty).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_with(method, path, body, Some(&self.token)).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{}", self.base_url, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let bytes = response.bytes().await.expect("body");
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, answer) = self.call(Method::POST, path, Some(body)).await;
+        assert!(status.is_success(), "POST {path}: {status} {answer}");
+        answer
+    }
+
+    /// All change-log events.
+    pub async fn changes(&self) -> Vec<Value> {
+        let body = self.get("/api/v1/changes?limit=10000").await;
+        body.as_array().cloned().expect("array")
+    }
+
+    /// Runs the real `provisio` binary against this hub.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_provisio"))
+            .args(args)
+            .env("PROVISIO_SERVER", &self.base_url)
+            .env("PROVISIO_TOKEN", &self.token)
+            .env("PROVISIO_CLI_CONFIG", "/nonexistent/provisio-cli.toml")
+            .output()
+            .expect("run provisio")
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("join").expect("server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Declares one test per backend: `backend_tests!(name)` runs `async fn name(Backend)` on SQLite and PostgreSQL.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
