@@ -145,10 +145,10 @@ where
 
     /// Finds a user by id or, failing that, by username.
     pub async fn get_user(&self, reference: &str) -> Result<User> {
-        if let Ok(id) = Uuid::parse_str(reference) {
-            if let Some(user) = self.store.get_user(id).await? {
-                return Ok(user);
-            }
+        if let Ok(id) = Uuid::parse_str(reference)
+            && let Some(user) = self.store.get_user(id).await?
+        {
+            return Ok(user);
         }
         self.store
             .get_user_by_username(reference)
@@ -223,10 +223,10 @@ where
 
     /// Finds a group by id or, failing that, by name (regardless of case).
     pub async fn get_group(&self, reference: &str) -> Result<Group> {
-        if let Ok(id) = Uuid::parse_str(reference) {
-            if let Some(group) = self.store.get_group(id).await? {
-                return Ok(group);
-            }
+        if let Ok(id) = Uuid::parse_str(reference)
+            && let Some(group) = self.store.get_group(id).await?
+        {
+            return Ok(group);
         }
         self.store
             .get_group_by_name(reference)

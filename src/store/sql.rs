@@ -134,12 +134,12 @@ impl SqlStore {
             .await
             .map_err(migrate_error)?;
         let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-        if let Some(newest) = applied.iter().map(|m| m.version).max() {
-            if newest > known {
-                return Err(Error::Schema(format!(
-                    "the database schema is at version {newest}, newer than this binary knows ({known}): upgrade Provisio before using this database"
-                )));
-            }
+        if let Some(newest) = applied.iter().map(|m| m.version).max()
+            && newest > known
+        {
+            return Err(Error::Schema(format!(
+                "the database schema is at version {newest}, newer than this binary knows ({known}): upgrade Provisio before using this database"
+            )));
         }
         let before: Vec<i64> = applied.iter().map(|m| m.version).collect();
         migrator.run(&mut *conn).await.map_err(migrate_error)?;
