@@ -64,6 +64,19 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish on shutdown. Default: 30.
     #[arg(long, env = "PROVISIO_SHUTDOWN_TIMEOUT", value_name = "SECS")]
     pub shutdown_timeout: Option<u64>,
+    /// Key file that encrypts app tokens (created when missing). Nodes sharing a database must share
+    /// it. Default: secret.key in the data directory.
+    #[arg(long, env = "PROVISIO_SECRET_KEY_FILE", value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Provisioning workers on this node. Default: 4.
+    #[arg(long, env = "PROVISIO_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+    /// Seconds before a request to a target times out. Default: 30.
+    #[arg(long, env = "PROVISIO_REQUEST_TIMEOUT", value_name = "SECS")]
+    pub request_timeout: Option<u64>,
+    /// Attempts before a failing job becomes a dead letter. Default: 12.
+    #[arg(long, env = "PROVISIO_MAX_ATTEMPTS", value_name = "N")]
+    pub max_attempts: Option<i64>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -78,6 +91,10 @@ struct FileConfig {
     log_level: Option<String>,
     max_body_bytes: Option<usize>,
     shutdown_timeout: Option<u64>,
+    secret_key_file: Option<PathBuf>,
+    workers: Option<usize>,
+    request_timeout: Option<u64>,
+    max_attempts: Option<i64>,
 }
 
 /// Which database to open.
@@ -132,6 +149,14 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Grace period for in-flight requests at shutdown.
     pub shutdown_timeout: std::time::Duration,
+    /// The key file for app tokens.
+    pub secret_key_file: PathBuf,
+    /// Timeout of requests to targets.
+    pub request_timeout: std::time::Duration,
+    /// The engine's retry policy.
+    pub engine: crate::outbound::EngineConfig,
+    /// The background workers.
+    pub workers: crate::outbound::WorkerConfig,
 }
 
 fn read_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -196,7 +221,35 @@ impl ServeArgs {
         if max_body_bytes < 1024 {
             return Err(Error::Config("max_body_bytes must be at least 1024".into()));
         }
+        let data_dir = match &database {
+            DatabaseConfig::Sqlite { data_dir } => data_dir.clone(),
+            DatabaseConfig::Url(_) => file.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        };
+        let secret_key_file = self
+            .secret_key_file
+            .clone()
+            .or(file.secret_key_file)
+            .unwrap_or_else(|| data_dir.join("secret.key"));
+        let workers = self.workers.or(file.workers).unwrap_or(4);
+        if workers == 0 || workers > 256 {
+            return Err(Error::Config("workers must be between 1 and 256".into()));
+        }
+        let mut engine = crate::outbound::EngineConfig::default();
+        engine.max_attempts = self
+            .max_attempts
+            .or(file.max_attempts)
+            .unwrap_or(engine.max_attempts)
+            .max(1);
         Ok(Config {
+            secret_key_file,
+            request_timeout: std::time::Duration::from_secs(
+                self.request_timeout.or(file.request_timeout).unwrap_or(30).max(1),
+            ),
+            engine,
+            workers: crate::outbound::WorkerConfig {
+                workers,
+                ..Default::default()
+            },
             listen,
             database,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),

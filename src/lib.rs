@@ -4,6 +4,8 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod outbound;
+pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;

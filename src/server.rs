@@ -4,13 +4,18 @@
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::domain::{Error, Result};
+use crate::outbound::scim::http_client;
+use crate::outbound::{Engine, Wake, worker};
+use crate::secrets::SecretKey;
 use crate::service::AuthService;
 use crate::store::SqlStore;
 use secrecy::ExposeSecret;
 use std::future::IntoFuture;
 use std::io::Write;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Opens the configured store and brings its schema up to date.
 pub async fn open_store(database: &crate::config::DatabaseConfig) -> Result<SqlStore> {
@@ -25,10 +30,18 @@ pub async fn open_store(database: &crate::config::DatabaseConfig) -> Result<SqlS
     Ok(store)
 }
 
-/// Serves `store` on `listener` until `shutdown` is cancelled. Then no new connection is accepted,
-/// in-flight requests get up to `config.shutdown_timeout` to finish, and the store is closed.
+/// Serves `store` on `listener` and runs the provisioning workers until `shutdown` is cancelled.
+/// Then no new connection is accepted, in-flight requests and the jobs in hand get up to
+/// `config.shutdown_timeout` to finish, and the store is closed.
 pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdown: CancellationToken) -> Result<()> {
-    let state = AppState::new(store.clone(), config.max_body_bytes);
+    let key = SecretKey::load_or_create(&config.secret_key_file)?;
+    let wake = Wake::default();
+    let http = http_client(config.request_timeout).map_err(Error::Config)?;
+    let engine = Arc::new(Engine::new(store.clone(), key.clone(), http, config.engine.clone()));
+    let tasks = TaskTracker::new();
+    worker::spawn(engine, config.workers.clone(), wake.clone(), &tasks, shutdown.clone());
+    tasks.close();
+    let state = AppState::new(store.clone(), key, wake, config.max_body_bytes);
     let app = api::router(state);
     let stopping = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move { stopping.cancelled().await });
@@ -42,6 +55,12 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
                 Err(_) => tracing::warn!("in-flight requests did not finish within the shutdown timeout"),
             }
         }
+    }
+    if tokio::time::timeout(config.shutdown_timeout, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("provisioning workers did not finish their jobs within the shutdown timeout");
     }
     store.close().await;
     Ok(())

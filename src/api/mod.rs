@@ -1,6 +1,7 @@
 //! The HTTP layer: the admin REST API under `/api/v1`, its OpenAPI document, health, readiness
 //! and metrics. Handlers are thin: they parse, call a service, and map the result.
 
+mod apps;
 mod attributes;
 mod auth;
 mod changes;
@@ -9,12 +10,15 @@ mod extract;
 mod groups;
 mod users;
 
+pub use apps::{QueuedJob, SyncAnswer, SyncRequest};
 pub use auth::{IssuedTokenBody, LoginRequest, NewToken};
 pub use error::{ErrorBody, ErrorDetail};
 pub use groups::MembershipChange;
 
 use crate::domain::Error;
-use crate::service::{AuthService, DirectoryService};
+use crate::outbound::Wake;
+use crate::secrets::SecretKey;
+use crate::service::{AppService, AuthService, DirectoryService};
 use crate::store::SqlStore;
 use crate::telemetry::Metrics;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -38,6 +42,10 @@ pub struct AppState {
     pub directory: DirectoryService<SqlStore>,
     /// Authentication.
     pub auth: AuthService<SqlStore>,
+    /// Apps, policies and provisioning.
+    pub apps: AppService<SqlStore>,
+    /// Wakes the engine after local changes.
+    pub wake: Wake,
     /// The store, for readiness checks.
     pub store: SqlStore,
     /// Request metrics.
@@ -48,10 +56,12 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state over a migrated store.
-    pub fn new(store: SqlStore, max_body_bytes: usize) -> Self {
+    pub fn new(store: SqlStore, key: SecretKey, wake: Wake, max_body_bytes: usize) -> Self {
         Self {
             directory: DirectoryService::new(store.clone()),
             auth: AuthService::new(store.clone()),
+            apps: AppService::new(store.clone(), key),
+            wake,
             store,
             metrics: Arc::new(Metrics::new()),
             max_body_bytes,
@@ -75,7 +85,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Provisio admin API", description = "Directory, apps and provisioning of a Provisio hub."),
     modifiers(&BearerAuth),
-    tags((name = "users"), (name = "groups"), (name = "attributes"), (name = "auth"), (name = "changes"))
+    tags((name = "users"), (name = "groups"), (name = "attributes"), (name = "auth"), (name = "changes"), (name = "apps"), (name = "policies"))
 )]
 struct ApiDoc;
 
@@ -100,6 +110,18 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
         .routes(routes!(changes::list_changes))
+        .routes(routes!(apps::create_app, apps::list_apps))
+        .routes(routes!(apps::get_app, apps::update_app, apps::delete_app))
+        .routes(routes!(apps::test_app))
+        .routes(routes!(apps::preview))
+        .routes(routes!(apps::accounts))
+        .routes(routes!(apps::provision))
+        .routes(routes!(apps::sync))
+        .routes(routes!(apps::sync_run))
+        .routes(routes!(apps::job))
+        .routes(routes!(apps::list_presets))
+        .routes(routes!(apps::create_policy, apps::list_policies))
+        .routes(routes!(apps::delete_policy))
 }
 
 /// The OpenAPI document of the admin API, generated from the handlers.
@@ -162,7 +184,11 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    let mutating = !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
     let response = next.run(request).await;
+    if mutating && response.status().is_success() {
+        state.wake.changed();
+    }
     state.metrics.observe_request(
         &method,
         &route,

@@ -17,6 +17,10 @@ pub enum EntityKind {
     Membership,
     /// A custom attribute definition.
     Attribute,
+    /// An app (its settings or mapping).
+    App,
+    /// A policy linking an app and a group.
+    Policy,
 }
 
 /// What happened to it.
@@ -54,7 +58,9 @@ macro_rules! str_enum {
     };
 }
 
-str_enum!(EntityKind { User => "user", Group => "group", Membership => "membership", Attribute => "attribute" });
+str_enum!(EntityKind {
+    User => "user", Group => "group", Membership => "membership", Attribute => "attribute", App => "app", Policy => "policy",
+});
 str_enum!(ChangeOp {
     Created => "created", Updated => "updated", Deactivated => "deactivated", Reactivated => "reactivated",
     Deleted => "deleted", Added => "added", Removed => "removed",

@@ -1,10 +1,13 @@
 //! Domain types and rules. Nothing here knows about HTTP or SQL.
 
 pub mod admin;
+pub mod app;
 pub mod attribute;
 pub mod change;
 pub mod error;
 pub mod group;
+pub mod job;
+pub mod mapping;
 pub mod user;
 pub mod values;
 

@@ -2,8 +2,10 @@
 //! (later) the console and workers. They validate with the domain rules and persist through the
 //! store traits; they know nothing of HTTP.
 
+pub mod apps;
 pub mod auth;
 pub mod directory;
 
+pub use apps::AppService;
 pub use auth::AuthService;
 pub use directory::DirectoryService;

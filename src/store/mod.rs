@@ -2,18 +2,23 @@
 //! that serves SQLite and PostgreSQL with the same queries and the same migration history.
 
 mod admins;
+mod apps;
 mod attributes;
 mod changes;
 mod groups;
+mod queue;
+mod reports;
 mod sql;
 mod users;
 
 pub use sql::{Backend, SqlStore, sqlite_url};
 
 use crate::domain::admin::{Actor, Admin, ApiToken};
+use crate::domain::app::{App, AppAccount, AppGroup, Capabilities, ConnectionStatus, Policy};
 use crate::domain::attribute::AttributeDefinition;
 use crate::domain::change::{ChangeEvent, ChangeOp};
 use crate::domain::group::Group;
+use crate::domain::job::{Job, NewJob, Report};
 use crate::domain::user::User;
 use crate::domain::values::GroupName;
 use crate::domain::{Page, Result};
@@ -150,4 +155,123 @@ pub trait AdminStore: Send + Sync {
     fn list_tokens(&self) -> impl Future<Output = Result<Vec<ApiToken>>> + Send;
     /// Revokes a token; returns it.
     fn revoke_token(&self, id: Uuid, now: OffsetDateTime) -> impl Future<Output = Result<ApiToken>> + Send;
+}
+
+/// An app as stored: its settings and its encrypted bearer token.
+#[derive(Debug, Clone)]
+pub struct StoredApp {
+    /// The settings.
+    pub app: App,
+    /// The bearer token, encrypted with the hub's secret key (bound to the app id).
+    pub token_ciphertext: String,
+}
+
+/// Apps, policies, and what the engine remembers about accounts and groups in each app.
+/// App and policy writes append to the change log.
+pub trait AppStore: Send + Sync {
+    /// Stores a new app; refuses a name taken regardless of case.
+    fn insert_app(&self, app: &StoredApp, actor: &Actor) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces an app whose stored version is still `previous_version`.
+    fn update_app(
+        &self,
+        app: &StoredApp,
+        previous_version: i64,
+        changed: &[String],
+        actor: &Actor,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes an app with its policies and account records.
+    fn delete_app(&self, id: Uuid, actor: &Actor) -> impl Future<Output = Result<App>> + Send;
+    /// One app by id.
+    fn get_app(&self, id: Uuid) -> impl Future<Output = Result<Option<StoredApp>>> + Send;
+    /// One app by name, regardless of case.
+    fn get_app_by_name(&self, name: &str) -> impl Future<Output = Result<Option<StoredApp>>> + Send;
+    /// All apps by name.
+    fn list_apps(&self) -> impl Future<Output = Result<Vec<App>>> + Send;
+    /// Records the result of a connection check (not a configuration change: no change-log event).
+    fn set_connection(
+        &self,
+        id: Uuid,
+        status: ConnectionStatus,
+        message: Option<&str>,
+        capabilities: Option<&Capabilities>,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Stores a policy; refuses a second policy for the same app and group.
+    fn insert_policy(&self, policy: &Policy, actor: &Actor) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a policy; returns it.
+    fn delete_policy(&self, id: Uuid, actor: &Actor) -> impl Future<Output = Result<Policy>> + Send;
+    /// Policies, of one app or all.
+    fn list_policies(&self, app: Option<Uuid>) -> impl Future<Output = Result<Vec<Policy>>> + Send;
+    /// Whether `user` is active and a member of a group with a policy for `app`.
+    fn is_assigned(&self, app: Uuid, user: Uuid) -> impl Future<Output = Result<bool>> + Send;
+    /// The groups of `user` that have a policy for `app`.
+    fn policy_groups_of_user(&self, app: Uuid, user: Uuid) -> impl Future<Output = Result<Vec<Uuid>>> + Send;
+    /// Whether `group` has a policy for `app`.
+    fn has_policy(&self, app: Uuid, group: Uuid) -> impl Future<Output = Result<bool>> + Send;
+    /// The account record of `user` in `app`.
+    fn get_account(&self, app: Uuid, user: Uuid) -> impl Future<Output = Result<Option<AppAccount>>> + Send;
+    /// Inserts or replaces an account record.
+    fn save_account(&self, account: &AppAccount) -> impl Future<Output = Result<()>> + Send;
+    /// Forgets an account record.
+    fn delete_account(&self, app: Uuid, user: Uuid) -> impl Future<Output = Result<()>> + Send;
+    /// Every account record of an app.
+    fn list_accounts(&self, app: Uuid) -> impl Future<Output = Result<Vec<AppAccount>>> + Send;
+    /// The record of a group pushed to an app.
+    fn get_app_group(&self, app: Uuid, group: Uuid) -> impl Future<Output = Result<Option<AppGroup>>> + Send;
+    /// Inserts or replaces a pushed-group record.
+    fn save_app_group(&self, group: &AppGroup) -> impl Future<Output = Result<()>> + Send;
+    /// Forgets a pushed-group record.
+    fn delete_app_group(&self, app: Uuid, group: Uuid) -> impl Future<Output = Result<()>> + Send;
+    /// Target ids of the active accounts, in `app`, of the members of `group`, sorted.
+    fn member_target_ids(&self, app: Uuid, group: Uuid) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Every user and group a full synchronisation of `app` must visit.
+    fn app_subjects(&self, app: Uuid) -> impl Future<Output = Result<(Vec<Uuid>, Vec<Uuid>)>> + Send;
+}
+
+/// The durable work queue.
+pub trait QueueStore: Send + Sync {
+    /// Turns new change-log events into jobs, advancing the stored cursor in the same transaction.
+    /// Returns how many events were consumed.
+    fn dispatch_changes(&self, limit: u32) -> impl Future<Output = Result<usize>> + Send;
+    /// Queues a job unless one is already pending for the same subject; returns the pending job's id.
+    fn enqueue(&self, job: &NewJob) -> impl Future<Output = Result<String>> + Send;
+    /// Claims the next runnable job under a lease until `lease_until`.
+    fn claim(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Job>>> + Send;
+    /// Marks a claimed job done.
+    fn complete(&self, job: &Job, owner: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Puts a claimed job back to wait until `not_before`.
+    fn retry_later(
+        &self,
+        job: &Job,
+        owner: &str,
+        not_before: OffsetDateTime,
+        error: &str,
+        count_attempt: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Marks a claimed job failed (a dead letter).
+    fn fail(&self, job: &Job, owner: &str, error: &str) -> impl Future<Output = Result<()>> + Send;
+    /// One job.
+    fn get_job(&self, id: &str) -> impl Future<Output = Result<Option<Job>>> + Send;
+    /// Jobs of an app with a status, oldest first.
+    fn list_jobs(
+        &self,
+        app: Uuid,
+        status: crate::domain::job::JobStatus,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Job>>> + Send;
+    /// Counts of a run's jobs: (total, done, failed).
+    fn run_progress(&self, run_id: &str) -> impl Future<Output = Result<(i64, i64, i64)>> + Send;
+}
+
+/// The provisioning report.
+pub trait ReportStore: Send + Sync {
+    /// Appends a record.
+    fn insert_report(&self, report: &Report) -> impl Future<Output = Result<()>> + Send;
+    /// The records of one work item, oldest first.
+    fn reports_for_correlation(&self, correlation_id: &str) -> impl Future<Output = Result<Vec<Report>>> + Send;
 }

@@ -11,7 +11,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// The migration history, oldest first. One list for both databases.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "directory", include_str!("../../migrations/0001_directory.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "directory", include_str!("../../migrations/0001_directory.sql")),
+    (2, "outbound", include_str!("../../migrations/0002_outbound.sql")),
+];
 
 /// The database kinds Provisio runs on; chosen once when connecting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +273,11 @@ impl Sql {
     /// Binds an integer.
     pub(super) fn bind_int(self, value: i64) -> Self {
         self.placeholder(Arg::Int(Some(value)))
+    }
+
+    /// Binds an optional integer.
+    pub(super) fn bind_opt_int(self, value: Option<i64>) -> Self {
+        self.placeholder(Arg::Int(value))
     }
 
     /// Binds a boolean as 0 or 1.

@@ -88,6 +88,7 @@ pub struct TestHub {
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     handle: Option<tokio::task::JoinHandle<provisio::domain::Result<()>>>,
+    _key_dir: tempfile::TempDir,
 }
 
 impl TestHub {
@@ -105,6 +106,7 @@ impl TestHub {
             .secret
             .expose_secret()
             .to_owned();
+        let key_dir = tempfile::tempdir().expect("key directory");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         let config = Config {
@@ -114,6 +116,18 @@ impl TestHub {
             log_level: "warn".into(),
             max_body_bytes,
             shutdown_timeout: Duration::from_secs(5),
+            secret_key_file: key_dir.path().join("secret.key"),
+            request_timeout: Duration::from_secs(5),
+            engine: provisio::outbound::EngineConfig {
+                max_attempts: 8,
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(2),
+            },
+            workers: provisio::outbound::WorkerConfig {
+                workers: 4,
+                poll: Duration::from_millis(50),
+                ..Default::default()
+            },
         };
         let shutdown = CancellationToken::new();
         let server_store = store.clone();

@@ -1,0 +1,229 @@
+//! `/api/v1/apps`, `/api/v1/policies`, `/api/v1/presets`, `/api/v1/jobs`, `/api/v1/sync-runs`:
+//! connecting apps and driving provisioning. Anything that contacts a target is queued.
+
+use super::AppState;
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{Admin, ApiJson, ApiQuery};
+use crate::domain::app::{App, AppAccount, Policy};
+use crate::domain::mapping::Preset;
+use crate::service::apps::{AppUpdate, JobView, NewApp, NewPolicy, PlanLine, SyncRun};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+/// A queued job.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueuedJob {
+    /// Follow it at `/api/v1/jobs/{job_id}`.
+    pub job_id: String,
+}
+
+/// Options of a synchronisation.
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// Only compute the plan; contact nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The answer to a synchronisation request: a plan (dry run) or a queued run.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SyncAnswer {
+    /// The plan, for a dry run.
+    pub plan: Option<Vec<PlanLine>>,
+    /// The queued run, otherwise.
+    pub run: Option<SyncRun>,
+}
+
+/// Query of the policy listing.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyQuery {
+    /// Only the policies of this app (id or name).
+    pub app: Option<String>,
+}
+
+/// Connects an app; its connection is checked in the background.
+#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = NewApp,
+    responses((status = 201, body = App), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_app(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiJson(input): ApiJson<NewApp>,
+) -> ApiResult<(StatusCode, Json<App>)> {
+    Ok((StatusCode::CREATED, Json(state.apps.create_app(input, &actor).await?)))
+}
+
+/// Lists apps.
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", responses((status = 200, body = Vec<App>)), security(("bearer" = [])))]
+pub async fn list_apps(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<App>>> {
+    Ok(Json(state.apps.list_apps().await?))
+}
+
+/// One app, by id or name (never its token).
+#[utoipa::path(get, path = "/api/v1/apps/{app}", tag = "apps", params(("app" = String, Path, description = "App id or name")),
+    responses((status = 200, body = App), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_app(State(state): State<AppState>, _: Admin, Path(app): Path<String>) -> ApiResult<Json<App>> {
+    Ok(Json(state.apps.get_app(&app).await?))
+}
+
+/// Changes an app.
+#[utoipa::path(patch, path = "/api/v1/apps/{app}", tag = "apps", request_body = AppUpdate, params(("app" = String, Path, description = "App id or name")),
+    responses((status = 200, body = App), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn update_app(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(app): Path<String>,
+    ApiJson(update): ApiJson<AppUpdate>,
+) -> ApiResult<Json<App>> {
+    Ok(Json(state.apps.update_app(&app, update, &actor).await?))
+}
+
+/// Removes an app from the hub.
+#[utoipa::path(delete, path = "/api/v1/apps/{app}", tag = "apps", params(("app" = String, Path, description = "App id or name")),
+    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn delete_app(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(app): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.apps.delete_app(&app, &actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Queues a connection check.
+#[utoipa::path(post, path = "/api/v1/apps/{app}/test", tag = "apps", params(("app" = String, Path, description = "App id or name")),
+    responses((status = 202, body = QueuedJob), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn test_app(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(app): Path<String>,
+) -> ApiResult<(StatusCode, Json<QueuedJob>)> {
+    let job_id = state.apps.test_connection(&app).await?;
+    state.wake.jobs_queued();
+    Ok((StatusCode::ACCEPTED, Json(QueuedJob { job_id })))
+}
+
+/// The SCIM resource a user would be sent.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/preview/{user}", tag = "apps",
+    params(("app" = String, Path, description = "App id or name"), ("user" = String, Path, description = "User id or username")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn preview(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((app, user)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(state.apps.preview(&app, &user).await?))
+}
+
+/// The accounts the engine manages in an app.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/accounts", tag = "apps", params(("app" = String, Path, description = "App id or name")),
+    responses((status = 200, body = Vec<AppAccount>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn accounts(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Vec<AppAccount>>> {
+    Ok(Json(state.apps.accounts(&app).await?))
+}
+
+/// Queues one user's provisioning now.
+#[utoipa::path(post, path = "/api/v1/apps/{app}/provision/{user}", tag = "apps",
+    params(("app" = String, Path, description = "App id or name"), ("user" = String, Path, description = "User id or username")),
+    responses((status = 202, body = QueuedJob), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn provision(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((app, user)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<QueuedJob>)> {
+    let job_id = state.apps.provision_now(&app, &user).await?;
+    state.wake.jobs_queued();
+    Ok((StatusCode::ACCEPTED, Json(QueuedJob { job_id })))
+}
+
+/// Plans (dry run) or queues a full reconciliation of an app.
+#[utoipa::path(post, path = "/api/v1/apps/{app}/sync", tag = "apps", request_body = SyncRequest, params(("app" = String, Path, description = "App id or name")),
+    responses((status = 200, body = SyncAnswer), (status = 202, body = SyncAnswer), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn sync(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(app): Path<String>,
+    ApiJson(request): ApiJson<SyncRequest>,
+) -> ApiResult<(StatusCode, Json<SyncAnswer>)> {
+    if request.dry_run {
+        let plan = state.apps.dry_run(&app).await?;
+        return Ok((
+            StatusCode::OK,
+            Json(SyncAnswer {
+                plan: Some(plan),
+                run: None,
+            }),
+        ));
+    }
+    let run = state.apps.sync(&app).await?;
+    state.wake.jobs_queued();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SyncAnswer {
+            plan: None,
+            run: Some(run),
+        }),
+    ))
+}
+
+/// Progress of a full reconciliation.
+#[utoipa::path(get, path = "/api/v1/sync-runs/{run}", tag = "apps", params(("run" = String, Path, description = "Run id")),
+    responses((status = 200, body = SyncRun), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn sync_run(State(state): State<AppState>, _: Admin, Path(run): Path<String>) -> ApiResult<Json<SyncRun>> {
+    Ok(Json(state.apps.sync_progress(&run).await?))
+}
+
+/// A job and what it did.
+#[utoipa::path(get, path = "/api/v1/jobs/{job}", tag = "apps", params(("job" = String, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn job(State(state): State<AppState>, _: Admin, Path(job): Path<String>) -> ApiResult<Json<JobView>> {
+    Ok(Json(state.apps.job(&job).await?))
+}
+
+/// The built-in presets.
+#[utoipa::path(get, path = "/api/v1/presets", tag = "apps", responses((status = 200, body = Vec<Preset>)), security(("bearer" = [])))]
+pub async fn list_presets(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<Preset>>> {
+    Ok(Json(state.apps.presets()?))
+}
+
+/// Links a group to an app: its active members get accounts there.
+#[utoipa::path(post, path = "/api/v1/policies", tag = "policies", request_body = NewPolicy,
+    responses((status = 201, body = Policy), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_policy(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiJson(input): ApiJson<NewPolicy>,
+) -> ApiResult<(StatusCode, Json<Policy>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.apps.create_policy(input, &actor).await?),
+    ))
+}
+
+/// Lists policies.
+#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(PolicyQuery), responses((status = 200, body = Vec<Policy>)), security(("bearer" = [])))]
+pub async fn list_policies(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiQuery(query): ApiQuery<PolicyQuery>,
+) -> ApiResult<Json<Vec<Policy>>> {
+    Ok(Json(state.apps.list_policies(query.app.as_deref()).await?))
+}
+
+/// Removes a policy.
+#[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = String, Path, description = "Policy id")),
+    responses((status = 200, body = Policy), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn delete_policy(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Policy>> {
+    Ok(Json(state.apps.delete_policy(&id, &actor).await?))
+}

@@ -1,0 +1,333 @@
+//! Apps (SCIM 2.0 destinations), their provisioning settings, policies (app x group), and what the
+//! engine remembers about each account it pushed.
+
+use super::error::{Error, Result};
+use super::mapping::Mapping;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Which provisioning actions the engine may take in an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Features {
+    /// Create accounts for newly assigned users.
+    #[serde(default = "yes")]
+    pub create_users: bool,
+    /// Push profile changes.
+    #[serde(default = "yes")]
+    pub update_users: bool,
+    /// Deactivate accounts of users no longer assigned (when deprovisioning deactivates).
+    #[serde(default = "yes")]
+    pub deactivate_users: bool,
+    /// Delete accounts of users no longer assigned (when deprovisioning deletes).
+    #[serde(default = "yes")]
+    pub delete_users: bool,
+    /// Create the policy groups in the app and keep their membership.
+    #[serde(default)]
+    pub push_groups: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Self {
+            create_users: true,
+            update_users: true,
+            deactivate_users: true,
+            delete_users: true,
+            push_groups: false,
+        }
+    }
+}
+
+/// What happens to the account of a user who is no longer assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Deprovision {
+    /// Set `active` to false (the account stays and can be reactivated).
+    #[default]
+    Deactivate,
+    /// Delete the account.
+    Delete,
+}
+
+impl Deprovision {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deprovision::Deactivate => "deactivate",
+            Deprovision::Delete => "delete",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(value: &str) -> Result<Self> {
+        match value {
+            "deactivate" => Ok(Deprovision::Deactivate),
+            "delete" => Ok(Deprovision::Delete),
+            other => Err(Error::invalid(
+                "deprovision",
+                format!("'{other}' is not 'deactivate' or 'delete'"),
+            )),
+        }
+    }
+}
+
+/// The result of the last connection check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    /// Not checked yet (a check is queued).
+    Unchecked,
+    /// The target answered as a SCIM server with this token.
+    Ok,
+    /// The check failed; `connection_message` says why.
+    Failed,
+}
+
+impl ConnectionStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Unchecked => "unchecked",
+            ConnectionStatus::Ok => "ok",
+            ConnectionStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(value: &str) -> Result<Self> {
+        match value {
+            "unchecked" => Ok(ConnectionStatus::Unchecked),
+            "ok" => Ok(ConnectionStatus::Ok),
+            "failed" => Ok(ConnectionStatus::Failed),
+            other => Err(Error::Storage(format!("unknown connection status '{other}'"))),
+        }
+    }
+}
+
+/// What a target said about itself (from its discovery endpoints, else assumed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Capabilities {
+    /// PATCH is supported (else updates use PUT).
+    pub patch: bool,
+    /// Filtering is supported (`userName eq` look-ups).
+    pub filter: bool,
+    /// Bulk is supported.
+    pub bulk: bool,
+    /// ETags are supported.
+    pub etag: bool,
+    /// Largest page the target returns, when it says.
+    pub max_results: Option<i64>,
+    /// Whether the target publishes `/ServiceProviderConfig`.
+    pub discovery: bool,
+}
+
+/// An app: a SCIM 2.0 destination and how to provision it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct App {
+    /// Stable identifier.
+    pub id: Uuid,
+    /// Unique name (regardless of case).
+    pub name: String,
+    /// Always `scim` for now: an outbound SCIM 2.0 destination.
+    pub kind: String,
+    /// SCIM base URL (e.g. `https://api.monday.com/scim/v2`).
+    pub base_url: String,
+    /// Provisioning features switched on.
+    pub features: Features,
+    /// What deprovisioning does.
+    pub deprovision: Deprovision,
+    /// Whether the engine provisions this app at all.
+    pub enabled: bool,
+    /// SCIM target attribute <- source rules.
+    #[schema(value_type = Object)]
+    pub mapping: Mapping,
+    /// The preset the app was created from.
+    pub preset: Option<String>,
+    /// What the target supports, from the last successful connection check.
+    pub capabilities: Option<Capabilities>,
+    /// Result of the last connection check.
+    pub connection_status: ConnectionStatus,
+    /// Why the last check failed, in words for the administrator.
+    pub connection_message: Option<String>,
+    /// When the connection was last checked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub connection_checked_at: Option<OffsetDateTime>,
+    /// Increases with every change.
+    pub version: i64,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A policy: members of `group` get an account in `app`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Policy {
+    /// Stable identifier.
+    pub id: Uuid,
+    /// A name for people.
+    pub name: String,
+    /// The app.
+    pub app_id: Uuid,
+    /// The group.
+    pub group_id: Uuid,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// The state of an account the engine manages in an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    /// Exists and active, matching what was pushed.
+    Active,
+    /// Exists with `active=false`.
+    Deactivated,
+    /// Deleted from the target.
+    Deleted,
+}
+
+impl AccountState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountState::Active => "active",
+            AccountState::Deactivated => "deactivated",
+            AccountState::Deleted => "deleted",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(value: &str) -> Result<Self> {
+        match value {
+            "active" => Ok(AccountState::Active),
+            "deactivated" => Ok(AccountState::Deactivated),
+            "deleted" => Ok(AccountState::Deleted),
+            other => Err(Error::Storage(format!("unknown account state '{other}'"))),
+        }
+    }
+}
+
+/// What the engine remembers about one user's account in one app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AppAccount {
+    /// The app.
+    pub app_id: Uuid,
+    /// The directory user.
+    pub user_id: Uuid,
+    /// The resource id in the target.
+    pub target_id: String,
+    /// The userName it has there.
+    pub target_username: String,
+    /// Its state.
+    pub state: AccountState,
+    /// Fingerprint of the last pushed resource.
+    pub fingerprint: String,
+    /// The last pushed resource.
+    #[schema(value_type = Object)]
+    pub pushed: Value,
+    /// When it last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// What the engine remembers about one group pushed to one app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppGroup {
+    /// The app.
+    pub app_id: Uuid,
+    /// The directory group.
+    pub group_id: Uuid,
+    /// The group's id in the target.
+    pub target_id: String,
+    /// The displayName last pushed.
+    pub pushed_name: String,
+    /// Target ids of the members last pushed, sorted.
+    pub pushed_members: Vec<String>,
+}
+
+/// Validates a SCIM base URL: http or https, a host, no query or fragment. Returns it without a trailing `/`.
+pub fn validate_base_url(value: &str) -> Result<String> {
+    let bad = |why: &str| {
+        Err(Error::invalid(
+            "base_url",
+            format!("'{value}' is not a usable SCIM base URL: {why}"),
+        ))
+    };
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return bad("it must start with https:// (or http://)");
+    };
+    if !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http") {
+        return bad("only http and https are supported");
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_name = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
+    if host_name.is_empty() || host_name.starts_with(':') {
+        return bad("it has no host");
+    }
+    if host.contains('@') {
+        return bad("credentials belong in the bearer token, not the URL");
+    }
+    if rest.contains('?') || rest.contains('#') {
+        return bad("it must not have a query or fragment");
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("it contains spaces");
+    }
+    if let Some((_, port)) = host_name.rsplit_once(':')
+        && !host_name.ends_with(']')
+        && port.parse::<u16>().is_err()
+    {
+        return bad("the port is not a number");
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// Validates an app or policy name.
+pub fn validate_name(field: &str, value: &str) -> Result<String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 100 || trimmed.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must be 1 to 100 printable characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            validate_base_url("https://api.monday.com/scim/v2/").unwrap(),
+            "https://api.monday.com/scim/v2"
+        );
+        assert!(validate_base_url("http://127.0.0.1:8080/v2").is_ok());
+        for bad in [
+            "api.monday.com",
+            "ftp://x/y",
+            "https://",
+            "https://u:p@host/v2",
+            "https://h/v2?x=1",
+            "https://h:port/v2",
+            "https://h /v2",
+        ] {
+            assert!(validate_base_url(bad).is_err(), "{bad}");
+        }
+    }
+}

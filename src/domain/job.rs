@@ -1,0 +1,194 @@
+//! Work items of the durable queue and the provisioning report records they produce.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+macro_rules! stored_enum {
+    ($(#[$meta:meta])* $ty:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $ty { $($(#[$vmeta])* $variant),* }
+        impl $ty {
+            /// The stored name.
+            pub fn as_str(self) -> &'static str { match self { $($ty::$variant => $text),* } }
+            /// Parses the stored name.
+            pub fn parse(value: &str) -> crate::domain::Result<Self> {
+                match value {
+                    $($text => Ok($ty::$variant),)*
+                    other => Err(crate::domain::Error::Storage(format!("unknown {} '{other}'", stringify!($ty)))),
+                }
+            }
+        }
+    };
+}
+
+stored_enum!(
+    /// What a job reconciles.
+    SubjectKind {
+        /// One user's account in the app.
+        User => "user",
+        /// One group pushed to the app.
+        Group => "group",
+        /// The app's connection (a connection check).
+        Connection => "connection",
+    }
+);
+
+stored_enum!(
+    /// Where a job is in its life.
+    JobStatus {
+        /// Waiting to run (possibly not before a retry time).
+        Pending => "pending",
+        /// Claimed by a worker under a lease.
+        Running => "running",
+        /// Finished.
+        Done => "done",
+        /// Failed permanently or exhausted its retries: a dead letter the admin can retry or discard.
+        Failed => "failed",
+    }
+);
+
+stored_enum!(
+    /// What a provisioning action did.
+    Operation {
+        /// Created an account.
+        Create => "create",
+        /// Updated an account.
+        Update => "update",
+        /// Set an account inactive.
+        Deactivate => "deactivate",
+        /// Set an account active again.
+        Reactivate => "reactivate",
+        /// Deleted an account.
+        Delete => "delete",
+        /// Linked an existing account.
+        Adopt => "adopt",
+        /// Looked an account or group up.
+        Lookup => "lookup",
+        /// Created a group.
+        GroupCreate => "group_create",
+        /// Renamed a group or replaced it.
+        GroupUpdate => "group_update",
+        /// Deleted a group.
+        GroupDelete => "group_delete",
+        /// Added members to a group.
+        MembershipAdd => "membership_add",
+        /// Removed members from a group.
+        MembershipRemove => "membership_remove",
+        /// Checked the connection.
+        TestConnection => "test_connection",
+        /// Decided nothing needed doing.
+        Skip => "skip",
+    }
+);
+
+stored_enum!(
+    /// How a provisioning action ended.
+    Outcome {
+        /// It worked.
+        Success => "success",
+        /// It failed permanently.
+        Failure => "failure",
+        /// It failed and will be retried.
+        Retrying => "retrying",
+        /// Nothing was sent.
+        Skipped => "skipped",
+    }
+);
+
+/// A queued work item.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Job {
+    /// Identifier; also the correlation id of its report records.
+    pub id: String,
+    /// The app.
+    pub app_id: Uuid,
+    /// What kind of subject.
+    pub subject_kind: SubjectKind,
+    /// The subject's id (user or group id; the app id for connection checks).
+    pub subject_id: String,
+    /// State.
+    pub status: JobStatus,
+    /// How many times it has run.
+    pub attempts: i64,
+    /// Links the report records of all attempts.
+    pub correlation_id: String,
+    /// The full synchronisation it belongs to, if any.
+    pub run_id: Option<String>,
+    /// What caused it (`change:42`, `sync:<run>`, `manual`, `app-updated`).
+    pub cause: String,
+    /// The last error, for retries and dead letters.
+    pub last_error: Option<String>,
+    /// Not to run before this time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub not_before: OffsetDateTime,
+    /// When it was queued.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// A job to queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The app.
+    pub app_id: Uuid,
+    /// What kind of subject.
+    pub subject_kind: SubjectKind,
+    /// The subject's id.
+    pub subject_id: String,
+    /// The full synchronisation it belongs to.
+    pub run_id: Option<String>,
+    /// What caused it.
+    pub cause: String,
+}
+
+/// One provisioning action, as recorded for the provisioning report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Report {
+    /// Identifier.
+    pub id: Uuid,
+    /// When the action started.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: OffsetDateTime,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// The app.
+    pub app_id: Uuid,
+    /// The app's name at the time.
+    pub app_name: String,
+    /// User or group.
+    pub subject_kind: SubjectKind,
+    /// The directory id of the user or group.
+    pub subject_id: String,
+    /// The user's username (or the group's name).
+    pub username: Option<String>,
+    /// The user's email.
+    pub email: Option<String>,
+    /// The resource id in the target.
+    pub target_id: Option<String>,
+    /// What was done.
+    pub operation: Operation,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Which attempt of the job this was (1 = first).
+    pub attempt: i64,
+    /// HTTP method sent.
+    pub http_method: Option<String>,
+    /// HTTP path sent (relative to the base URL).
+    pub http_path: Option<String>,
+    /// HTTP status received.
+    pub http_status: Option<i64>,
+    /// Attributes pushed: name -> {old, new}.
+    #[schema(value_type = Option<Object>)]
+    pub diff: Option<Value>,
+    /// What happened, in words (the target's error detail on failure).
+    pub message: Option<String>,
+    /// Links all attempts of one work item.
+    pub correlation_id: String,
+}

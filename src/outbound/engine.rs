@@ -1,0 +1,1282 @@
+//! The sync engine's executor: runs one queued job (a user, a group, or a connection check of one
+//! app) against the target, records every action in the provisioning report, and says whether the
+//! job is done, should be retried, or failed.
+
+use super::plan::{UserPlan, attribute_diff, fingerprint, plan_user};
+use super::scim::{ScimClient, ScimError, ScimResponse, encode_query, filter_literal};
+use crate::domain::app::{AccountState, App, AppAccount, AppGroup, Capabilities, ConnectionStatus};
+use crate::domain::group::Group;
+use crate::domain::job::{Job, Operation, Outcome, Report, SubjectKind};
+use crate::domain::mapping::patch_operations;
+use crate::domain::user::User;
+use crate::domain::{Error, now};
+use crate::secrets::SecretKey;
+use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, StoredApp, UserStore};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// Most member changes sent in one group PATCH.
+const MEMBER_BATCH: usize = 100;
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobResult {
+    /// Finished; nothing left to do.
+    Done,
+    /// A transient failure: run again after this delay.
+    Retry {
+        /// The delay (the target's `Retry-After` when it gave one and it is longer).
+        after: Duration,
+        /// What failed.
+        error: String,
+    },
+    /// The app's configuration is wrong (e.g. the token was refused): wait, without spending a retry,
+    /// until the connection is fixed.
+    Deferred {
+        /// What failed.
+        error: String,
+    },
+    /// A permanent failure: the job becomes a dead letter.
+    Failed {
+        /// What failed.
+        error: String,
+    },
+}
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Attempts before a job becomes a dead letter.
+    pub max_attempts: i64,
+    /// First retry delay; doubles per attempt.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 12,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A failure inside a job.
+#[derive(Debug)]
+enum StepError {
+    Target(ScimError),
+    Hub(Error),
+}
+
+impl From<ScimError> for StepError {
+    fn from(value: ScimError) -> Self {
+        StepError::Target(value)
+    }
+}
+
+impl From<Error> for StepError {
+    fn from(value: Error) -> Self {
+        StepError::Hub(value)
+    }
+}
+
+type Step<T> = Result<T, StepError>;
+
+/// Executes jobs over a store.
+pub struct Engine<S> {
+    store: S,
+    key: SecretKey,
+    http: reqwest::Client,
+    config: EngineConfig,
+}
+
+/// Who a job is about, for its report records.
+#[derive(Clone)]
+struct Subject {
+    kind: SubjectKind,
+    id: String,
+    username: Option<String>,
+    email: Option<String>,
+}
+
+/// Records the report rows of one job run.
+struct Recorder<'a, S> {
+    store: &'a S,
+    job: &'a Job,
+    app: &'a App,
+    subject: Subject,
+}
+
+impl<S: ReportStore> Recorder<'_, S> {
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        started: (time::OffsetDateTime, Instant),
+        operation: Operation,
+        outcome: Outcome,
+        request: Option<(&Method, &str)>,
+        status: Option<u16>,
+        target_id: Option<&str>,
+        diff: Option<Value>,
+        message: Option<String>,
+    ) {
+        let report = Report {
+            id: Uuid::now_v7(),
+            started_at: started.0,
+            duration_ms: i64::try_from(started.1.elapsed().as_millis()).unwrap_or(i64::MAX),
+            app_id: self.app.id,
+            app_name: self.app.name.clone(),
+            subject_kind: self.subject.kind,
+            subject_id: self.subject.id.clone(),
+            username: self.subject.username.clone(),
+            email: self.subject.email.clone(),
+            target_id: target_id.map(str::to_owned),
+            operation,
+            outcome,
+            attempt: self.job.attempts,
+            http_method: request.map(|(m, _)| m.to_string()),
+            http_path: request.map(|(_, p)| p.to_owned()),
+            http_status: status.map(i64::from),
+            diff,
+            message,
+            correlation_id: self.job.correlation_id.clone(),
+        };
+        if let Err(e) = self.store.insert_report(&report).await {
+            tracing::error!(error = %e, "cannot store a provisioning report record");
+        }
+    }
+}
+
+fn started() -> (time::OffsetDateTime, Instant) {
+    (now(), Instant::now())
+}
+
+fn resource_id(response: &ScimResponse) -> Option<String> {
+    response.body.get("id").and_then(Value::as_str).map(str::to_owned)
+}
+
+fn list_first(body: &Value) -> Option<Value> {
+    body.get("Resources")
+        .and_then(Value::as_array)
+        .and_then(|r| r.first())
+        .cloned()
+}
+
+fn patch_body(operations: &[Value]) -> Value {
+    json!({"schemas": [PATCH_SCHEMA], "Operations": operations})
+}
+
+/// Keeps only the attributes of `found` that `desired` sets, so that adopting an account never
+/// removes what the target holds beyond the mapping.
+fn restrict_to(found: &Value, desired: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    if let (Value::Object(found), Value::Object(desired)) = (found, desired) {
+        for key in desired.keys() {
+            if let Some(value) = found.get(key) {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+impl<S> Engine<S>
+where
+    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
+{
+    /// An engine over `store`, decrypting app tokens with `key`, sending over `http`.
+    pub fn new(store: S, key: SecretKey, http: reqwest::Client, config: EngineConfig) -> Self {
+        Self {
+            store,
+            key,
+            http,
+            config,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn backoff(&self, attempt: i64) -> Duration {
+        let exponent = u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0);
+        let base = self
+            .config
+            .backoff_base
+            .saturating_mul(2u32.saturating_pow(exponent))
+            .min(self.config.backoff_max);
+        // Jitter: 80% to 120% of the delay, so that retries of many jobs spread out.
+        let mut byte = [0u8; 1];
+        rand::fill(&mut byte[..]);
+        base.mul_f64(0.8 + f64::from(byte[0]) / 255.0 * 0.4)
+    }
+
+    fn client(&self, stored: &StoredApp) -> Result<ScimClient, Error> {
+        let token = self.key.decrypt(&stored.token_ciphertext, &stored.app.id.to_string())?;
+        Ok(ScimClient::new(self.http.clone(), &stored.app.base_url, token))
+    }
+
+    /// Runs one claimed job and says how it ended.
+    pub async fn run(&self, job: &Job) -> JobResult {
+        let stored = match self.store.get_app(job.app_id).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return JobResult::Done,
+            Err(e) => {
+                return JobResult::Retry {
+                    after: self.backoff(job.attempts),
+                    error: e.to_string(),
+                };
+            }
+        };
+        let client = match self.client(&stored) {
+            Ok(client) => client,
+            Err(e) => return JobResult::Failed { error: e.to_string() },
+        };
+        let outcome = match job.subject_kind {
+            SubjectKind::User => match Uuid::parse_str(&job.subject_id) {
+                Ok(user) => self.reconcile_user(job, &stored.app, &client, user).await,
+                Err(_) => Err(StepError::Hub(Error::Storage(format!(
+                    "bad user id '{}' in a job",
+                    job.subject_id
+                )))),
+            },
+            SubjectKind::Group => match Uuid::parse_str(&job.subject_id) {
+                Ok(group) => self.reconcile_group(job, &stored.app, &client, group).await,
+                Err(_) => Err(StepError::Hub(Error::Storage(format!(
+                    "bad group id '{}' in a job",
+                    job.subject_id
+                )))),
+            },
+            SubjectKind::Connection => self.check_connection(job, &stored.app, &client).await,
+        };
+        match outcome {
+            Ok(()) => JobResult::Done,
+            Err(StepError::Target(e)) if matches!(e.status(), Some(401 | 403)) => {
+                let message = format!("the target refused the bearer token ({}): check the token", e);
+                if let Err(err) = self
+                    .store
+                    .set_connection(job.app_id, ConnectionStatus::Failed, Some(&message), None, now())
+                    .await
+                {
+                    tracing::error!(error = %err, "cannot record the connection failure");
+                }
+                JobResult::Deferred { error: message }
+            }
+            Err(StepError::Target(e)) if e.is_transient() => {
+                if job.attempts >= self.config.max_attempts {
+                    return JobResult::Failed {
+                        error: format!("gave up after {} attempts: {e}", job.attempts),
+                    };
+                }
+                let after = self
+                    .backoff(job.attempts)
+                    .max(e.retry_after().unwrap_or(Duration::ZERO));
+                JobResult::Retry {
+                    after,
+                    error: e.to_string(),
+                }
+            }
+            Err(StepError::Target(e)) => JobResult::Failed { error: e.to_string() },
+            Err(StepError::Hub(e @ (Error::Storage(_) | Error::Schema(_)))) => JobResult::Retry {
+                after: self.backoff(job.attempts),
+                error: e.to_string(),
+            },
+            Err(StepError::Hub(e)) => JobResult::Failed { error: e.to_string() },
+        }
+    }
+
+    /// Sends a request; on failure records a report row (retrying or failure) before returning the error.
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        recorder: &Recorder<'_, S>,
+        client: &ScimClient,
+        operation: Operation,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        target_id: Option<&str>,
+        diff: Option<Value>,
+    ) -> Step<ScimResponse> {
+        let at = started();
+        match client.send(method.clone(), path, body).await {
+            Ok(response) => {
+                if operation != Operation::Lookup {
+                    recorder
+                        .record(
+                            at,
+                            operation,
+                            Outcome::Success,
+                            Some((&method, path)),
+                            Some(response.status),
+                            target_id.or(resource_id(&response).as_deref()),
+                            diff,
+                            None,
+                        )
+                        .await;
+                }
+                Ok(response)
+            }
+            Err(e) => {
+                let expected = matches!(
+                    (operation, e.status()),
+                    (Operation::Lookup, _) | (_, Some(404 | 409 | 405 | 501))
+                );
+                if !expected {
+                    let outcome = if e.is_transient() && recorder.job.attempts < self.config.max_attempts {
+                        Outcome::Retrying
+                    } else {
+                        Outcome::Failure
+                    };
+                    recorder
+                        .record(
+                            at,
+                            operation,
+                            outcome,
+                            Some((&method, path)),
+                            e.status(),
+                            target_id,
+                            diff,
+                            Some(e.to_string()),
+                        )
+                        .await;
+                }
+                Err(StepError::Target(e))
+            }
+        }
+    }
+
+    async fn lookup_user(
+        &self,
+        recorder: &Recorder<'_, S>,
+        client: &ScimClient,
+        username: &str,
+    ) -> Step<Option<Value>> {
+        let path = format!(
+            "/Users?filter={}",
+            encode_query(&format!("userName eq {}", filter_literal(username)))
+        );
+        match self
+            .send(
+                recorder,
+                client,
+                Operation::Lookup,
+                Method::GET,
+                &path,
+                None,
+                None,
+                None,
+            )
+            .await
+        {
+            Ok(response) => Ok(list_first(&response.body)),
+            // A target that cannot filter: create and rely on 409 to find duplicates.
+            Err(StepError::Target(e)) if matches!(e.status(), Some(400 | 501)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn reconcile_user(&self, job: &Job, app: &App, client: &ScimClient, user_id: Uuid) -> Step<()> {
+        let user = self.store.get_user(user_id).await?;
+        let account = self.store.get_account(app.id, user_id).await?;
+        let assigned = user.is_some() && self.store.is_assigned(app.id, user_id).await?;
+        let subject = Subject {
+            kind: SubjectKind::User,
+            id: user_id.to_string(),
+            username: user
+                .as_ref()
+                .map(|u| u.username.clone())
+                .or_else(|| account.as_ref().map(|a| a.target_username.clone())),
+            email: user.as_ref().and_then(|u| u.email.clone()),
+        };
+        let recorder = Recorder {
+            store: &self.store,
+            job,
+            app,
+            subject,
+        };
+        let desired = match (&user, assigned) {
+            (Some(user), true) => match app.mapping.render(user) {
+                Ok(resource) => Some(resource),
+                Err(e) => {
+                    recorder
+                        .record(
+                            started(),
+                            Operation::Skip,
+                            Outcome::Failure,
+                            None,
+                            None,
+                            None,
+                            None,
+                            Some(format!("the mapping failed for this user: {e}")),
+                        )
+                        .await;
+                    return Err(StepError::Hub(e));
+                }
+            },
+            _ => None,
+        };
+        let before = account.as_ref().map(|a| (a.state, a.target_id.clone()));
+        match plan_user(app, desired, account.as_ref()) {
+            UserPlan::NoChange => {
+                recorder
+                    .record(
+                        started(),
+                        Operation::Skip,
+                        Outcome::Skipped,
+                        None,
+                        None,
+                        account.as_ref().map(|a| a.target_id.as_str()),
+                        None,
+                        Some("already up to date".into()),
+                    )
+                    .await;
+            }
+            UserPlan::Skip { reason } => {
+                recorder
+                    .record(
+                        started(),
+                        Operation::Skip,
+                        Outcome::Skipped,
+                        None,
+                        None,
+                        None,
+                        None,
+                        Some(reason),
+                    )
+                    .await;
+            }
+            UserPlan::Create { desired } => self.create_user(&recorder, app, client, user_id, desired).await?,
+            UserPlan::Update {
+                desired,
+                operations,
+                diff,
+                reactivate,
+            } => {
+                let account = account
+                    .as_ref()
+                    .ok_or_else(|| Error::Storage("an update plan needs an account".into()))?;
+                self.update_user(&recorder, app, client, account, desired, operations, diff, reactivate)
+                    .await?;
+            }
+            UserPlan::Deactivate => {
+                let account = account
+                    .as_ref()
+                    .ok_or_else(|| Error::Storage("a deactivation plan needs an account".into()))?;
+                self.deactivate_user(&recorder, app, client, account).await?;
+            }
+            UserPlan::Delete => {
+                let account = account
+                    .as_ref()
+                    .ok_or_else(|| Error::Storage("a deletion plan needs an account".into()))?;
+                self.delete_user(&recorder, client, account, user.is_none()).await?;
+            }
+        }
+        let after = self
+            .store
+            .get_account(app.id, user_id)
+            .await?
+            .map(|a| (a.state, a.target_id));
+        if app.features.push_groups && before != after {
+            for group in self.store.policy_groups_of_user(app.id, user_id).await? {
+                self.store
+                    .enqueue(&crate::domain::job::NewJob {
+                        app_id: app.id,
+                        subject_kind: SubjectKind::Group,
+                        subject_id: group.to_string(),
+                        run_id: None,
+                        cause: format!("user:{user_id}"),
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn save_account(
+        &self,
+        app: &App,
+        user_id: Uuid,
+        target_id: String,
+        desired: &Value,
+        state: AccountState,
+    ) -> Step<()> {
+        let account = AppAccount {
+            app_id: app.id,
+            user_id,
+            target_id,
+            target_username: desired
+                .get("userName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            state,
+            fingerprint: fingerprint(desired),
+            pushed: desired.clone(),
+            updated_at: now(),
+        };
+        self.store.save_account(&account).await?;
+        Ok(())
+    }
+
+    async fn create_user(
+        &self,
+        recorder: &Recorder<'_, S>,
+        app: &App,
+        client: &ScimClient,
+        user_id: Uuid,
+        desired: Value,
+    ) -> Step<()> {
+        let username = desired
+            .get("userName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(found) = self.lookup_user(recorder, client, &username).await? {
+            return self.adopt_user(recorder, app, client, user_id, found, desired).await;
+        }
+        let diff = attribute_diff(&Value::Null, &desired);
+        match self
+            .send(
+                recorder,
+                client,
+                Operation::Create,
+                Method::POST,
+                "/Users",
+                Some(&desired),
+                None,
+                Some(diff),
+            )
+            .await
+        {
+            Ok(response) => {
+                let id = resource_id(&response).ok_or_else(|| ScimError::NotScim {
+                    message: "the target created the user but returned no id".into(),
+                })?;
+                self.save_account(app, user_id, id, &desired, AccountState::Active)
+                    .await
+            }
+            Err(StepError::Target(e)) if e.status() == Some(409) => {
+                // The account exists already (perhaps our own earlier create whose answer was lost): adopt it.
+                match self.lookup_user(recorder, client, &username).await? {
+                    Some(found) => self.adopt_user(recorder, app, client, user_id, found, desired).await,
+                    None => {
+                        recorder.record(started(), Operation::Create, Outcome::Failure, Some((&Method::POST, "/Users")), Some(409), None, None,
+                            Some(format!("the target reports a conflict ({e}) but no user named '{username}' can be found there"))).await;
+                        Err(StepError::Target(e))
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn adopt_user(
+        &self,
+        recorder: &Recorder<'_, S>,
+        app: &App,
+        client: &ScimClient,
+        user_id: Uuid,
+        found: Value,
+        desired: Value,
+    ) -> Step<()> {
+        let id = found
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ScimError::NotScim {
+                message: "the target listed a user without an id".into(),
+            })?
+            .to_owned();
+        let current = restrict_to(&found, &desired);
+        let operations: Vec<Value> = patch_operations(&current, &desired)
+            .into_iter()
+            .filter(|op| op["op"] != "remove")
+            .collect();
+        let diff = attribute_diff(&current, &desired);
+        if operations.is_empty() {
+            recorder
+                .record(
+                    started(),
+                    Operation::Adopt,
+                    Outcome::Success,
+                    None,
+                    None,
+                    Some(&id),
+                    None,
+                    Some("linked the existing account; it already matches".into()),
+                )
+                .await;
+        } else {
+            self.write_user(
+                recorder,
+                app,
+                client,
+                &id,
+                &desired,
+                &operations,
+                Operation::Adopt,
+                diff,
+            )
+            .await?;
+        }
+        self.save_account(app, user_id, id, &desired, AccountState::Active)
+            .await
+    }
+
+    /// Sends `operations` as a PATCH, or the whole `desired` resource as a PUT when the target lacks PATCH.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_user(
+        &self,
+        recorder: &Recorder<'_, S>,
+        app: &App,
+        client: &ScimClient,
+        id: &str,
+        desired: &Value,
+        operations: &[Value],
+        operation: Operation,
+        diff: Value,
+    ) -> Step<()> {
+        let path = format!("/Users/{id}");
+        let patch_known_missing = app.capabilities.as_ref().is_some_and(|c| c.discovery && !c.patch);
+        if !patch_known_missing {
+            match self
+                .send(
+                    recorder,
+                    client,
+                    operation,
+                    Method::PATCH,
+                    &path,
+                    Some(&patch_body(operations)),
+                    Some(id),
+                    Some(diff.clone()),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StepError::Target(e)) if matches!(e.status(), Some(405 | 501)) => {
+                    self.note_no_patch(app).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut full = desired.clone();
+        if let Value::Object(map) = &mut full {
+            map.insert("id".into(), Value::String(id.to_owned()));
+        }
+        self.send(
+            recorder,
+            client,
+            operation,
+            Method::PUT,
+            &path,
+            Some(&full),
+            Some(id),
+            Some(diff),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn note_no_patch(&self, app: &App) -> Step<()> {
+        let mut capabilities = app.capabilities.clone().unwrap_or_default();
+        capabilities.patch = false;
+        capabilities.discovery = true;
+        self.store
+            .set_connection(
+                app.id,
+                app.connection_status,
+                app.connection_message.as_deref(),
+                Some(&capabilities),
+                now(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn update_user(
+        &self,
+        recorder: &Recorder<'_, S>,
+        app: &App,
+        client: &ScimClient,
+        account: &AppAccount,
+        desired: Value,
+        operations: Vec<Value>,
+        diff: Value,
+        reactivate: bool,
+    ) -> Step<()> {
+        let operation = if reactivate {
+            Operation::Reactivate
+        } else {
+            Operation::Update
+        };
+        if !operations.is_empty() {
+            match self
+                .write_user(
+                    recorder,
+                    app,
+                    client,
+                    &account.target_id,
+                    &desired,
+                    &operations,
+                    operation,
+                    diff,
+                )
+                .await
+            {
+                Ok(()) => {}
+                Err(StepError::Target(e)) if e.status() == Some(404) => {
+                    // The account vanished from the target: create it again.
+                    recorder
+                        .record(
+                            started(),
+                            operation,
+                            Outcome::Failure,
+                            None,
+                            Some(404),
+                            Some(&account.target_id),
+                            None,
+                            Some("the account no longer exists in the target; creating it again".into()),
+                        )
+                        .await;
+                    self.store.delete_account(app.id, account.user_id).await?;
+                    return self.create_user(recorder, app, client, account.user_id, desired).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.save_account(
+            app,
+            account.user_id,
+            account.target_id.clone(),
+            &desired,
+            AccountState::Active,
+        )
+        .await
+    }
+
+    async fn deactivate_user(
+        &self,
+        recorder: &Recorder<'_, S>,
+        app: &App,
+        client: &ScimClient,
+        account: &AppAccount,
+    ) -> Step<()> {
+        let mut desired = account.pushed.clone();
+        if let Value::Object(map) = &mut desired {
+            map.insert("active".into(), Value::Bool(false));
+        }
+        let operations = vec![json!({"op": "replace", "path": "active", "value": false})];
+        let diff = json!({"active": {"old": true, "new": false}});
+        match self
+            .write_user(
+                recorder,
+                app,
+                client,
+                &account.target_id,
+                &desired,
+                &operations,
+                Operation::Deactivate,
+                diff,
+            )
+            .await
+        {
+            Ok(()) => {
+                self.save_account(
+                    app,
+                    account.user_id,
+                    account.target_id.clone(),
+                    &desired,
+                    AccountState::Deactivated,
+                )
+                .await
+            }
+            Err(StepError::Target(e)) if e.status() == Some(404) => {
+                self.save_account(
+                    app,
+                    account.user_id,
+                    account.target_id.clone(),
+                    &desired,
+                    AccountState::Deleted,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_user(
+        &self,
+        recorder: &Recorder<'_, S>,
+        client: &ScimClient,
+        account: &AppAccount,
+        forget: bool,
+    ) -> Step<()> {
+        let path = format!("/Users/{}", account.target_id);
+        match self
+            .send(
+                recorder,
+                client,
+                Operation::Delete,
+                Method::DELETE,
+                &path,
+                None,
+                Some(&account.target_id),
+                None,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(StepError::Target(e)) if e.status() == Some(404) => {
+                recorder
+                    .record(
+                        started(),
+                        Operation::Delete,
+                        Outcome::Success,
+                        Some((&Method::DELETE, &path)),
+                        Some(404),
+                        Some(&account.target_id),
+                        None,
+                        Some("the account was already gone".into()),
+                    )
+                    .await;
+            }
+            Err(e) => return Err(e),
+        }
+        if forget {
+            self.store.delete_account(account.app_id, account.user_id).await?;
+        } else {
+            let mut gone = account.clone();
+            gone.state = AccountState::Deleted;
+            gone.updated_at = now();
+            self.store.save_account(&gone).await?;
+        }
+        Ok(())
+    }
+
+    async fn reconcile_group(&self, job: &Job, app: &App, client: &ScimClient, group_id: Uuid) -> Step<()> {
+        let group: Option<Group> = self.store.get_group(group_id).await?;
+        let record = self.store.get_app_group(app.id, group_id).await?;
+        let subject = Subject {
+            kind: SubjectKind::Group,
+            id: group_id.to_string(),
+            username: group
+                .as_ref()
+                .map(|g| g.name.clone())
+                .or_else(|| record.as_ref().map(|r| r.pushed_name.clone())),
+            email: None,
+        };
+        let recorder = Recorder {
+            store: &self.store,
+            job,
+            app,
+            subject,
+        };
+        let wanted = match &group {
+            Some(_) => app.features.push_groups && self.store.has_policy(app.id, group_id).await?,
+            None => false,
+        };
+        let (Some(group), true) = (group, wanted) else {
+            if let Some(record) = record {
+                let path = format!("/Groups/{}", record.target_id);
+                match self
+                    .send(
+                        &recorder,
+                        client,
+                        Operation::GroupDelete,
+                        Method::DELETE,
+                        &path,
+                        None,
+                        Some(&record.target_id),
+                        None,
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(StepError::Target(e)) if e.status() == Some(404) => {}
+                    Err(e) => return Err(e),
+                }
+                self.store.delete_app_group(app.id, group_id).await?;
+            }
+            return Ok(());
+        };
+        let members = self.store.member_target_ids(app.id, group_id).await?;
+        let record = match record {
+            Some(record) => record,
+            None => match self.create_group(&recorder, client, &group, &members).await? {
+                Some(record) => record,
+                None => return Ok(()),
+            },
+        };
+        self.update_group(&recorder, app, client, &group, record, members).await
+    }
+
+    /// Creates (or adopts) the group in the target; returns the record, already saved.
+    async fn create_group(
+        &self,
+        recorder: &Recorder<'_, S>,
+        client: &ScimClient,
+        group: &Group,
+        members: &[String],
+    ) -> Step<Option<AppGroup>> {
+        let app = recorder.app;
+        let path = format!(
+            "/Groups?filter={}",
+            encode_query(&format!("displayName eq {}", filter_literal(&group.name)))
+        );
+        let found = match self
+            .send(
+                recorder,
+                client,
+                Operation::Lookup,
+                Method::GET,
+                &path,
+                None,
+                None,
+                None,
+            )
+            .await
+        {
+            Ok(response) => list_first(&response.body),
+            Err(StepError::Target(e)) if matches!(e.status(), Some(400 | 501)) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(found) = found {
+            let id = found.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let mut existing: Vec<String> = found
+                .get("members")
+                .and_then(Value::as_array)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|v| v.get("value").and_then(Value::as_str).map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            existing.sort();
+            recorder
+                .record(
+                    started(),
+                    Operation::Adopt,
+                    Outcome::Success,
+                    None,
+                    None,
+                    Some(&id),
+                    None,
+                    Some("linked the existing group".into()),
+                )
+                .await;
+            let record = AppGroup {
+                app_id: app.id,
+                group_id: group.id,
+                target_id: id,
+                pushed_name: group.name.clone(),
+                pushed_members: existing,
+            };
+            self.store.save_app_group(&record).await?;
+            return Ok(Some(record));
+        }
+        let body = json!({
+            "schemas": [GROUP_SCHEMA],
+            "displayName": group.name,
+            "members": members.iter().map(|m| json!({"value": m})).collect::<Vec<_>>(),
+        });
+        let diff = json!({"displayName": {"old": null, "new": group.name}, "members": {"old": [], "new": members}});
+        let response = self
+            .send(
+                recorder,
+                client,
+                Operation::GroupCreate,
+                Method::POST,
+                "/Groups",
+                Some(&body),
+                None,
+                Some(diff),
+            )
+            .await?;
+        let id = resource_id(&response).ok_or_else(|| ScimError::NotScim {
+            message: "the target created the group but returned no id".into(),
+        })?;
+        let record = AppGroup {
+            app_id: app.id,
+            group_id: group.id,
+            target_id: id,
+            pushed_name: group.name.clone(),
+            pushed_members: members.to_vec(),
+        };
+        self.store.save_app_group(&record).await?;
+        Ok(Some(record))
+    }
+
+    async fn update_group(
+        &self,
+        recorder: &Recorder<'_, S>,
+        app: &App,
+        client: &ScimClient,
+        group: &Group,
+        mut record: AppGroup,
+        members: Vec<String>,
+    ) -> Step<()> {
+        let path = format!("/Groups/{}", record.target_id);
+        let pushed: BTreeSet<&String> = record.pushed_members.iter().collect();
+        let wanted: BTreeSet<&String> = members.iter().collect();
+        let added: Vec<String> = wanted.difference(&pushed).map(|s| (*s).clone()).collect();
+        let removed: Vec<String> = pushed.difference(&wanted).map(|s| (*s).clone()).collect();
+        let renamed = record.pushed_name != group.name;
+        if !renamed && added.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let patch_known_missing = app.capabilities.as_ref().is_some_and(|c| c.discovery && !c.patch);
+        let mut use_put = patch_known_missing;
+        if !use_put && renamed {
+            let ops = vec![json!({"op": "replace", "path": "displayName", "value": group.name})];
+            let diff = json!({"displayName": {"old": record.pushed_name, "new": group.name}});
+            match self
+                .send(
+                    recorder,
+                    client,
+                    Operation::GroupUpdate,
+                    Method::PATCH,
+                    &path,
+                    Some(&patch_body(&ops)),
+                    Some(&record.target_id),
+                    Some(diff),
+                )
+                .await
+            {
+                Ok(_) => {
+                    record.pushed_name = group.name.clone();
+                    self.store.save_app_group(&record).await?;
+                }
+                Err(StepError::Target(e)) if matches!(e.status(), Some(405 | 501)) => use_put = true,
+                Err(StepError::Target(e)) if e.status() == Some(404) => {
+                    return self.recreate_group(recorder, app, client, group, &members).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !use_put {
+            for chunk in added.chunks(MEMBER_BATCH) {
+                let ops = vec![
+                    json!({"op": "add", "path": "members", "value": chunk.iter().map(|m| json!({"value": m})).collect::<Vec<_>>()}),
+                ];
+                match self
+                    .send(
+                        recorder,
+                        client,
+                        Operation::MembershipAdd,
+                        Method::PATCH,
+                        &path,
+                        Some(&patch_body(&ops)),
+                        Some(&record.target_id),
+                        Some(json!({"members": {"added": chunk}})),
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        record.pushed_members.extend(chunk.iter().cloned());
+                        record.pushed_members.sort();
+                        record.pushed_members.dedup();
+                        self.store.save_app_group(&record).await?;
+                    }
+                    Err(StepError::Target(e)) if matches!(e.status(), Some(405 | 501)) => {
+                        use_put = true;
+                        break;
+                    }
+                    Err(StepError::Target(e)) if e.status() == Some(404) => {
+                        return self.recreate_group(recorder, app, client, group, &members).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if !use_put {
+            for chunk in removed.chunks(MEMBER_BATCH) {
+                let ops: Vec<Value> = chunk
+                    .iter()
+                    .map(|m| json!({"op": "remove", "path": format!("members[value eq {}]", filter_literal(m))}))
+                    .collect();
+                match self
+                    .send(
+                        recorder,
+                        client,
+                        Operation::MembershipRemove,
+                        Method::PATCH,
+                        &path,
+                        Some(&patch_body(&ops)),
+                        Some(&record.target_id),
+                        Some(json!({"members": {"removed": chunk}})),
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        record.pushed_members.retain(|m| !chunk.contains(m));
+                        self.store.save_app_group(&record).await?;
+                    }
+                    Err(StepError::Target(e)) if matches!(e.status(), Some(405 | 501)) => {
+                        use_put = true;
+                        break;
+                    }
+                    Err(StepError::Target(e)) if e.status() == Some(404) => {
+                        return self.recreate_group(recorder, app, client, group, &members).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if use_put {
+            if !patch_known_missing {
+                self.note_no_patch(app).await?;
+            }
+            let body = json!({
+                "schemas": [GROUP_SCHEMA],
+                "id": record.target_id,
+                "displayName": group.name,
+                "members": members.iter().map(|m| json!({"value": m})).collect::<Vec<_>>(),
+            });
+            let diff = json!({"displayName": {"old": record.pushed_name, "new": group.name}, "members": {"added": added, "removed": removed}});
+            self.send(
+                recorder,
+                client,
+                Operation::GroupUpdate,
+                Method::PUT,
+                &path,
+                Some(&body),
+                Some(&record.target_id),
+                Some(diff),
+            )
+            .await?;
+            record.pushed_name = group.name.clone();
+            record.pushed_members = members;
+            self.store.save_app_group(&record).await?;
+        }
+        Ok(())
+    }
+
+    async fn recreate_group(
+        &self,
+        recorder: &Recorder<'_, S>,
+        app: &App,
+        client: &ScimClient,
+        group: &Group,
+        members: &[String],
+    ) -> Step<()> {
+        self.store.delete_app_group(app.id, group.id).await?;
+        if let Some(record) = self.create_group(recorder, client, group, members).await? {
+            return Box::pin(self.update_group(recorder, app, client, group, record, members.to_vec())).await;
+        }
+        Ok(())
+    }
+
+    async fn check_connection(&self, job: &Job, app: &App, client: &ScimClient) -> Step<()> {
+        let subject = Subject {
+            kind: SubjectKind::Connection,
+            id: app.id.to_string(),
+            username: Some(app.name.clone()),
+            email: None,
+        };
+        let recorder = Recorder {
+            store: &self.store,
+            job,
+            app,
+            subject,
+        };
+        let at = started();
+        let (status, message, capabilities) = match self.probe(client).await {
+            Ok(capabilities) => (ConnectionStatus::Ok, None, Some(capabilities)),
+            Err(message) => (ConnectionStatus::Failed, Some(message), None),
+        };
+        self.store
+            .set_connection(app.id, status, message.as_deref(), capabilities.as_ref(), now())
+            .await?;
+        let outcome = if status == ConnectionStatus::Ok {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        recorder
+            .record(
+                at,
+                Operation::TestConnection,
+                outcome,
+                Some((&Method::GET, "/ServiceProviderConfig")),
+                None,
+                None,
+                None,
+                Some(
+                    message
+                        .unwrap_or_else(|| "the target answered as a SCIM 2.0 service and accepted the token".into()),
+                ),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Checks that the target is a SCIM service that accepts the token, and reads what it supports.
+    pub async fn probe(&self, client: &ScimClient) -> Result<Capabilities, String> {
+        let mut capabilities = Capabilities {
+            patch: true,
+            filter: true,
+            ..Default::default()
+        };
+        match client.send(Method::GET, "/ServiceProviderConfig", None).await {
+            Ok(response) if response.body.is_object() => {
+                let body = &response.body;
+                let flag = |name: &str| body.get(name).and_then(|v| v.get("supported")).and_then(Value::as_bool);
+                capabilities = Capabilities {
+                    patch: flag("patch").unwrap_or(true),
+                    filter: flag("filter").unwrap_or(true),
+                    bulk: flag("bulk").unwrap_or(false),
+                    etag: flag("etag").unwrap_or(false),
+                    max_results: body
+                        .get("filter")
+                        .and_then(|f| f.get("maxResults"))
+                        .and_then(Value::as_i64),
+                    discovery: true,
+                };
+            }
+            Ok(_) => {}
+            Err(e @ ScimError::Transport { .. }) => return Err(e.to_string()),
+            Err(ScimError::Status {
+                status: 401 | 403,
+                detail,
+                ..
+            }) => {
+                return Err(format!("the target refused the bearer token: {detail}"));
+            }
+            Err(_) => {}
+        }
+        match client.send(Method::GET, "/Users?count=1", None).await {
+            Ok(response) if response.body.get("Resources").is_some() || response.body.get("totalResults").is_some() => {
+                Ok(capabilities)
+            }
+            Ok(response) => Err(format!(
+                "the target answered GET /Users with {} but not with a SCIM list: is the base URL the SCIM endpoint?",
+                response.status
+            )),
+            Err(ScimError::Status {
+                status: code @ (401 | 403),
+                detail,
+                ..
+            }) => Err(format!("the target refused the bearer token ({code}): {detail}")),
+            Err(ScimError::Status { status: 404, .. }) => Err(
+                "no SCIM service at this base URL (404 for /Users): check the URL, e.g. it usually ends in /scim/v2"
+                    .into(),
+            ),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Renders what a user would be sent, for previews.
+pub fn preview(app: &App, user: &User) -> crate::domain::Result<Value> {
+    app.mapping.render(user)
+}

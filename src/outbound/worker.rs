@@ -1,0 +1,140 @@
+//! The background side of the engine: a dispatcher that turns change-log events into jobs, and
+//! workers that claim and run jobs. All tasks stop through one cancellation token and finish the
+//! job in hand first.
+
+use super::engine::{Engine, JobResult};
+use crate::domain::now;
+use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, UserStore};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Tunables of the background tasks.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Concurrent workers on this node.
+    pub workers: usize,
+    /// How long a claimed job is reserved for its worker.
+    pub lease: Duration,
+    /// How often idle tasks look for work (they are also woken on local changes).
+    pub poll: Duration,
+    /// This node's name in leases.
+    pub node: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            lease: Duration::from_secs(120),
+            poll: Duration::from_millis(250),
+            node: format!("node-{}", uuid::Uuid::now_v7().simple()),
+        }
+    }
+}
+
+/// Wakes the dispatcher after a local change, so that work starts without waiting for a poll.
+#[derive(Debug, Default, Clone)]
+pub struct Wake {
+    changes: Arc<Notify>,
+    jobs: Arc<Notify>,
+}
+
+impl Wake {
+    /// Signals that the directory or configuration changed.
+    pub fn changed(&self) {
+        self.changes.notify_one();
+    }
+
+    /// Signals that jobs were queued.
+    pub fn jobs_queued(&self) {
+        self.jobs.notify_waiters();
+    }
+}
+
+/// Starts the dispatcher and the workers on `tracker`; they stop when `shutdown` is cancelled.
+pub fn spawn<S>(
+    engine: Arc<Engine<S>>,
+    config: WorkerConfig,
+    wake: Wake,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) where
+    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone + 'static,
+{
+    {
+        let engine = engine.clone();
+        let wake = wake.clone();
+        let shutdown = shutdown.clone();
+        let poll = config.poll;
+        tracker.spawn(async move {
+            loop {
+                match engine.store().dispatch_changes(500).await {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        wake.jobs_queued();
+                        continue;
+                    }
+                    Err(e) => tracing::error!(error = %e, "dispatching changes failed"),
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = wake.changes.notified() => {},
+                    () = tokio::time::sleep(poll) => {},
+                }
+            }
+        });
+    }
+    for index in 0..config.workers.max(1) {
+        let engine = engine.clone();
+        let wake = wake.clone();
+        let shutdown = shutdown.clone();
+        let config = config.clone();
+        let owner = format!("{}-w{index}", config.node);
+        tracker.spawn(async move {
+            while !shutdown.is_cancelled() {
+                let lease_until = now() + config.lease;
+                match engine.store().claim(&owner, now(), lease_until).await {
+                    Ok(Some(job)) => {
+                        let result = engine.run(&job).await;
+                        let store = engine.store();
+                        let finished = match &result {
+                            JobResult::Done => store.complete(&job, &owner).await,
+                            JobResult::Retry { after, error } => {
+                                store.retry_later(&job, &owner, now() + *after, error, true).await
+                            }
+                            JobResult::Deferred { error } => {
+                                store
+                                    .retry_later(&job, &owner, now() + Duration::from_secs(5), error, false)
+                                    .await
+                            }
+                            JobResult::Failed { error } => store.fail(&job, &owner, error).await,
+                        };
+                        if let Err(e) = finished {
+                            tracing::error!(error = %e, job = %job.id, "cannot record the end of a job");
+                        }
+                        if !matches!(result, JobResult::Done) {
+                            tracing::warn!(job = %job.id, ?result, "job did not complete");
+                        }
+                    }
+                    Ok(None) => {
+                        tokio::select! {
+                            () = shutdown.cancelled() => break,
+                            () = wake.jobs.notified() => {},
+                            () = tokio::time::sleep(config.poll) => {},
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming a job failed");
+                        tokio::select! {
+                            () = shutdown.cancelled() => break,
+                            () = tokio::time::sleep(config.poll * 4) => {},
+                        }
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,550 @@
+//! App operations: apps (SCIM destinations), presets, policies, previews, on-demand provisioning,
+//! full synchronisation and its dry run. Remote work is never done here: it is queued for the engine.
+
+use crate::domain::admin::Actor;
+use crate::domain::app::{
+    AccountState, App, AppAccount, ConnectionStatus, Deprovision, Features, Policy, validate_base_url, validate_name,
+};
+use crate::domain::job::{Job, NewJob, Report, SubjectKind};
+use crate::domain::mapping::{Mapping, Preset, preset, presets};
+use crate::domain::{Error, Result, now};
+use crate::outbound::plan::{UserPlan, plan_user};
+use crate::secrets::SecretKey;
+use crate::store::{AppStore, AttributeStore, GroupStore, QueueStore, ReportStore, StoredApp, UserStore};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What an administrator supplies to connect an app.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApp {
+    /// Unique name.
+    pub name: String,
+    /// SCIM base URL.
+    pub base_url: String,
+    /// Bearer token for the target (stored encrypted, never shown again).
+    #[schema(value_type = String)]
+    pub token: SecretString,
+    /// Preset to start from (`monday`, `generic`); default `generic`.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// Mapping; default: the preset's.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub mapping: Option<Mapping>,
+    /// Features; default: everything but group push.
+    #[serde(default)]
+    pub features: Option<Features>,
+    /// Deprovisioning; default: the preset's (deactivate).
+    #[serde(default)]
+    pub deprovision: Option<Deprovision>,
+    /// Whether to provision; default `true`.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// A change to an app; absent fields stay.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppUpdate {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New base URL (triggers a connection check).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// New bearer token (triggers a connection check).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub token: Option<SecretString>,
+    /// New mapping.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub mapping: Option<Mapping>,
+    /// New features.
+    #[serde(default)]
+    pub features: Option<Features>,
+    /// New deprovisioning choice.
+    #[serde(default)]
+    pub deprovision: Option<Deprovision>,
+    /// Enable or disable provisioning.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// What is supplied to create a policy.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPolicy {
+    /// A name for people; defaults to "<app> for <group>".
+    #[serde(default)]
+    pub name: Option<String>,
+    /// App id or name.
+    pub app: String,
+    /// Group id or name.
+    pub group: String,
+}
+
+/// One line of a dry-run plan.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlanLine {
+    /// `user` or `group`.
+    pub subject_kind: SubjectKind,
+    /// Directory id.
+    pub subject_id: String,
+    /// Username or group name.
+    pub name: String,
+    /// What would happen.
+    #[schema(value_type = Object)]
+    pub plan: serde_json::Value,
+}
+
+/// A queued full synchronisation.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SyncRun {
+    /// Identifier to follow progress with.
+    pub run_id: String,
+    /// Jobs queued.
+    pub total: i64,
+    /// Jobs finished.
+    pub done: i64,
+    /// Jobs failed.
+    pub failed: i64,
+}
+
+/// A job with its report records.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobView {
+    /// The job.
+    pub job: Job,
+    /// Its report records, oldest first.
+    pub reports: Vec<Report>,
+}
+
+/// App operations over a store.
+#[derive(Debug, Clone)]
+pub struct AppService<S> {
+    store: S,
+    key: SecretKey,
+}
+
+fn check_token(token: &SecretString) -> Result<()> {
+    let text = token.expose_secret();
+    if text.trim().is_empty() || text.len() > 8192 || text.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "token",
+            "the bearer token must be 1 to 8192 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+impl<S> AppService<S>
+where
+    S: AppStore + AttributeStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
+{
+    /// Wraps a store; `key` encrypts app tokens.
+    pub fn new(store: S, key: SecretKey) -> Self {
+        Self { store, key }
+    }
+
+    /// The built-in presets.
+    pub fn presets(&self) -> Result<Vec<Preset>> {
+        presets()
+    }
+
+    /// Connects an app. The connection is checked in the background; provisioning starts once it passes.
+    pub async fn create_app(&self, input: NewApp, actor: &Actor) -> Result<App> {
+        let name = validate_name("name", &input.name)?;
+        let base_url = validate_base_url(&input.base_url)?;
+        check_token(&input.token)?;
+        let preset_name = input.preset.unwrap_or_else(|| "generic".to_owned());
+        let preset = preset(&preset_name)?.ok_or_else(|| {
+            Error::invalid(
+                "preset",
+                format!("unknown preset '{preset_name}' (see GET /api/v1/presets)"),
+            )
+        })?;
+        let mapping = input.mapping.unwrap_or_else(|| preset.mapping.clone());
+        let definitions = self.store.list_attributes().await?;
+        mapping.validate(&definitions).map_err(|e| match e {
+            Error::Validation { field, message } if field.starts_with("mapping") => Error::Validation {
+                message: if input_is_preset_mapping(&preset, &mapping) {
+                    format!(
+                        "{message} (the '{}' preset needs the custom attributes {:?}: create them first)",
+                        preset.name,
+                        preset.custom_attributes_used()
+                    )
+                } else {
+                    message
+                },
+                field,
+            },
+            other => other,
+        })?;
+        let at = now();
+        let id = Uuid::now_v7();
+        let app = App {
+            id,
+            name,
+            kind: "scim".into(),
+            base_url,
+            features: input.features.unwrap_or_default(),
+            deprovision: match input.deprovision {
+                Some(d) => d,
+                None => Deprovision::parse(&preset.deprovision)?,
+            },
+            enabled: input.enabled.unwrap_or(true),
+            mapping,
+            preset: Some(preset.name),
+            capabilities: None,
+            connection_status: ConnectionStatus::Unchecked,
+            connection_message: Some("a connection check is queued".into()),
+            connection_checked_at: None,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        };
+        let token_ciphertext = self.key.encrypt(input.token.expose_secret(), &id.to_string())?;
+        self.store
+            .insert_app(
+                &StoredApp {
+                    app: app.clone(),
+                    token_ciphertext,
+                },
+                actor,
+            )
+            .await?;
+        Ok(app)
+    }
+
+    /// Finds an app by id or name.
+    pub async fn get_stored(&self, reference: &str) -> Result<StoredApp> {
+        if let Ok(id) = Uuid::parse_str(reference)
+            && let Some(app) = self.store.get_app(id).await?
+        {
+            return Ok(app);
+        }
+        self.store
+            .get_app_by_name(reference)
+            .await?
+            .ok_or_else(|| Error::not_found("app", reference))
+    }
+
+    /// Finds an app by id or name.
+    pub async fn get_app(&self, reference: &str) -> Result<App> {
+        Ok(self.get_stored(reference).await?.app)
+    }
+
+    /// All apps.
+    pub async fn list_apps(&self) -> Result<Vec<App>> {
+        self.store.list_apps().await
+    }
+
+    /// Changes an app. A new URL or token resets the connection state and queues a check.
+    pub async fn update_app(&self, reference: &str, update: AppUpdate, actor: &Actor) -> Result<App> {
+        let mut stored = self.get_stored(reference).await?;
+        let previous_version = stored.app.version;
+        let mut changed = Vec::new();
+        let app = &mut stored.app;
+        if let Some(name) = update.name {
+            app.name = validate_name("name", &name)?;
+            changed.push("name");
+        }
+        let mut recheck = false;
+        if let Some(url) = update.base_url {
+            app.base_url = validate_base_url(&url)?;
+            changed.push("base_url");
+            recheck = true;
+        }
+        if let Some(token) = update.token {
+            check_token(&token)?;
+            stored.token_ciphertext = self.key.encrypt(token.expose_secret(), &app.id.to_string())?;
+            changed.push("token");
+            recheck = true;
+        }
+        if let Some(mapping) = update.mapping {
+            mapping.validate(&self.store.list_attributes().await?)?;
+            app.mapping = mapping;
+            changed.push("mapping");
+        }
+        if let Some(features) = update.features {
+            app.features = features;
+            changed.push("features");
+        }
+        if let Some(deprovision) = update.deprovision {
+            app.deprovision = deprovision;
+            changed.push("deprovision");
+        }
+        if let Some(enabled) = update.enabled {
+            app.enabled = enabled;
+            changed.push("enabled");
+        }
+        if changed.is_empty() {
+            return Ok(stored.app);
+        }
+        if recheck {
+            app.connection_status = ConnectionStatus::Unchecked;
+            app.connection_message = Some("a connection check is queued".into());
+        }
+        app.version += 1;
+        app.updated_at = now();
+        let changed: Vec<String> = changed.into_iter().map(str::to_owned).collect();
+        self.store
+            .update_app(&stored, previous_version, &changed, actor)
+            .await?;
+        Ok(stored.app)
+    }
+
+    /// Removes an app from the hub (its accounts in the target are left as they are).
+    pub async fn delete_app(&self, reference: &str, actor: &Actor) -> Result<App> {
+        let app = self.get_app(reference).await?;
+        self.store.delete_app(app.id, actor).await
+    }
+
+    /// Queues a connection check; returns the job id.
+    pub async fn test_connection(&self, reference: &str) -> Result<String> {
+        let app = self.get_app(reference).await?;
+        self.store
+            .enqueue(&NewJob {
+                app_id: app.id,
+                subject_kind: SubjectKind::Connection,
+                subject_id: app.id.to_string(),
+                run_id: None,
+                cause: "manual".into(),
+            })
+            .await
+    }
+
+    /// The SCIM resource a user would be sent.
+    pub async fn preview(&self, app: &str, user: &str) -> Result<serde_json::Value> {
+        let app = self.get_app(app).await?;
+        let user = self.find_user(user).await?;
+        app.mapping.render(&user)
+    }
+
+    async fn find_user(&self, reference: &str) -> Result<crate::domain::user::User> {
+        if let Ok(id) = Uuid::parse_str(reference)
+            && let Some(user) = self.store.get_user(id).await?
+        {
+            return Ok(user);
+        }
+        self.store
+            .get_user_by_username(reference)
+            .await?
+            .ok_or_else(|| Error::not_found("user", reference))
+    }
+
+    async fn find_group(&self, reference: &str) -> Result<crate::domain::group::Group> {
+        if let Ok(id) = Uuid::parse_str(reference)
+            && let Some(group) = self.store.get_group(id).await?
+        {
+            return Ok(group);
+        }
+        self.store
+            .get_group_by_name(reference)
+            .await?
+            .ok_or_else(|| Error::not_found("group", reference))
+    }
+
+    /// The accounts the engine manages in an app.
+    pub async fn accounts(&self, app: &str) -> Result<Vec<AppAccount>> {
+        let app = self.get_app(app).await?;
+        self.store.list_accounts(app.id).await
+    }
+
+    /// Links a group to an app.
+    pub async fn create_policy(&self, input: NewPolicy, actor: &Actor) -> Result<Policy> {
+        let app = self.get_app(&input.app).await?;
+        let group = self.find_group(&input.group).await?;
+        let name = match input.name {
+            Some(name) => validate_name("name", &name)?,
+            None => format!("{} for {}", app.name, group.name),
+        };
+        let policy = Policy {
+            id: Uuid::now_v7(),
+            name,
+            app_id: app.id,
+            group_id: group.id,
+            created_at: now(),
+        };
+        self.store.insert_policy(&policy, actor).await?;
+        Ok(policy)
+    }
+
+    /// Removes a policy; its group's members lose their accounts unless another policy keeps them.
+    pub async fn delete_policy(&self, id: &str, actor: &Actor) -> Result<Policy> {
+        let id = Uuid::parse_str(id).map_err(|_| Error::not_found("policy", id))?;
+        self.store.delete_policy(id, actor).await
+    }
+
+    /// Policies, of one app or all.
+    pub async fn list_policies(&self, app: Option<&str>) -> Result<Vec<Policy>> {
+        let app = match app {
+            Some(reference) => Some(self.get_app(reference).await?.id),
+            None => None,
+        };
+        self.store.list_policies(app).await
+    }
+
+    /// Queues one user's reconciliation now; returns the job id.
+    pub async fn provision_now(&self, app: &str, user: &str) -> Result<String> {
+        let app = self.get_app(app).await?;
+        let user = self.find_user(user).await?;
+        self.store
+            .enqueue(&NewJob {
+                app_id: app.id,
+                subject_kind: SubjectKind::User,
+                subject_id: user.id.to_string(),
+                run_id: None,
+                cause: "manual".into(),
+            })
+            .await
+    }
+
+    /// A job and its report records.
+    pub async fn job(&self, id: &str) -> Result<JobView> {
+        let job = self
+            .store
+            .get_job(id)
+            .await?
+            .ok_or_else(|| Error::not_found("job", id))?;
+        let reports = self.store.reports_for_correlation(&job.correlation_id).await?;
+        Ok(JobView { job, reports })
+    }
+
+    /// Queues a full reconciliation of every user and group of the app.
+    pub async fn sync(&self, app: &str) -> Result<SyncRun> {
+        let app = self.get_app(app).await?;
+        let run_id = format!("run-{}", Uuid::now_v7().simple());
+        let (users, groups) = self.store.app_subjects(app.id).await?;
+        let mut total = 0;
+        for user in users {
+            let job = NewJob {
+                app_id: app.id,
+                subject_kind: SubjectKind::User,
+                subject_id: user.to_string(),
+                run_id: Some(run_id.clone()),
+                cause: format!("sync:{run_id}"),
+            };
+            self.store.enqueue(&job).await?;
+            total += 1;
+        }
+        if app.features.push_groups {
+            for group in groups {
+                let job = NewJob {
+                    app_id: app.id,
+                    subject_kind: SubjectKind::Group,
+                    subject_id: group.to_string(),
+                    run_id: Some(run_id.clone()),
+                    cause: format!("sync:{run_id}"),
+                };
+                self.store.enqueue(&job).await?;
+                total += 1;
+            }
+        }
+        Ok(SyncRun {
+            run_id,
+            total,
+            done: 0,
+            failed: 0,
+        })
+    }
+
+    /// Progress of a full reconciliation.
+    pub async fn sync_progress(&self, run_id: &str) -> Result<SyncRun> {
+        let (total, done, failed) = self.store.run_progress(run_id).await?;
+        if total == 0 {
+            return Err(Error::not_found("sync run", run_id));
+        }
+        Ok(SyncRun {
+            run_id: run_id.to_owned(),
+            total,
+            done,
+            failed,
+        })
+    }
+
+    /// What a full reconciliation would do, computed from the directory and what the engine last
+    /// pushed, without contacting the target.
+    pub async fn dry_run(&self, app: &str) -> Result<Vec<PlanLine>> {
+        let app = self.get_app(app).await?;
+        let (users, groups) = self.store.app_subjects(app.id).await?;
+        let mut lines = Vec::new();
+        for user_id in users {
+            let user = self.store.get_user(user_id).await?;
+            let account = self.store.get_account(app.id, user_id).await?;
+            let assigned = user.is_some() && self.store.is_assigned(app.id, user_id).await?;
+            let desired = match (&user, assigned) {
+                (Some(user), true) => Some(app.mapping.render(user)?),
+                _ => None,
+            };
+            let plan = plan_user(&app, desired, account.as_ref());
+            let plan = match plan {
+                UserPlan::Update { diff, reactivate, .. } => {
+                    serde_json::json!({"action": if reactivate { "reactivate" } else { "update" }, "diff": diff})
+                }
+                UserPlan::Create { desired } => serde_json::json!({"action": "create", "resource": desired}),
+                other => serde_json::to_value(other).map_err(|e| Error::Storage(e.to_string()))?,
+            };
+            let name = user
+                .map(|u| u.username)
+                .or(account.map(|a| a.target_username))
+                .unwrap_or_default();
+            lines.push(PlanLine {
+                subject_kind: SubjectKind::User,
+                subject_id: user_id.to_string(),
+                name,
+                plan,
+            });
+        }
+        if app.features.push_groups {
+            for group_id in groups {
+                let group = self.store.get_group(group_id).await?;
+                let record = self.store.get_app_group(app.id, group_id).await?;
+                let wanted = group.is_some() && self.store.has_policy(app.id, group_id).await?;
+                let members = self.store.member_target_ids(app.id, group_id).await?;
+                let plan = match (&group, wanted, &record) {
+                    (Some(_), true, None) => serde_json::json!({"action": "group_create", "members": members.len()}),
+                    (Some(group), true, Some(record)) => {
+                        let added = members.iter().filter(|m| !record.pushed_members.contains(m)).count();
+                        let removed = record.pushed_members.iter().filter(|m| !members.contains(m)).count();
+                        if added == 0 && removed == 0 && record.pushed_name == group.name {
+                            serde_json::json!({"action": "no_change"})
+                        } else {
+                            serde_json::json!({"action": "group_update", "rename": (record.pushed_name != group.name).then(|| &group.name), "members_added": added, "members_removed": removed})
+                        }
+                    }
+                    (_, _, Some(_)) => serde_json::json!({"action": "group_delete"}),
+                    _ => serde_json::json!({"action": "no_change"}),
+                };
+                let name = group
+                    .map(|g| g.name)
+                    .or(record.map(|r| r.pushed_name))
+                    .unwrap_or_default();
+                lines.push(PlanLine {
+                    subject_kind: SubjectKind::Group,
+                    subject_id: group_id.to_string(),
+                    name,
+                    plan,
+                });
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Accounts in the given state (for reports and checks).
+    pub async fn accounts_in_state(&self, app: &str, state: AccountState) -> Result<Vec<AppAccount>> {
+        Ok(self
+            .accounts(app)
+            .await?
+            .into_iter()
+            .filter(|a| a.state == state)
+            .collect())
+    }
+}
+
+fn input_is_preset_mapping(preset: &Preset, mapping: &Mapping) -> bool {
+    &preset.mapping == mapping
+}

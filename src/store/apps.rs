@@ -1,0 +1,533 @@
+//! SQL for apps, policies, and the engine's account and group records.
+
+use super::sql::{Sql, SqlStore, from_micros, get, get_bool, get_uuid, micros};
+use super::{AppStore, StoredApp};
+use crate::domain::admin::Actor;
+use crate::domain::app::{
+    AccountState, App, AppAccount, AppGroup, Capabilities, ConnectionStatus, Deprovision, Policy,
+};
+use crate::domain::change::{ChangeOp, EntityKind, NewChange};
+use crate::domain::{Error, Result};
+use serde_json::json;
+use sqlx::any::AnyRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+fn select_apps() -> Sql {
+    Sql::new(
+        "SELECT id, name, kind, base_url, token_ciphertext, features, deprovision, enabled, mapping, preset, capabilities, \
+         connection_status, connection_message, connection_checked_at, version, created_at, updated_at FROM apps",
+    )
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T> {
+    let text: String = get(row, column)?;
+    serde_json::from_str(&text).map_err(|e| Error::Storage(format!("column {column}: {e}")))
+}
+
+fn app_from_row(row: &AnyRow) -> Result<StoredApp> {
+    let capabilities: Option<String> = get(row, "capabilities")?;
+    let capabilities = capabilities
+        .map(|text| serde_json::from_str::<Capabilities>(&text))
+        .transpose()
+        .map_err(|e| Error::Storage(format!("column capabilities: {e}")))?;
+    Ok(StoredApp {
+        app: App {
+            id: get_uuid(row, "id")?,
+            name: get(row, "name")?,
+            kind: get(row, "kind")?,
+            base_url: get(row, "base_url")?,
+            features: json_column(row, "features")?,
+            deprovision: Deprovision::parse(&get::<String>(row, "deprovision")?)?,
+            enabled: get_bool(row, "enabled")?,
+            mapping: json_column(row, "mapping")?,
+            preset: get(row, "preset")?,
+            capabilities,
+            connection_status: ConnectionStatus::parse(&get::<String>(row, "connection_status")?)?,
+            connection_message: get(row, "connection_message")?,
+            connection_checked_at: get::<Option<i64>>(row, "connection_checked_at")?
+                .map(from_micros)
+                .transpose()?,
+            version: get(row, "version")?,
+            created_at: from_micros(get(row, "created_at")?)?,
+            updated_at: from_micros(get(row, "updated_at")?)?,
+        },
+        token_ciphertext: get(row, "token_ciphertext")?,
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Storage(format!("cannot encode: {e}")))
+}
+
+fn policy_from_row(row: &AnyRow) -> Result<Policy> {
+    Ok(Policy {
+        id: get_uuid(row, "id")?,
+        name: get(row, "name")?,
+        app_id: get_uuid(row, "app_id")?,
+        group_id: get_uuid(row, "group_id")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+    })
+}
+
+fn account_from_row(row: &AnyRow) -> Result<AppAccount> {
+    Ok(AppAccount {
+        app_id: get_uuid(row, "app_id")?,
+        user_id: get_uuid(row, "user_id")?,
+        target_id: get(row, "target_id")?,
+        target_username: get(row, "target_username")?,
+        state: AccountState::parse(&get::<String>(row, "state")?)?,
+        fingerprint: get(row, "fingerprint")?,
+        pushed: json_column(row, "pushed")?,
+        updated_at: from_micros(get(row, "updated_at")?)?,
+    })
+}
+
+fn uuids(rows: &[AnyRow], column: &str) -> Result<Vec<Uuid>> {
+    rows.iter().map(|r| get_uuid(r, column)).collect()
+}
+
+impl AppStore for SqlStore {
+    async fn insert_app(&self, stored: &StoredApp, actor: &Actor) -> Result<()> {
+        let app = &stored.app;
+        let mut tx = self.begin_write().await?;
+        let clash = Sql::new("SELECT id FROM apps WHERE name_key = ")
+            .bind_text(app.name.to_lowercase())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        if clash.is_some() {
+            return Err(Error::conflict(
+                "name",
+                format!("an app named '{}' already exists", app.name),
+            ));
+        }
+        Sql::new(
+            "INSERT INTO apps (id, name, name_key, kind, base_url, token_ciphertext, features, deprovision, enabled, mapping, \
+             preset, capabilities, connection_status, connection_message, connection_checked_at, version, created_at, updated_at) VALUES (",
+        )
+        .bind_text(app.id.to_string()).push(", ")
+        .bind_text(app.name.clone()).push(", ")
+        .bind_text(app.name.to_lowercase()).push(", ")
+        .bind_text(app.kind.clone()).push(", ")
+        .bind_text(app.base_url.clone()).push(", ")
+        .bind_text(stored.token_ciphertext.clone()).push(", ")
+        .bind_text(to_json(&app.features)?).push(", ")
+        .bind_text(app.deprovision.as_str()).push(", ")
+        .bind_bool(app.enabled).push(", ")
+        .bind_text(to_json(&app.mapping)?).push(", ")
+        .bind_opt_text(app.preset.clone()).push(", ")
+        .bind_opt_text(app.capabilities.as_ref().map(to_json).transpose()?).push(", ")
+        .bind_text(app.connection_status.as_str()).push(", ")
+        .bind_opt_text(app.connection_message.clone()).push(", NULL, ")
+        .bind_int(app.version).push(", ")
+        .bind_int(micros(app.created_at)).push(", ")
+        .bind_int(micros(app.updated_at)).push(")")
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.record(NewChange {
+            entity: EntityKind::App,
+            entity_id: app.id.to_string(),
+            related_id: None,
+            operation: ChangeOp::Created,
+            actor: actor.label(),
+            data: json!({"app": app}),
+        })
+        .await?;
+        tx.commit().await
+    }
+
+    async fn update_app(
+        &self,
+        stored: &StoredApp,
+        previous_version: i64,
+        changed: &[String],
+        actor: &Actor,
+    ) -> Result<()> {
+        let app = &stored.app;
+        let mut tx = self.begin_write().await?;
+        let clash = Sql::new("SELECT id FROM apps WHERE name_key = ")
+            .bind_text(app.name.to_lowercase())
+            .push(" AND id <> ")
+            .bind_text(app.id.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        if clash.is_some() {
+            return Err(Error::conflict(
+                "name",
+                format!("an app named '{}' already exists", app.name),
+            ));
+        }
+        let updated = Sql::new("UPDATE apps SET name = ")
+            .bind_text(app.name.clone())
+            .push(", name_key = ")
+            .bind_text(app.name.to_lowercase())
+            .push(", base_url = ")
+            .bind_text(app.base_url.clone())
+            .push(", token_ciphertext = ")
+            .bind_text(stored.token_ciphertext.clone())
+            .push(", features = ")
+            .bind_text(to_json(&app.features)?)
+            .push(", deprovision = ")
+            .bind_text(app.deprovision.as_str())
+            .push(", enabled = ")
+            .bind_bool(app.enabled)
+            .push(", mapping = ")
+            .bind_text(to_json(&app.mapping)?)
+            .push(", connection_status = ")
+            .bind_text(app.connection_status.as_str())
+            .push(", connection_message = ")
+            .bind_opt_text(app.connection_message.clone())
+            .push(", version = ")
+            .bind_int(app.version)
+            .push(", updated_at = ")
+            .bind_int(micros(app.updated_at))
+            .push(" WHERE id = ")
+            .bind_text(app.id.to_string())
+            .push(" AND version = ")
+            .bind_int(previous_version)
+            .execute(&mut *tx.tx)
+            .await?;
+        if updated == 0 {
+            return Err(Error::Conflict {
+                field: None,
+                message: format!(
+                    "app '{}' was changed by someone else meanwhile; reload and try again",
+                    app.name
+                ),
+            });
+        }
+        tx.record(NewChange {
+            entity: EntityKind::App,
+            entity_id: app.id.to_string(),
+            related_id: None,
+            operation: ChangeOp::Updated,
+            actor: actor.label(),
+            data: json!({"changed": changed, "app": app}),
+        })
+        .await?;
+        tx.commit().await
+    }
+
+    async fn delete_app(&self, id: Uuid, actor: &Actor) -> Result<App> {
+        let mut tx = self.begin_write().await?;
+        let row = select_apps()
+            .push(" WHERE id = ")
+            .bind_text(id.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?
+            .ok_or_else(|| Error::not_found("app", id))?;
+        let app = app_from_row(&row)?.app;
+        for table in [
+            "DELETE FROM policies WHERE app_id = ",
+            "DELETE FROM app_accounts WHERE app_id = ",
+            "DELETE FROM app_groups WHERE app_id = ",
+            "DELETE FROM sync_jobs WHERE app_id = ",
+            "DELETE FROM apps WHERE id = ",
+        ] {
+            Sql::new(table).bind_text(id.to_string()).execute(&mut *tx.tx).await?;
+        }
+        tx.record(NewChange {
+            entity: EntityKind::App,
+            entity_id: id.to_string(),
+            related_id: None,
+            operation: ChangeOp::Deleted,
+            actor: actor.label(),
+            data: json!({"app": app}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(app)
+    }
+
+    async fn get_app(&self, id: Uuid) -> Result<Option<StoredApp>> {
+        let row = select_apps()
+            .push(" WHERE id = ")
+            .bind_text(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(app_from_row).transpose()
+    }
+
+    async fn get_app_by_name(&self, name: &str) -> Result<Option<StoredApp>> {
+        let row = select_apps()
+            .push(" WHERE name_key = ")
+            .bind_text(name.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(app_from_row).transpose()
+    }
+
+    async fn list_apps(&self) -> Result<Vec<App>> {
+        let rows = select_apps().push(" ORDER BY name_key").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| app_from_row(r).map(|s| s.app)).collect()
+    }
+
+    async fn set_connection(
+        &self,
+        id: Uuid,
+        status: ConnectionStatus,
+        message: Option<&str>,
+        capabilities: Option<&Capabilities>,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let mut sql = Sql::new("UPDATE apps SET connection_status = ")
+            .bind_text(status.as_str())
+            .push(", connection_message = ")
+            .bind_opt_text(message.map(str::to_owned))
+            .push(", connection_checked_at = ")
+            .bind_int(micros(at));
+        if let Some(capabilities) = capabilities {
+            sql = sql.push(", capabilities = ").bind_text(to_json(capabilities)?);
+        }
+        sql.push(" WHERE id = ")
+            .bind_text(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_policy(&self, policy: &Policy, actor: &Actor) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let app = Sql::new("SELECT id FROM apps WHERE id = ")
+            .bind_text(policy.app_id.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        if app.is_none() {
+            return Err(Error::not_found("app", policy.app_id));
+        }
+        let group = Sql::new("SELECT id FROM groups WHERE id = ")
+            .bind_text(policy.group_id.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        if group.is_none() {
+            return Err(Error::not_found("group", policy.group_id));
+        }
+        let clash = Sql::new("SELECT id FROM policies WHERE app_id = ")
+            .bind_text(policy.app_id.to_string())
+            .push(" AND group_id = ")
+            .bind_text(policy.group_id.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        if clash.is_some() {
+            return Err(Error::conflict("group", "this group already has a policy for this app"));
+        }
+        Sql::new("INSERT INTO policies (id, name, app_id, group_id, created_at) VALUES (")
+            .bind_text(policy.id.to_string())
+            .push(", ")
+            .bind_text(policy.name.clone())
+            .push(", ")
+            .bind_text(policy.app_id.to_string())
+            .push(", ")
+            .bind_text(policy.group_id.to_string())
+            .push(", ")
+            .bind_int(micros(policy.created_at))
+            .push(")")
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.record(NewChange {
+            entity: EntityKind::Policy,
+            entity_id: policy.id.to_string(),
+            related_id: Some(policy.group_id.to_string()),
+            operation: ChangeOp::Created,
+            actor: actor.label(),
+            data: json!({"policy": policy}),
+        })
+        .await?;
+        tx.commit().await
+    }
+
+    async fn delete_policy(&self, id: Uuid, actor: &Actor) -> Result<Policy> {
+        let mut tx = self.begin_write().await?;
+        let row = Sql::new("SELECT id, name, app_id, group_id, created_at FROM policies WHERE id = ")
+            .bind_text(id.to_string())
+            .fetch_optional(&mut *tx.tx)
+            .await?
+            .ok_or_else(|| Error::not_found("policy", id))?;
+        let policy = policy_from_row(&row)?;
+        Sql::new("DELETE FROM policies WHERE id = ")
+            .bind_text(id.to_string())
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.record(NewChange {
+            entity: EntityKind::Policy,
+            entity_id: id.to_string(),
+            related_id: Some(policy.group_id.to_string()),
+            operation: ChangeOp::Deleted,
+            actor: actor.label(),
+            data: json!({"policy": policy}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(policy)
+    }
+
+    async fn list_policies(&self, app: Option<Uuid>) -> Result<Vec<Policy>> {
+        let mut sql = Sql::new("SELECT id, name, app_id, group_id, created_at FROM policies");
+        if let Some(app) = app {
+            sql = sql.push(" WHERE app_id = ").bind_text(app.to_string());
+        }
+        let rows = sql.push(" ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        rows.iter().map(policy_from_row).collect()
+    }
+
+    async fn is_assigned(&self, app: Uuid, user: Uuid) -> Result<bool> {
+        let row = Sql::new(
+            "SELECT u.id FROM users u JOIN group_members m ON m.user_id = u.id JOIN policies p ON p.group_id = m.group_id \
+             WHERE u.active = 1 AND u.id = ",
+        )
+        .bind_text(user.to_string())
+        .push(" AND p.app_id = ")
+        .bind_text(app.to_string())
+        .push(" LIMIT 1")
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn policy_groups_of_user(&self, app: Uuid, user: Uuid) -> Result<Vec<Uuid>> {
+        let rows = Sql::new(
+            "SELECT p.group_id FROM policies p JOIN group_members m ON m.group_id = p.group_id WHERE m.user_id = ",
+        )
+        .bind_text(user.to_string())
+        .push(" AND p.app_id = ")
+        .bind_text(app.to_string())
+        .push(" ORDER BY p.group_id")
+        .fetch_all(&self.pool)
+        .await?;
+        uuids(&rows, "group_id")
+    }
+
+    async fn has_policy(&self, app: Uuid, group: Uuid) -> Result<bool> {
+        let row = Sql::new("SELECT id FROM policies WHERE app_id = ")
+            .bind_text(app.to_string())
+            .push(" AND group_id = ")
+            .bind_text(group.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn get_account(&self, app: Uuid, user: Uuid) -> Result<Option<AppAccount>> {
+        let row = Sql::new("SELECT app_id, user_id, target_id, target_username, state, fingerprint, pushed, updated_at FROM app_accounts WHERE app_id = ")
+            .bind_text(app.to_string())
+            .push(" AND user_id = ")
+            .bind_text(user.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn save_account(&self, account: &AppAccount) -> Result<()> {
+        Sql::new("INSERT INTO app_accounts (app_id, user_id, target_id, target_username, state, fingerprint, pushed, updated_at) VALUES (")
+            .bind_text(account.app_id.to_string()).push(", ")
+            .bind_text(account.user_id.to_string()).push(", ")
+            .bind_text(account.target_id.clone()).push(", ")
+            .bind_text(account.target_username.clone()).push(", ")
+            .bind_text(account.state.as_str()).push(", ")
+            .bind_text(account.fingerprint.clone()).push(", ")
+            .bind_text(account.pushed.to_string()).push(", ")
+            .bind_int(micros(account.updated_at))
+            .push(") ON CONFLICT (app_id, user_id) DO UPDATE SET target_id = excluded.target_id, target_username = excluded.target_username, \
+                   state = excluded.state, fingerprint = excluded.fingerprint, pushed = excluded.pushed, updated_at = excluded.updated_at")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_account(&self, app: Uuid, user: Uuid) -> Result<()> {
+        Sql::new("DELETE FROM app_accounts WHERE app_id = ")
+            .bind_text(app.to_string())
+            .push(" AND user_id = ")
+            .bind_text(user.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_accounts(&self, app: Uuid) -> Result<Vec<AppAccount>> {
+        let rows = Sql::new("SELECT app_id, user_id, target_id, target_username, state, fingerprint, pushed, updated_at FROM app_accounts WHERE app_id = ")
+            .bind_text(app.to_string())
+            .push(" ORDER BY target_username")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    async fn get_app_group(&self, app: Uuid, group: Uuid) -> Result<Option<AppGroup>> {
+        let row =
+            Sql::new("SELECT app_id, group_id, target_id, pushed_name, pushed_members FROM app_groups WHERE app_id = ")
+                .bind_text(app.to_string())
+                .push(" AND group_id = ")
+                .bind_text(group.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|row| {
+            Ok(AppGroup {
+                app_id: get_uuid(&row, "app_id")?,
+                group_id: get_uuid(&row, "group_id")?,
+                target_id: get(&row, "target_id")?,
+                pushed_name: get(&row, "pushed_name")?,
+                pushed_members: json_column(&row, "pushed_members")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn save_app_group(&self, group: &AppGroup) -> Result<()> {
+        Sql::new("INSERT INTO app_groups (app_id, group_id, target_id, pushed_name, pushed_members, updated_at) VALUES (")
+            .bind_text(group.app_id.to_string()).push(", ")
+            .bind_text(group.group_id.to_string()).push(", ")
+            .bind_text(group.target_id.clone()).push(", ")
+            .bind_text(group.pushed_name.clone()).push(", ")
+            .bind_text(to_json(&group.pushed_members)?).push(", ")
+            .bind_int(micros(crate::domain::now()))
+            .push(") ON CONFLICT (app_id, group_id) DO UPDATE SET target_id = excluded.target_id, pushed_name = excluded.pushed_name, \
+                   pushed_members = excluded.pushed_members, updated_at = excluded.updated_at")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_app_group(&self, app: Uuid, group: Uuid) -> Result<()> {
+        Sql::new("DELETE FROM app_groups WHERE app_id = ")
+            .bind_text(app.to_string())
+            .push(" AND group_id = ")
+            .bind_text(group.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn member_target_ids(&self, app: Uuid, group: Uuid) -> Result<Vec<String>> {
+        let rows = Sql::new(
+            "SELECT a.target_id FROM app_accounts a JOIN group_members m ON m.user_id = a.user_id WHERE a.app_id = ",
+        )
+        .bind_text(app.to_string())
+        .push(" AND m.group_id = ")
+        .bind_text(group.to_string())
+        .push(" AND a.state = 'active' ORDER BY a.target_id")
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| get(r, "target_id")).collect()
+    }
+
+    async fn app_subjects(&self, app: Uuid) -> Result<(Vec<Uuid>, Vec<Uuid>)> {
+        let users = Sql::new(
+            "SELECT m.user_id AS id FROM group_members m JOIN policies p ON p.group_id = m.group_id WHERE p.app_id = ",
+        )
+        .bind_text(app.to_string())
+        .push(" UNION SELECT user_id AS id FROM app_accounts WHERE app_id = ")
+        .bind_text(app.to_string())
+        .push(" ORDER BY id")
+        .fetch_all(&self.pool)
+        .await?;
+        let groups = Sql::new("SELECT group_id AS id FROM policies WHERE app_id = ")
+            .bind_text(app.to_string())
+            .push(" UNION SELECT group_id AS id FROM app_groups WHERE app_id = ")
+            .bind_text(app.to_string())
+            .push(" ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok((uuids(&users, "id")?, uuids(&groups, "id")?))
+    }
+}
