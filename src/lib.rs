@@ -10,3 +10,9 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+
+/// Chooses rustls's ring provider for the process (reqwest and sqlx use rustls without a default).
+/// Safe to call many times; every HTTP client constructor in the crate calls it.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

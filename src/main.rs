@@ -5,8 +5,7 @@ use provisio::cli::{Cli, run};
 
 #[tokio::main]
 async fn main() {
-    // reqwest and sqlx use rustls with the ring provider; it must be chosen before the first TLS use.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    provisio::install_crypto_provider();
     let cli = Cli::parse();
     if let Err(error) = run(cli).await {
         eprintln!("error: {error}");

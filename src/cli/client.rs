@@ -64,6 +64,7 @@ pub struct Client {
 impl Client {
     /// A client for `server` (e.g. `http://127.0.0.1:8080`) with an optional bearer token.
     pub fn new(server: &str, token: Option<String>) -> Result<Self, ClientError> {
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))

@@ -486,7 +486,14 @@ where
             .get_account(app.id, user_id)
             .await?
             .map(|a| (a.state, a.target_id));
-        if app.features.push_groups && before != after {
+        // Read the settings again: group push may have been switched on while this job ran, and a
+        // group job that started before this account was saved would have missed it.
+        let push_groups = self
+            .store
+            .get_app(app.id)
+            .await?
+            .is_some_and(|s| s.app.features.push_groups);
+        if push_groups && before != after {
             for group in self.store.policy_groups_of_user(app.id, user_id).await? {
                 self.store
                     .enqueue(&crate::domain::job::NewJob {

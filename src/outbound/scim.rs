@@ -93,6 +93,7 @@ impl std::fmt::Debug for ScimClient {
 
 /// Builds the HTTP client shared by every target (connection pooling, timeouts).
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    crate::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))

@@ -513,7 +513,7 @@ where
                         if added == 0 && removed == 0 && record.pushed_name == group.name {
                             serde_json::json!({"action": "no_change"})
                         } else {
-                            serde_json::json!({"action": "group_update", "rename": (record.pushed_name != group.name).then(|| &group.name), "members_added": added, "members_removed": removed})
+                            serde_json::json!({"action": "group_update", "rename": (record.pushed_name != group.name).then_some(&group.name), "members_added": added, "members_removed": removed})
                         }
                     }
                     (_, _, Some(_)) => serde_json::json!({"action": "group_delete"}),

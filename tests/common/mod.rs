@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod referee;
+
 use provisio::config::{Config, DatabaseConfig, LogFormat};
 use provisio::domain::admin::Actor;
 use provisio::service::AuthService;
@@ -36,7 +38,7 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn new(backend: Backend) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        provisio::install_crypto_provider();
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
@@ -146,6 +148,7 @@ impl TestHub {
             http,
             shutdown,
             handle: Some(handle),
+            _key_dir: key_dir,
         }
     }
 
@@ -240,4 +243,66 @@ macro_rules! backend_tests {
             }
         )*
     };
+}
+
+/// Polls `check` until it returns `Some`, or panics after `seconds` with `what`.
+pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl TestHub {
+    /// Connects an app to `base_url` and waits until its connection check passed.
+    pub async fn connect_app(&self, body: Value) -> Value {
+        let (status, app) = self.call(Method::POST, "/api/v1/apps", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{app}");
+        let id = app["id"].as_str().expect("id").to_owned();
+        eventually(30, "the app's connection check", || async {
+            let app = self.get(&format!("/api/v1/apps/{id}")).await;
+            match app["connection_status"].as_str() {
+                Some("ok") => Some(app),
+                Some("failed") => panic!("connection check failed: {app}"),
+                _ => None,
+            }
+        })
+        .await
+    }
+
+    /// Waits until no job of the app is pending or running.
+    pub async fn settle(&self, app: &str) {
+        eventually(60, "the queue to drain", || async {
+            // First the change log, then the jobs: jobs are created when events are dispatched.
+            let undispatched = self.store.query_scalar(
+                "SELECT COUNT(*) FROM change_log WHERE seq > (SELECT last_seq FROM change_cursors WHERE name = 'outbound')",
+            ).await.expect("count");
+            let pending = self.store.query_scalar(&format!(
+                "SELECT COUNT(*) FROM sync_jobs WHERE app_id = '{app}' AND status IN ('pending', 'running')"
+            )).await.expect("count");
+            (pending == 0 && undispatched == 0).then_some(())
+        })
+        .await;
+    }
+}
+
+impl TestHub {
+    /// Waits until the dispatcher has read the whole change log.
+    pub async fn settle_dispatch(&self) {
+        eventually(30, "the change log to be dispatched", || async {
+            let undispatched = self.store.query_scalar(
+                "SELECT COUNT(*) FROM change_log WHERE seq > (SELECT last_seq FROM change_cursors WHERE name = 'outbound')",
+            ).await.expect("count");
+            (undispatched == 0).then_some(())
+        })
+        .await;
+    }
 }

@@ -1,0 +1,339 @@
+//! Independent SCIM software for the tests: scim2-server (from PyPI, installed by
+//! `scripts/setup-referees`) started on a loopback port as a real outbound target, and a proxy
+//! that can sit in front of it to refuse methods or inject faults.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The venv holding the referees.
+pub fn referee_venv() -> PathBuf {
+    match std::env::var_os("PROVISIO_REFEREE_VENV") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-referees"),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A running scim2-server.
+pub struct ScimTarget {
+    child: Child,
+    /// Its SCIM base URL.
+    pub base_url: String,
+    /// The bearer token it requires.
+    pub token: String,
+    http: reqwest::Client,
+}
+
+impl ScimTarget {
+    /// Starts scim2-server on a free loopback port and waits until it answers.
+    pub async fn start() -> Self {
+        provisio::install_crypto_provider();
+        let venv = referee_venv();
+        let binary = venv.join("bin/scim2-server");
+        assert!(
+            binary.exists(),
+            "scim2-server is not installed at {}: run scripts/setup-referees",
+            binary.display()
+        );
+        let port = free_port();
+        let token = format!("target-token-{}", uuid::Uuid::now_v7().simple());
+        let child = Command::new(&binary)
+            .args([
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--bearer-token",
+                &token,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start scim2-server");
+        let base_url = format!("http://127.0.0.1:{port}/v2");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let target = ScimTarget {
+            child,
+            base_url,
+            token,
+            http,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = target
+                .http
+                .get(format!("{}/ServiceProviderConfig", target.base_url))
+                .send()
+                .await
+                && response.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "scim2-server did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        target
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("target answers");
+        let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Every user the target holds.
+    pub async fn users(&self) -> Vec<Value> {
+        let (status, body) = self.get("/Users?count=10000").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["Resources"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The target's user with this userName (case-insensitive), if any.
+    pub async fn user(&self, username: &str) -> Option<Value> {
+        self.users()
+            .await
+            .into_iter()
+            .find(|u| u["userName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(username)))
+    }
+
+    /// One user by id: status and body.
+    pub async fn user_by_id(&self, id: &str) -> (StatusCode, Value) {
+        self.get(&format!("/Users/{id}")).await
+    }
+
+    /// Every group the target holds.
+    pub async fn groups(&self) -> Vec<Value> {
+        let (status, body) = self.get("/Groups?count=10000").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["Resources"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Creates a user directly in the target (as if someone made it by hand there).
+    pub async fn create_user(&self, resource: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/Users", self.base_url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/scim+json")
+            .json(&resource)
+            .send()
+            .await
+            .expect("target answers");
+        assert_eq!(response.status().as_u16(), 201);
+        response.json().await.expect("json")
+    }
+}
+
+impl Drop for ScimTarget {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the proxy does to requests.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// Answer PATCH with this status instead of forwarding it.
+    pub refuse_patch: Option<u16>,
+    /// Answer every request with 503 (the target is down).
+    pub down: bool,
+    /// Answer this many `GET /Users?filter=...` look-ups with an empty list.
+    pub hide_lookups: usize,
+}
+
+/// One request seen by the proxy.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Status returned to the hub.
+    pub status: u16,
+    /// The Authorization header value.
+    pub authorization: Option<String>,
+}
+
+#[derive(Clone)]
+struct ProxyState {
+    upstream: String,
+    http: reqwest::Client,
+    faults: Arc<Mutex<Faults>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+/// A proxy on a loopback port in front of a SCIM target.
+pub struct Proxy {
+    /// The base URL to give the hub (same path as the upstream's).
+    pub base_url: String,
+    faults: Arc<Mutex<Faults>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Starts a proxy forwarding to `upstream_base` (e.g. `http://127.0.0.1:1234/v2`).
+    pub async fn start(upstream_base: &str) -> Self {
+        provisio::install_crypto_provider();
+        let (origin, path) = split_base(upstream_base);
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = ProxyState {
+            upstream: origin,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            faults: faults.clone(),
+            seen: seen.clone(),
+        };
+        let app = axum::Router::new().fallback(forward).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Proxy {
+            base_url: format!("http://{address}{path}"),
+            faults,
+            seen,
+            task,
+        }
+    }
+
+    /// Changes what the proxy does.
+    pub fn set(&self, faults: Faults) {
+        *self.faults.lock().expect("lock") = faults;
+    }
+
+    /// The requests seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn split_base(base: &str) -> (String, String) {
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    match base[after_scheme..].find('/') {
+        Some(i) => (base[..after_scheme + i].to_owned(), base[after_scheme + i..].to_owned()),
+        None => (base.to_owned(), String::new()),
+    }
+}
+
+async fn forward(State(state): State<ProxyState>, request: Request) -> Response {
+    let method = request.method().clone();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let authorization = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let faults = state.faults.lock().expect("lock").clone();
+    let record = |status: u16| {
+        state.seen.lock().expect("lock").push(Seen {
+            method: method.to_string(),
+            path: path.clone(),
+            status,
+            authorization: authorization.clone(),
+        });
+    };
+    if faults.down {
+        record(503);
+        return plain(503, "down for the test");
+    }
+    if method == axum::http::Method::PATCH
+        && let Some(status) = faults.refuse_patch
+    {
+        record(status);
+        return plain(status, "PATCH is not supported here");
+    }
+    if method == axum::http::Method::GET && path.contains("/Users?filter=") {
+        let mut current = state.faults.lock().expect("lock");
+        if current.hide_lookups > 0 {
+            current.hide_lookups -= 1;
+            drop(current);
+            record(200);
+            let mut response = Response::new(Body::from(
+                r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":0,"Resources":[],"startIndex":1,"itemsPerPage":0}"#,
+            ));
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/scim+json"));
+            return response;
+        }
+    }
+    let headers = request.headers().clone();
+    let body = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut upstream = state.http.request(
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method"),
+        format!("{}{path}", state.upstream),
+    );
+    for name in ["authorization", "content-type", "accept", "if-match", "if-none-match"] {
+        if let Some(value) = headers.get(name) {
+            upstream = upstream.header(name, value.as_bytes());
+        }
+    }
+    match upstream.body(body.to_vec()).send().await {
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            let content_type = answer.headers().get("content-type").cloned();
+            let bytes = answer.bytes().await.unwrap_or_default();
+            record(status);
+            let mut response = Response::new(Body::from(bytes));
+            *response.status_mut() = StatusCode::from_u16(status).expect("status");
+            if let Some(ct) = content_type {
+                response
+                    .headers_mut()
+                    .insert("content-type", HeaderValue::from_bytes(ct.as_bytes()).expect("header"));
+            }
+            response
+        }
+        Err(_) => {
+            record(502);
+            plain(502, "upstream unreachable")
+        }
+    }
+}
+
+fn plain(status: u16, text: &'static str) -> Response {
+    let mut response = Response::new(Body::from(text));
+    *response.status_mut() = StatusCode::from_u16(status).expect("status");
+    response
+}
