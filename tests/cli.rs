@@ -282,7 +282,7 @@ fn spawn_serve(data_dir: &std::path::Path) -> (std::process::Child, String, std:
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_provisio"))
+    let mut child = common::tied_to_test(&mut Command::new(env!("CARGO_BIN_EXE_provisio")))
         .args([
             "serve",
             "--data-dir",

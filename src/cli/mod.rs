@@ -1,6 +1,7 @@
 //! The `provisio` command line: server-side commands (`serve`, `migrate`, `admin-token`) that open
 //! the store directly, and remote commands that talk to a running hub's REST API.
 
+mod apps;
 pub mod client;
 pub mod output;
 mod remote;
@@ -95,6 +96,42 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Apps (SCIM 2.0 destinations).
+    Apps {
+        #[command(subcommand)]
+        command: apps::AppsCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Policies: which groups get accounts in which apps.
+    Policies {
+        #[command(subcommand)]
+        command: apps::PoliciesCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Provision one user in one app now and print what was done.
+    Provision {
+        /// App id or name.
+        #[arg(long)]
+        app: String,
+        /// User id or username.
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Reconcile every user and group of an app, or print the plan with --dry-run.
+    Sync {
+        /// App id or name.
+        #[arg(long)]
+        app: String,
+        /// Print what would be done without contacting the app.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }
 
 /// Runs a parsed command line; the error carries the exit code.
@@ -137,5 +174,9 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Groups { command, remote } => remote::groups(&remote, command).await,
         Command::Attributes { command, remote } => remote::attributes(&remote, command).await,
         Command::Tokens { command, remote } => remote::tokens(&remote, command).await,
+        Command::Apps { command, remote } => apps::apps(&remote, command).await,
+        Command::Policies { command, remote } => apps::policies(&remote, command).await,
+        Command::Provision { app, user, remote } => apps::provision(&remote, &app, &user).await,
+        Command::Sync { app, dry_run, remote } => apps::sync(&remote, &app, dry_run).await,
     }
 }

@@ -50,3 +50,9 @@ pub fn print_fields(fields: &[(&str, String)]) {
 pub fn cell(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "-".to_owned())
 }
+
+/// A time as RFC 3339 text.
+pub fn when(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}

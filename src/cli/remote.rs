@@ -2,7 +2,7 @@
 
 use super::RemoteArgs;
 use super::client::{Client, ClientError, encode};
-use super::output::{cell, print_fields, print_json, print_table};
+use super::output::{cell, print_fields, print_json, print_table, when};
 use crate::api::{IssuedTokenBody, MembershipChange};
 use crate::domain::Page;
 use crate::domain::admin::ApiToken;
@@ -44,7 +44,8 @@ fn read_config(remote: &RemoteArgs) -> Result<CliConfig, ClientError> {
     }
 }
 
-fn connect(remote: &RemoteArgs) -> Result<Client, ClientError> {
+/// A client for the hub the remote flags (or the CLI config file) name.
+pub(super) fn connect(remote: &RemoteArgs) -> Result<Client, ClientError> {
     let file = read_config(remote)?;
     let server = remote
         .server
@@ -279,8 +280,8 @@ fn print_user(user: &User) {
         ("active", user.active.to_string()),
         ("external_id", cell(&user.external_id)),
         ("source", user.source.as_str().to_owned()),
-        ("created_at", user.created_at.to_string()),
-        ("updated_at", user.updated_at.to_string()),
+        ("created_at", when(user.created_at)),
+        ("updated_at", when(user.updated_at)),
     ];
     let attrs: Vec<(String, String)> = user
         .attributes
@@ -538,8 +539,8 @@ fn show_group(remote: &RemoteArgs, group: &Group) {
             ("members", group.member_count.to_string()),
             ("external_id", cell(&group.external_id)),
             ("source", group.source.as_str().to_owned()),
-            ("created_at", group.created_at.to_string()),
-            ("updated_at", group.updated_at.to_string()),
+            ("created_at", when(group.created_at)),
+            ("updated_at", when(group.updated_at)),
         ]);
     }
 }
@@ -857,7 +858,7 @@ pub async fn tokens(remote: &RemoteArgs, command: TokensCommand) -> Result<(), C
                         vec![
                             t.name.clone(),
                             format!("{}...", t.prefix),
-                            t.created_at.to_string(),
+                            when(t.created_at),
                             t.revoked_at
                                 .map(|r| format!("revoked {r}"))
                                 .unwrap_or_else(|| "active".into()),

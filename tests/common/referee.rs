@@ -51,7 +51,7 @@ impl ScimTarget {
         );
         let port = free_port();
         let token = format!("target-token-{}", uuid::Uuid::now_v7().simple());
-        let child = Command::new(&binary)
+        let child = super::tied_to_test(&mut Command::new(&binary))
             .args([
                 "--hostname",
                 "127.0.0.1",
