@@ -417,3 +417,16 @@ impl SqlStore {
         Ok(row.try_get(0)?)
     }
 }
+
+impl SqlStore {
+    /// Runs a fixed query that returns one integer per row (measurements in tools and benchmarks).
+    /// Never pass text that contains user input.
+    pub async fn query_integers(&self, statement: &str) -> Result<Vec<i64>> {
+        let rows = sqlx::query(AssertSqlSafe(statement.to_owned()))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get::<i64, _>(0).map_err(Error::from))
+            .collect()
+    }
+}
