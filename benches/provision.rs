@@ -381,6 +381,7 @@ async fn main() {
         secret_key_file: dir.path().join("secret.key"),
         request_timeout: Duration::from_secs(30),
         engine: EngineConfig::default(),
+        report_retention: time::Duration::days(180),
         workers: WorkerConfig {
             workers: options.workers,
             poll: Duration::from_millis(100),

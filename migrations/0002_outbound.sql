@@ -88,7 +88,9 @@ CREATE TABLE change_cursors (
 );
 INSERT INTO change_cursors (name, last_seq) VALUES ('outbound', 0);
 
--- Every provisioning action taken or skipped.
+-- Every provisioning action taken or skipped. The *_key columns are lower-cased copies for
+-- case-insensitive exact and prefix search; each identifier has an index with the time, so that a
+-- search by user, app and time span reads only that user's rows.
 CREATE TABLE provisioning_reports (
     id TEXT PRIMARY KEY,
     started_at BIGINT NOT NULL,
@@ -98,7 +100,9 @@ CREATE TABLE provisioning_reports (
     subject_kind TEXT NOT NULL,
     subject_id TEXT NOT NULL,
     username TEXT,
+    username_key TEXT,
     email TEXT,
+    email_key TEXT,
     target_id TEXT,
     operation TEXT NOT NULL,
     outcome TEXT NOT NULL,
@@ -108,10 +112,15 @@ CREATE TABLE provisioning_reports (
     http_status BIGINT,
     diff TEXT,
     message TEXT,
-    correlation_id TEXT NOT NULL
+    request_body TEXT,
+    response_body TEXT,
+    correlation_id TEXT NOT NULL,
+    cause TEXT NOT NULL
 );
-CREATE INDEX provisioning_reports_time ON provisioning_reports (started_at);
+CREATE INDEX provisioning_reports_time ON provisioning_reports (started_at, id);
 CREATE INDEX provisioning_reports_app_time ON provisioning_reports (app_id, started_at);
 CREATE INDEX provisioning_reports_subject ON provisioning_reports (subject_id, started_at);
-CREATE INDEX provisioning_reports_username ON provisioning_reports (username, started_at);
+CREATE INDEX provisioning_reports_username ON provisioning_reports (username_key, started_at);
+CREATE INDEX provisioning_reports_email ON provisioning_reports (email_key, started_at);
+CREATE INDEX provisioning_reports_target ON provisioning_reports (target_id, started_at);
 CREATE INDEX provisioning_reports_correlation ON provisioning_reports (correlation_id);

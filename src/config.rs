@@ -77,6 +77,12 @@ pub struct ServeArgs {
     /// Attempts before a failing job becomes a dead letter. Default: 12.
     #[arg(long, env = "PROVISIO_MAX_ATTEMPTS", value_name = "N")]
     pub max_attempts: Option<i64>,
+    /// Days to keep provisioning report records. Default: 180.
+    #[arg(long, env = "PROVISIO_REPORT_RETENTION_DAYS", value_name = "DAYS")]
+    pub report_retention_days: Option<u32>,
+    /// Keep request and response bodies (redacted, truncated) in report records. Default: true.
+    #[arg(long, env = "PROVISIO_REPORT_BODIES", value_name = "BOOL")]
+    pub report_bodies: Option<bool>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -95,6 +101,8 @@ struct FileConfig {
     workers: Option<usize>,
     request_timeout: Option<u64>,
     max_attempts: Option<i64>,
+    report_retention_days: Option<u32>,
+    report_bodies: Option<bool>,
 }
 
 /// Which database to open.
@@ -157,6 +165,8 @@ pub struct Config {
     pub engine: crate::outbound::EngineConfig,
     /// The background workers.
     pub workers: crate::outbound::WorkerConfig,
+    /// How long report records are kept.
+    pub report_retention: time::Duration,
 }
 
 fn read_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -240,7 +250,13 @@ impl ServeArgs {
             .or(file.max_attempts)
             .unwrap_or(engine.max_attempts)
             .max(1);
+        engine.keep_bodies = self.report_bodies.or(file.report_bodies).unwrap_or(true);
+        let retention_days = self.report_retention_days.or(file.report_retention_days).unwrap_or(180);
+        if retention_days == 0 {
+            return Err(Error::Config("report_retention_days must be at least 1".into()));
+        }
         Ok(Config {
+            report_retention: time::Duration::days(i64::from(retention_days)),
             secret_key_file,
             request_timeout: std::time::Duration::from_secs(
                 self.request_timeout.or(file.request_timeout).unwrap_or(30).max(1),

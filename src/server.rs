@@ -8,6 +8,7 @@ use crate::outbound::scim::http_client;
 use crate::outbound::{Engine, Wake, worker};
 use crate::secrets::SecretKey;
 use crate::service::AuthService;
+use crate::service::ReportService;
 use crate::store::SqlStore;
 use secrecy::ExposeSecret;
 use std::future::IntoFuture;
@@ -40,6 +41,12 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
     let engine = Arc::new(Engine::new(store.clone(), key.clone(), http, config.engine.clone()));
     let tasks = TaskTracker::new();
     worker::spawn(engine, config.workers.clone(), wake.clone(), &tasks, shutdown.clone());
+    spawn_retention(
+        ReportService::new(store.clone()),
+        config.report_retention,
+        &tasks,
+        shutdown.clone(),
+    );
     tasks.close();
     let state = AppState::new(store.clone(), key, wake, config.max_body_bytes);
     let app = api::router(state);
@@ -64,6 +71,30 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
     }
     store.close().await;
     Ok(())
+}
+
+/// Deletes report records past their retention once an hour, starting a minute after start.
+fn spawn_retention(
+    reports: ReportService<SqlStore>,
+    retention: time::Duration,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) {
+    tasks.spawn(async move {
+        let mut wait = std::time::Duration::from_secs(60);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(wait) => {},
+            }
+            match reports.enforce_retention(retention, 1000).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "deleted provisioning report records past their retention"),
+                Err(e) => tracing::error!(error = %e, "report retention failed"),
+            }
+            wait = std::time::Duration::from_secs(3600);
+        }
+    });
 }
 
 fn finish(result: std::result::Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<()> {

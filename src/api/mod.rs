@@ -8,6 +8,7 @@ mod changes;
 pub mod error;
 mod extract;
 mod groups;
+mod reports;
 mod users;
 
 pub use apps::{QueuedJob, SyncAnswer, SyncRequest};
@@ -18,7 +19,7 @@ pub use groups::MembershipChange;
 use crate::domain::Error;
 use crate::outbound::Wake;
 use crate::secrets::SecretKey;
-use crate::service::{AppService, AuthService, DirectoryService};
+use crate::service::{AppService, AuthService, DirectoryService, ReportService};
 use crate::store::SqlStore;
 use crate::telemetry::Metrics;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -44,6 +45,8 @@ pub struct AppState {
     pub auth: AuthService<SqlStore>,
     /// Apps, policies and provisioning.
     pub apps: AppService<SqlStore>,
+    /// The provisioning report.
+    pub reports: ReportService<SqlStore>,
     /// Wakes the engine after local changes.
     pub wake: Wake,
     /// The store, for readiness checks.
@@ -61,6 +64,7 @@ impl AppState {
             directory: DirectoryService::new(store.clone()),
             auth: AuthService::new(store.clone()),
             apps: AppService::new(store.clone(), key),
+            reports: ReportService::new(store.clone()),
             wake,
             store,
             metrics: Arc::new(Metrics::new()),
@@ -85,7 +89,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Provisio admin API", description = "Directory, apps and provisioning of a Provisio hub."),
     modifiers(&BearerAuth),
-    tags((name = "users"), (name = "groups"), (name = "attributes"), (name = "auth"), (name = "changes"), (name = "apps"), (name = "policies"))
+    tags((name = "users"), (name = "groups"), (name = "attributes"), (name = "auth"), (name = "changes"), (name = "apps"), (name = "policies"), (name = "reports"))
 )]
 struct ApiDoc;
 
@@ -122,6 +126,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::list_presets))
         .routes(routes!(apps::create_policy, apps::list_policies))
         .routes(routes!(apps::delete_policy))
+        .routes(routes!(reports::search))
+        .routes(routes!(reports::timeline))
 }
 
 /// The OpenAPI document of the admin API, generated from the handlers.

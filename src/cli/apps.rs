@@ -478,6 +478,8 @@ pub async fn provision(remote: &RemoteArgs, app: &str, user: &str) -> Result<(),
     let view = wait_for_job(&client, &queued.job_id).await?;
     if remote.json {
         print_json(&view);
+    } else if view.reports.is_empty() {
+        println!("nothing to do: the app already holds what the directory says");
     } else {
         print_reports(&view);
     }

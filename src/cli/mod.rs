@@ -5,6 +5,7 @@ mod apps;
 pub mod client;
 pub mod output;
 mod remote;
+mod reports;
 
 use crate::config::{ServeArgs, StoreArgs};
 use clap::{Args, Parser, Subcommand};
@@ -121,6 +122,13 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Search the provisioning report (newest first).
+    Reports {
+        #[command(flatten)]
+        args: reports::ReportArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Reconcile every user and group of an app, or print the plan with --dry-run.
     Sync {
         /// App id or name.
@@ -178,5 +186,6 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Policies { command, remote } => apps::policies(&remote, command).await,
         Command::Provision { app, user, remote } => apps::provision(&remote, &app, &user).await,
         Command::Sync { app, dry_run, remote } => apps::sync(&remote, &app, dry_run).await,
+        Command::Reports { args, remote } => reports::reports(&remote, args).await,
     }
 }

@@ -211,6 +211,11 @@ pub enum UsersCommand {
         /// Id or username.
         user: String,
     },
+    /// Everything that happened to a user, in the directory and in every app.
+    Timeline {
+        /// Id or username (also of a deleted user).
+        user: String,
+    },
 }
 
 async fn attribute_types(client: &Client) -> Result<Vec<AttributeDefinition>, ClientError> {
@@ -442,6 +447,7 @@ pub async fn users(remote: &RemoteArgs, command: UsersCommand) -> Result<(), Cli
                 .await?;
             show_user(remote, &user);
         }
+        UsersCommand::Timeline { user } => super::reports::timeline(remote, &user).await?,
         UsersCommand::Delete { user } => {
             client
                 .request_empty(Method::DELETE, &format!("/api/v1/users/{}", encode(&user)), NO_BODY)

@@ -96,6 +96,8 @@ stored_enum!(
         Retrying => "retrying",
         /// Nothing was sent.
         Skipped => "skipped",
+        /// Planned by a dry run, not sent.
+        DryRun => "dry_run",
     }
 );
 
@@ -189,6 +191,83 @@ pub struct Report {
     pub diff: Option<Value>,
     /// What happened, in words (the target's error detail on failure).
     pub message: Option<String>,
+    /// The request body sent, redacted and truncated (absent when bodies are not kept).
+    pub request_body: Option<String>,
+    /// The response body received, redacted and truncated.
+    pub response_body: Option<String>,
     /// Links all attempts of one work item.
     pub correlation_id: String,
+    /// What caused the work item (`change:42` is the change-log event, `sync:<run>`, `manual`).
+    pub cause: String,
+}
+
+/// Longest body text a report record keeps.
+pub const MAX_REPORT_BODY: usize = 2048;
+
+/// Whether an attribute name looks like a secret (password, token, ...): its values never reach a report record.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "authorization",
+        "credential",
+        "apikey",
+        "api_key",
+    ]
+    .iter()
+    .any(|k| key.contains(k))
+}
+
+fn redact(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        if is_secret_key(k) {
+                            Value::String("[redacted]".into())
+                        } else {
+                            redact(v)
+                        },
+                    )
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A body as a report keeps it: secret-looking attributes (passwords, tokens, ...) replaced, and
+/// cut to [`MAX_REPORT_BODY`] characters.
+pub fn report_body(value: &Value) -> Option<String> {
+    if value.is_null() {
+        return None;
+    }
+    let text = redact(value).to_string();
+    if text.chars().count() <= MAX_REPORT_BODY {
+        return Some(text);
+    }
+    let cut: String = text.chars().take(MAX_REPORT_BODY).collect();
+    Some(format!("{cut}...(truncated)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bodies_are_redacted_and_truncated() {
+        let body = json!({"userName": "a", "password": "hunter2", "x": [{"apiToken": "t0ken"}]});
+        let kept = report_body(&body).unwrap();
+        assert!(!kept.contains("hunter2") && !kept.contains("t0ken") && kept.contains("userName"));
+        let long = json!({"v": "x".repeat(5000)});
+        let kept = report_body(&long).unwrap();
+        assert!(kept.ends_with("...(truncated)") && kept.len() < 2100);
+        assert_eq!(report_body(&Value::Null), None);
+    }
 }

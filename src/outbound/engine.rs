@@ -6,7 +6,7 @@ use super::plan::{UserPlan, attribute_diff, fingerprint, plan_user};
 use super::scim::{ScimClient, ScimError, ScimResponse, encode_query, filter_literal};
 use crate::domain::app::{AccountState, App, AppAccount, AppGroup, Capabilities, ConnectionStatus};
 use crate::domain::group::Group;
-use crate::domain::job::{Job, Operation, Outcome, Report, SubjectKind};
+use crate::domain::job::{Job, Operation, Outcome, Report, SubjectKind, report_body};
 use crate::domain::mapping::patch_operations;
 use crate::domain::user::User;
 use crate::domain::{Error, now};
@@ -57,6 +57,8 @@ pub struct EngineConfig {
     pub backoff_base: Duration,
     /// Longest retry delay.
     pub backoff_max: Duration,
+    /// Keep request and response bodies (redacted, truncated) in report records.
+    pub keep_bodies: bool,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +67,7 @@ impl Default for EngineConfig {
             max_attempts: 12,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(300),
+            keep_bodies: true,
         }
     }
 }
@@ -113,6 +116,7 @@ struct Recorder<'a, S> {
     job: &'a Job,
     app: &'a App,
     subject: Subject,
+    keep_bodies: bool,
 }
 
 impl<S: ReportStore> Recorder<'_, S> {
@@ -128,6 +132,40 @@ impl<S: ReportStore> Recorder<'_, S> {
         diff: Option<Value>,
         message: Option<String>,
     ) {
+        self.record_with_bodies(
+            started,
+            operation,
+            outcome,
+            request,
+            status,
+            target_id,
+            diff,
+            message,
+            (None, None),
+        )
+        .await;
+    }
+
+    /// Like [`Recorder::record`], keeping the request and response bodies (redacted, truncated)
+    /// when the engine is configured to.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_with_bodies(
+        &self,
+        started: (time::OffsetDateTime, Instant),
+        operation: Operation,
+        outcome: Outcome,
+        request: Option<(&Method, &str)>,
+        status: Option<u16>,
+        target_id: Option<&str>,
+        diff: Option<Value>,
+        message: Option<String>,
+        bodies: (Option<&Value>, Option<&Value>),
+    ) {
+        let (request_body, response_body) = if self.keep_bodies {
+            (bodies.0.and_then(report_body), bodies.1.and_then(report_body))
+        } else {
+            (None, None)
+        };
         let report = Report {
             id: Uuid::now_v7(),
             started_at: started.0,
@@ -147,7 +185,10 @@ impl<S: ReportStore> Recorder<'_, S> {
             http_status: status.map(i64::from),
             diff,
             message,
+            request_body,
+            response_body,
             correlation_id: self.job.correlation_id.clone(),
+            cause: self.job.cause.clone(),
         };
         if let Err(e) = self.store.insert_report(&report).await {
             tracing::error!(error = %e, "cannot store a provisioning report record");
@@ -312,7 +353,7 @@ where
             Ok(response) => {
                 if operation != Operation::Lookup {
                     recorder
-                        .record(
+                        .record_with_bodies(
                             at,
                             operation,
                             Outcome::Success,
@@ -321,16 +362,19 @@ where
                             target_id.or(resource_id(&response).as_deref()),
                             diff,
                             None,
+                            (body, Some(&response.body)),
                         )
                         .await;
                 }
                 Ok(response)
             }
             Err(e) => {
-                let expected = matches!(
-                    (operation, e.status()),
-                    (Operation::Lookup, _) | (_, Some(404 | 409 | 405 | 501))
-                );
+                // Answers the engine handles by design: a look-up the target cannot filter, a missing
+                // or duplicate resource, a method the target lacks. Everything else is on record.
+                let expected = match operation {
+                    Operation::Lookup => matches!(e.status(), Some(400 | 501)),
+                    _ => matches!(e.status(), Some(404 | 409 | 405 | 501)),
+                };
                 if !expected {
                     let outcome = if e.is_transient() && recorder.job.attempts < self.config.max_attempts {
                         Outcome::Retrying
@@ -338,7 +382,7 @@ where
                         Outcome::Failure
                     };
                     recorder
-                        .record(
+                        .record_with_bodies(
                             at,
                             operation,
                             outcome,
@@ -347,6 +391,7 @@ where
                             target_id,
                             diff,
                             Some(e.to_string()),
+                            (body, None),
                         )
                         .await;
                 }
@@ -396,13 +441,19 @@ where
                 .as_ref()
                 .map(|u| u.username.clone())
                 .or_else(|| account.as_ref().map(|a| a.target_username.clone())),
-            email: user.as_ref().and_then(|u| u.email.clone()),
+            // A deleted user is still named by what was last pushed for them.
+            email: user.as_ref().and_then(|u| u.email.clone()).or_else(|| {
+                account
+                    .as_ref()
+                    .and_then(|a| a.pushed["emails"][0]["value"].as_str().map(str::to_owned))
+            }),
         };
         let recorder = Recorder {
             store: &self.store,
             job,
             app,
             subject,
+            keep_bodies: self.config.keep_bodies,
         };
         let desired = match (&user, assigned) {
             (Some(user), true) => match app.mapping.render(user) {
@@ -427,20 +478,8 @@ where
         };
         let before = account.as_ref().map(|a| (a.state, a.target_id.clone()));
         match plan_user(app, desired, account.as_ref()) {
-            UserPlan::NoChange => {
-                recorder
-                    .record(
-                        started(),
-                        Operation::Skip,
-                        Outcome::Skipped,
-                        None,
-                        None,
-                        account.as_ref().map(|a| a.target_id.as_str()),
-                        None,
-                        Some("already up to date".into()),
-                    )
-                    .await;
-            }
+            // Nothing to do is not an action: no report record.
+            UserPlan::NoChange => {}
             UserPlan::Skip { reason } => {
                 recorder
                     .record(
@@ -887,6 +926,7 @@ where
             job,
             app,
             subject,
+            keep_bodies: self.config.keep_bodies,
         };
         let wanted = match &group {
             Some(_) => app.features.push_groups && self.store.has_policy(app.id, group_id).await?,
@@ -1195,6 +1235,7 @@ where
             job,
             app,
             subject,
+            keep_bodies: self.config.keep_bodies,
         };
         let at = started();
         let (status, message, capabilities) = match self.probe(client).await {

@@ -3,6 +3,7 @@
 //! The engine executes the plan; `sync --dry-run` prints it.
 
 use crate::domain::app::{AccountState, App, AppAccount, Deprovision};
+use crate::domain::job::is_secret_key;
 use crate::domain::mapping::patch_operations;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -100,6 +101,10 @@ pub fn attribute_diff(previous: &Value, desired: &Value) -> Value {
     for key in before.keys().chain(after.keys()) {
         let (old, new) = (before.get(key), after.get(key));
         if old != new && !diff.contains_key(key) {
+            if is_secret_key(key) {
+                diff.insert(key.clone(), json!({"old": "[redacted]", "new": "[redacted]"}));
+                continue;
+            }
             diff.insert(
                 key.clone(),
                 json!({"old": old.cloned().unwrap_or(Value::Null), "new": new.cloned().unwrap_or(Value::Null)}),

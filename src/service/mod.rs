@@ -5,7 +5,9 @@
 pub mod apps;
 pub mod auth;
 pub mod directory;
+pub mod reports;
 
 pub use apps::AppService;
 pub use auth::AuthService;
 pub use directory::DirectoryService;
+pub use reports::ReportService;

@@ -134,6 +134,8 @@ pub trait GroupStore: Send + Sync {
 pub trait ChangeLogStore: Send + Sync {
     /// Events with `seq > after`, oldest first, at most `limit`.
     fn changes_after(&self, after: i64, limit: u32) -> impl Future<Output = Result<Vec<ChangeEvent>>> + Send;
+    /// Events about one object (as the changed object or the member of a membership), oldest first.
+    fn changes_about(&self, id: &str, limit: u32) -> impl Future<Output = Result<Vec<ChangeEvent>>> + Send;
 }
 
 /// Administrators and API tokens.
@@ -268,10 +270,48 @@ pub trait QueueStore: Send + Sync {
     fn run_progress(&self, run_id: &str) -> impl Future<Output = Result<(i64, i64, i64)>> + Send;
 }
 
+/// How a report search matches an end user.
+#[derive(Debug, Clone)]
+pub struct UserMatch {
+    /// Username, email (both regardless of case), directory id or target id.
+    pub value: String,
+    /// Match identifiers that start with `value` instead of equal ones.
+    pub prefix: bool,
+}
+
+/// Which report records a search returns (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct ReportQuery {
+    /// The end user.
+    pub user: Option<UserMatch>,
+    /// Only this app.
+    pub app_id: Option<Uuid>,
+    /// Records that started at or after this time.
+    pub from: Option<OffsetDateTime>,
+    /// Records that started before this time.
+    pub to: Option<OffsetDateTime>,
+    /// Only this outcome.
+    pub outcome: Option<crate::domain::job::Outcome>,
+    /// Only this operation.
+    pub operation: Option<crate::domain::job::Operation>,
+    /// Only users, groups or connection checks.
+    pub subject_kind: Option<crate::domain::job::SubjectKind>,
+    /// Continue after this cursor.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: u32,
+}
+
 /// The provisioning report.
 pub trait ReportStore: Send + Sync {
     /// Appends a record.
     fn insert_report(&self, report: &Report) -> impl Future<Output = Result<()>> + Send;
     /// The records of one work item, oldest first.
     fn reports_for_correlation(&self, correlation_id: &str) -> impl Future<Output = Result<Vec<Report>>> + Send;
+    /// A page of records matching `query`, newest first.
+    fn search_reports(&self, query: &ReportQuery) -> impl Future<Output = Result<Page<Report>>> + Send;
+    /// Deletes at most `batch` records older than `cutoff`; returns how many.
+    fn delete_reports_before(&self, cutoff: OffsetDateTime, batch: u32) -> impl Future<Output = Result<u64>> + Send;
+    /// The records about one user or group, oldest first.
+    fn reports_for_subject(&self, subject_id: &str, limit: u32) -> impl Future<Output = Result<Vec<Report>>> + Send;
 }

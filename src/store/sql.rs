@@ -430,3 +430,20 @@ impl SqlStore {
             .collect()
     }
 }
+
+impl SqlStore {
+    /// Runs a fixed query that returns one text per row (inspections in tools and tests).
+    /// Never pass text that contains user input.
+    pub async fn query_texts(&self, statement: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(AssertSqlSafe(statement.to_owned()))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                row.try_get::<Option<String>, _>(0)
+                    .map(Option::unwrap_or_default)
+                    .map_err(Error::from)
+            })
+            .collect()
+    }
+}

@@ -147,7 +147,9 @@ impl TestHub {
                 max_attempts: 8,
                 backoff_base: Duration::from_millis(100),
                 backoff_max: Duration::from_secs(2),
+                keep_bodies: true,
             },
+            report_retention: time::Duration::days(180),
             workers: provisio::outbound::WorkerConfig {
                 workers: 4,
                 poll: Duration::from_millis(50),

@@ -164,6 +164,10 @@ pub struct Faults {
     pub down: bool,
     /// Answer this many `GET /Users?filter=...` look-ups with an empty list.
     pub hide_lookups: usize,
+    /// Answer this many requests with 500 and a SCIM error whose detail is `fail_detail`.
+    pub fail_next: usize,
+    /// The detail of those errors.
+    pub fail_detail: String,
 }
 
 /// One request seen by the proxy.
@@ -281,6 +285,22 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
     {
         record(status);
         return plain(status, "PATCH is not supported here");
+    }
+    {
+        let mut current = state.faults.lock().expect("lock");
+        if current.fail_next > 0 {
+            current.fail_next -= 1;
+            let detail = current.fail_detail.clone();
+            drop(current);
+            record(500);
+            let body = serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "500", "detail": detail});
+            let mut response = Response::new(Body::from(body.to_string()));
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/scim+json"));
+            return response;
+        }
     }
     if method == axum::http::Method::GET && path.contains("/Users?filter=") {
         let mut current = state.faults.lock().expect("lock");
