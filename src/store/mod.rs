@@ -306,6 +306,8 @@ pub struct ReportQuery {
 pub trait ReportStore: Send + Sync {
     /// Appends a record.
     fn insert_report(&self, report: &Report) -> impl Future<Output = Result<()>> + Send;
+    /// Appends many records in one transaction.
+    fn insert_reports(&self, reports: &[Report]) -> impl Future<Output = Result<()>> + Send;
     /// The records of one work item, oldest first.
     fn reports_for_correlation(&self, correlation_id: &str) -> impl Future<Output = Result<Vec<Report>>> + Send;
     /// A page of records matching `query`, newest first.

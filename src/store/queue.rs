@@ -43,7 +43,7 @@ async fn insert_jobs(tx: &mut WriteTx, jobs: &[NewJob]) -> Result<()> {
         .iter()
         .filter(|j| seen.insert((j.app_id, j.subject_kind, j.subject_id.clone())))
         .collect();
-    for chunk in unique.chunks(200) {
+    for chunk in unique.chunks(50) {
         let mut sql = Sql::new(
             "INSERT INTO sync_jobs (id, app_id, subject_kind, subject_id, status, attempts, not_before, correlation_id, run_id, cause, created_at, updated_at) VALUES ",
         );

@@ -112,63 +112,83 @@ fn parse_cursor(cursor: &str) -> Result<(i64, String)> {
     Ok((at, id.to_owned()))
 }
 
+/// One multi-row INSERT of `reports`.
+fn insert_sql(reports: &[Report]) -> Sql {
+    let mut sql = Sql::new(concat!(
+        "INSERT INTO provisioning_reports (",
+        report_columns!(),
+        ", username_key, email_key) VALUES "
+    ));
+    for (i, r) in reports.iter().enumerate() {
+        if i > 0 {
+            sql = sql.push(", ");
+        }
+        sql = sql
+            .push("(")
+            .bind_text(r.id.to_string())
+            .push(", ")
+            .bind_int(micros(r.started_at))
+            .push(", ")
+            .bind_int(r.duration_ms)
+            .push(", ")
+            .bind_text(r.app_id.to_string())
+            .push(", ")
+            .bind_text(r.app_name.clone())
+            .push(", ")
+            .bind_text(r.subject_kind.as_str())
+            .push(", ")
+            .bind_text(r.subject_id.clone())
+            .push(", ")
+            .bind_opt_text(r.username.clone())
+            .push(", ")
+            .bind_opt_text(r.email.clone())
+            .push(", ")
+            .bind_opt_text(r.target_id.clone())
+            .push(", ")
+            .bind_text(r.operation.as_str())
+            .push(", ")
+            .bind_text(r.outcome.as_str())
+            .push(", ")
+            .bind_int(r.attempt)
+            .push(", ")
+            .bind_opt_text(r.http_method.clone())
+            .push(", ")
+            .bind_opt_text(r.http_path.clone())
+            .push(", ")
+            .bind_opt_int(r.http_status)
+            .push(", ")
+            .bind_opt_text(r.diff.as_ref().map(|d| d.to_string()))
+            .push(", ")
+            .bind_opt_text(r.message.clone())
+            .push(", ")
+            .bind_opt_text(r.request_body.clone())
+            .push(", ")
+            .bind_opt_text(r.response_body.clone())
+            .push(", ")
+            .bind_text(r.correlation_id.clone())
+            .push(", ")
+            .bind_text(r.cause.clone())
+            .push(", ")
+            .bind_opt_text(r.username.as_ref().map(|u| u.to_lowercase()))
+            .push(", ")
+            .bind_opt_text(r.email.as_ref().map(|e| e.to_lowercase()))
+            .push(")");
+    }
+    sql
+}
+
 impl ReportStore for SqlStore {
-    async fn insert_report(&self, r: &Report) -> Result<()> {
-        Sql::new(concat!(
-            "INSERT INTO provisioning_reports (",
-            report_columns!(),
-            ", username_key, email_key) VALUES ("
-        ))
-        .bind_text(r.id.to_string())
-        .push(", ")
-        .bind_int(micros(r.started_at))
-        .push(", ")
-        .bind_int(r.duration_ms)
-        .push(", ")
-        .bind_text(r.app_id.to_string())
-        .push(", ")
-        .bind_text(r.app_name.clone())
-        .push(", ")
-        .bind_text(r.subject_kind.as_str())
-        .push(", ")
-        .bind_text(r.subject_id.clone())
-        .push(", ")
-        .bind_opt_text(r.username.clone())
-        .push(", ")
-        .bind_opt_text(r.email.clone())
-        .push(", ")
-        .bind_opt_text(r.target_id.clone())
-        .push(", ")
-        .bind_text(r.operation.as_str())
-        .push(", ")
-        .bind_text(r.outcome.as_str())
-        .push(", ")
-        .bind_int(r.attempt)
-        .push(", ")
-        .bind_opt_text(r.http_method.clone())
-        .push(", ")
-        .bind_opt_text(r.http_path.clone())
-        .push(", ")
-        .bind_opt_int(r.http_status)
-        .push(", ")
-        .bind_opt_text(r.diff.as_ref().map(|d| d.to_string()))
-        .push(", ")
-        .bind_opt_text(r.message.clone())
-        .push(", ")
-        .bind_opt_text(r.request_body.clone())
-        .push(", ")
-        .bind_opt_text(r.response_body.clone())
-        .push(", ")
-        .bind_text(r.correlation_id.clone())
-        .push(", ")
-        .bind_text(r.cause.clone())
-        .push(", ")
-        .bind_opt_text(r.username.as_ref().map(|u| u.to_lowercase()))
-        .push(", ")
-        .bind_opt_text(r.email.as_ref().map(|e| e.to_lowercase()))
-        .push(")")
-        .execute(&self.pool)
-        .await?;
+    async fn insert_report(&self, report: &Report) -> Result<()> {
+        insert_sql(std::slice::from_ref(report)).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_reports(&self, reports: &[Report]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in reports.chunks(25) {
+            insert_sql(chunk).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
