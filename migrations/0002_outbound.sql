@@ -17,6 +17,13 @@ CREATE TABLE apps (
     connection_status TEXT NOT NULL,
     connection_message TEXT,
     connection_checked_at BIGINT,
+    flow TEXT NOT NULL,
+    state TEXT NOT NULL,
+    state_reason TEXT,
+    next_probe_at BIGINT,
+    probe_interval_ms BIGINT,
+    throttled_until BIGINT,
+    consecutive_failures BIGINT NOT NULL,
     version BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL

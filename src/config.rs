@@ -77,6 +77,12 @@ pub struct ServeArgs {
     /// Attempts before a failing job becomes a dead letter. Default: 12.
     #[arg(long, env = "PROVISIO_MAX_ATTEMPTS", value_name = "N")]
     pub max_attempts: Option<i64>,
+    /// Transient failures in a row that quarantine an app. Default: 20.
+    #[arg(long, env = "PROVISIO_QUARANTINE_AFTER", value_name = "N")]
+    pub quarantine_after: Option<i64>,
+    /// Seconds a worker keeps a claimed job before another node may take it over. Default: 120.
+    #[arg(long, env = "PROVISIO_JOB_LEASE", value_name = "SECS")]
+    pub job_lease: Option<u64>,
     /// Days to keep provisioning report records. Default: 180.
     #[arg(long, env = "PROVISIO_REPORT_RETENTION_DAYS", value_name = "DAYS")]
     pub report_retention_days: Option<u32>,
@@ -103,6 +109,8 @@ struct FileConfig {
     max_attempts: Option<i64>,
     report_retention_days: Option<u32>,
     report_bodies: Option<bool>,
+    quarantine_after: Option<i64>,
+    job_lease: Option<u64>,
 }
 
 /// Which database to open.
@@ -251,6 +259,12 @@ impl ServeArgs {
             .unwrap_or(engine.max_attempts)
             .max(1);
         engine.keep_bodies = self.report_bodies.or(file.report_bodies).unwrap_or(true);
+        engine.quarantine_after = self
+            .quarantine_after
+            .or(file.quarantine_after)
+            .unwrap_or(engine.quarantine_after)
+            .max(1);
+        let lease = std::time::Duration::from_secs(self.job_lease.or(file.job_lease).unwrap_or(120).max(1));
         let retention_days = self.report_retention_days.or(file.report_retention_days).unwrap_or(180);
         if retention_days == 0 {
             return Err(Error::Config("report_retention_days must be at least 1".into()));
@@ -264,6 +278,7 @@ impl ServeArgs {
             engine,
             workers: crate::outbound::WorkerConfig {
                 workers,
+                lease,
                 ..Default::default()
             },
             listen,

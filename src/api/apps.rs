@@ -5,6 +5,7 @@ use super::AppState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Admin, ApiJson, ApiQuery};
 use crate::domain::app::{App, AppAccount, Policy};
+use crate::domain::job::Job;
 use crate::domain::mapping::Preset;
 use crate::service::apps::{AppUpdate, JobView, NewApp, NewPolicy, PlanLine, SyncRun};
 use axum::Json;
@@ -191,6 +192,79 @@ pub async fn job(State(state): State<AppState>, _: Admin, Path(job): Path<String
 #[utoipa::path(get, path = "/api/v1/presets", tag = "apps", responses((status = 200, body = Vec<Preset>)), security(("bearer" = [])))]
 pub async fn list_presets(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<Preset>>> {
     Ok(Json(state.apps.presets()?))
+}
+
+/// Which dead letters to act on.
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterSelection {
+    /// One job id; absent: all of the app's dead letters.
+    #[serde(default)]
+    pub job: Option<String>,
+}
+
+/// How many jobs an action touched.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Affected {
+    /// The count.
+    pub affected: u64,
+}
+
+/// Pauses an app: nothing is sent to it until it is resumed; work waits in the queue.
+#[utoipa::path(post, path = "/api/v1/apps/{app}/pause", tag = "apps", params(("app" = String, Path, description = "App id or name")),
+    responses((status = 200, body = App), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn pause(State(state): State<AppState>, _: Admin, Path(app): Path<String>) -> ApiResult<Json<App>> {
+    Ok(Json(state.apps.pause(&app).await?))
+}
+
+/// Resumes a paused or quarantined app.
+#[utoipa::path(post, path = "/api/v1/apps/{app}/resume", tag = "apps", params(("app" = String, Path, description = "App id or name")),
+    responses((status = 200, body = App), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn resume(State(state): State<AppState>, _: Admin, Path(app): Path<String>) -> ApiResult<Json<App>> {
+    let app = state.apps.resume(&app).await?;
+    state.wake.jobs_queued();
+    Ok(Json(app))
+}
+
+/// Jobs of an app that failed permanently or exhausted their retries, with their last error.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/dead-letters", tag = "apps", params(("app" = String, Path, description = "App id or name")),
+    responses((status = 200, body = Vec<Job>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Vec<Job>>> {
+    Ok(Json(state.apps.dead_letters(&app).await?))
+}
+
+/// Queues dead letters again: one (`job`) or all of the app.
+#[utoipa::path(post, path = "/api/v1/apps/{app}/dead-letters/retry", tag = "apps", request_body = DeadLetterSelection,
+    params(("app" = String, Path, description = "App id or name")),
+    responses((status = 200, body = Affected), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn retry_dead_letters(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(app): Path<String>,
+    ApiJson(selection): ApiJson<DeadLetterSelection>,
+) -> ApiResult<Json<Affected>> {
+    let affected = state.apps.retry_dead_letters(&app, selection.job.as_deref()).await?;
+    state.wake.jobs_queued();
+    Ok(Json(Affected { affected }))
+}
+
+/// Discards dead letters: one (`job`) or all of the app.
+#[utoipa::path(delete, path = "/api/v1/apps/{app}/dead-letters", tag = "apps",
+    params(("app" = String, Path, description = "App id or name"), DeadLetterSelection),
+    responses((status = 200, body = Affected), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn discard_dead_letters(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(app): Path<String>,
+    ApiQuery(selection): ApiQuery<DeadLetterSelection>,
+) -> ApiResult<Json<Affected>> {
+    Ok(Json(Affected {
+        affected: state.apps.discard_dead_letters(&app, selection.job.as_deref()).await?,
+    }))
 }
 
 /// Links a group to an app: its active members get accounts there.

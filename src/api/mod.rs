@@ -11,7 +11,7 @@ mod groups;
 mod reports;
 mod users;
 
-pub use apps::{QueuedJob, SyncAnswer, SyncRequest};
+pub use apps::{Affected, QueuedJob, SyncAnswer, SyncRequest};
 pub use auth::{IssuedTokenBody, LoginRequest, NewToken};
 pub use error::{ErrorBody, ErrorDetail};
 pub use groups::MembershipChange;
@@ -126,6 +126,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::list_presets))
         .routes(routes!(apps::create_policy, apps::list_policies))
         .routes(routes!(apps::delete_policy))
+        .routes(routes!(apps::pause))
+        .routes(routes!(apps::resume))
+        .routes(routes!(apps::dead_letters, apps::discard_dead_letters))
+        .routes(routes!(apps::retry_dead_letters))
         .routes(routes!(reports::search))
         .routes(routes!(reports::timeline))
 }

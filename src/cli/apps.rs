@@ -100,6 +100,37 @@ pub enum AppsCommand {
     },
     /// List the built-in presets.
     Presets,
+    /// Pause provisioning to the app (work waits in the queue).
+    Pause {
+        /// Id or name.
+        app: String,
+    },
+    /// Resume a paused or quarantined app.
+    Resume {
+        /// Id or name.
+        app: String,
+    },
+    /// List the app's dead letters: jobs that failed permanently or ran out of retries.
+    DeadLetters {
+        /// Id or name.
+        app: String,
+    },
+    /// Queue dead letters again (all of the app's, or --job).
+    Retry {
+        /// Id or name.
+        app: String,
+        /// Only this job.
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Discard dead letters (all of the app's, or --job).
+    Discard {
+        /// Id or name.
+        app: String,
+        /// Only this job.
+        #[arg(long)]
+        job: Option<String>,
+    },
 }
 
 /// `provisio policies ...`.
@@ -182,6 +213,13 @@ fn show_app(remote: &RemoteArgs, app: &App) {
         ("deprovision", app.deprovision.as_str().to_owned()),
         ("connection", app.connection_status.as_str().to_owned()),
         ("connection_message", cell(&app.connection_message)),
+        ("state", app.state.as_str().to_owned()),
+        ("state_reason", cell(&app.state_reason)),
+        (
+            "next_probe_at",
+            app.next_probe_at.map(super::output::when).unwrap_or_else(|| "-".into()),
+        ),
+        ("flow", serde_json::to_string(&app.flow).unwrap_or_default()),
         (
             "capabilities",
             app.capabilities
@@ -386,6 +424,62 @@ pub async fn apps(remote: &RemoteArgs, command: AppsCommand) -> Result<(), Clien
                     .collect();
                 print_table(&["USERNAME", "STATE", "TARGET ID", "USER ID"], &rows);
             }
+        }
+        AppsCommand::Pause { app } => {
+            let app: App = client
+                .request(Method::POST, &format!("/api/v1/apps/{}/pause", encode(&app)), NO_BODY)
+                .await?;
+            show_app(remote, &app);
+        }
+        AppsCommand::Resume { app } => {
+            let app: App = client
+                .request(Method::POST, &format!("/api/v1/apps/{}/resume", encode(&app)), NO_BODY)
+                .await?;
+            show_app(remote, &app);
+        }
+        AppsCommand::DeadLetters { app } => {
+            let jobs: Vec<crate::domain::job::Job> = client
+                .request(
+                    Method::GET,
+                    &format!("/api/v1/apps/{}/dead-letters", encode(&app)),
+                    NO_BODY,
+                )
+                .await?;
+            if remote.json {
+                print_json(&jobs);
+            } else {
+                let rows: Vec<Vec<String>> = jobs
+                    .iter()
+                    .map(|j| {
+                        vec![
+                            j.id.clone(),
+                            j.subject_kind.as_str().to_owned(),
+                            j.subject_id.clone(),
+                            j.attempts.to_string(),
+                            cell(&j.last_error),
+                        ]
+                    })
+                    .collect();
+                print_table(&["JOB", "KIND", "SUBJECT", "ATTEMPTS", "LAST ERROR"], &rows);
+            }
+        }
+        AppsCommand::Retry { app, job } => {
+            let affected: crate::api::Affected = client
+                .request(
+                    Method::POST,
+                    &format!("/api/v1/apps/{}/dead-letters/retry", encode(&app)),
+                    Some(&json!({"job": job})),
+                )
+                .await?;
+            println!("{} job(s) queued again", affected.affected);
+        }
+        AppsCommand::Discard { app, job } => {
+            let path = match job {
+                Some(job) => format!("/api/v1/apps/{}/dead-letters?job={}", encode(&app), encode(&job)),
+                None => format!("/api/v1/apps/{}/dead-letters", encode(&app)),
+            };
+            let affected: crate::api::Affected = client.request(Method::DELETE, &path, NO_BODY).await?;
+            println!("{} job(s) discarded", affected.affected);
         }
         AppsCommand::Presets => {
             let presets: Vec<Preset> = client.request(Method::GET, "/api/v1/presets", NO_BODY).await?;

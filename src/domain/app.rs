@@ -111,6 +111,81 @@ impl ConnectionStatus {
     }
 }
 
+/// How hard the engine may drive an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowControl {
+    /// Requests in flight at once, per node (default 4).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Requests per second, per node; absent: no ceiling.
+    #[serde(default)]
+    pub requests_per_second: Option<u32>,
+}
+
+fn default_concurrency() -> u32 {
+    4
+}
+
+impl Default for FlowControl {
+    fn default() -> Self {
+        Self {
+            concurrency: default_concurrency(),
+            requests_per_second: None,
+        }
+    }
+}
+
+impl FlowControl {
+    /// Checks the limits.
+    pub fn validate(&self) -> Result<()> {
+        if self.concurrency == 0 || self.concurrency > 256 {
+            return Err(Error::invalid("flow.concurrency", "must be between 1 and 256"));
+        }
+        if self.requests_per_second.is_some_and(|r| r == 0 || r > 100_000) {
+            return Err(Error::invalid(
+                "flow.requests_per_second",
+                "must be between 1 and 100000",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether the engine is working on an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AppState {
+    /// Provisioning runs.
+    Active,
+    /// Paused by an administrator; work waits.
+    Paused,
+    /// Its requests kept failing: work waits, and the target is probed at growing intervals
+    /// until it answers again.
+    Quarantined,
+}
+
+impl AppState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppState::Active => "active",
+            AppState::Paused => "paused",
+            AppState::Quarantined => "quarantined",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(value: &str) -> Result<Self> {
+        match value {
+            "active" => Ok(AppState::Active),
+            "paused" => Ok(AppState::Paused),
+            "quarantined" => Ok(AppState::Quarantined),
+            other => Err(Error::Storage(format!("unknown app state '{other}'"))),
+        }
+    }
+}
+
 /// What a target said about itself (from its discovery endpoints, else assumed).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Capabilities {
@@ -160,6 +235,22 @@ pub struct App {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub connection_checked_at: Option<OffsetDateTime>,
+    /// Concurrency and rate ceilings.
+    pub flow: FlowControl,
+    /// Active, paused or quarantined.
+    pub state: AppState,
+    /// Why the app is paused or quarantined.
+    pub state_reason: Option<String>,
+    /// When a quarantined app is probed next.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_probe_at: Option<OffsetDateTime>,
+    /// Until when the target asked for no requests (429 with Retry-After).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub throttled_until: Option<OffsetDateTime>,
+    /// Transient failures in a row (reset by a success).
+    pub consecutive_failures: i64,
     /// Increases with every change.
     pub version: i64,
     /// When it was created.

@@ -147,6 +147,8 @@ pub struct NewJob {
     pub run_id: Option<String>,
     /// What caused it.
     pub cause: String,
+    /// Not to run before this time (default: now).
+    pub not_before: Option<OffsetDateTime>,
 }
 
 /// One provisioning action, as recorded for the provisioning report.

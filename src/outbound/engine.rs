@@ -2,9 +2,10 @@
 //! app) against the target, records every action in the provisioning report, and says whether the
 //! job is done, should be retried, or failed.
 
+use super::flow::FlowRegistry;
 use super::plan::{UserPlan, attribute_diff, fingerprint, plan_user};
 use super::scim::{ScimClient, ScimError, ScimResponse, encode_query, filter_literal};
-use crate::domain::app::{AccountState, App, AppAccount, AppGroup, Capabilities, ConnectionStatus};
+use crate::domain::app::{AccountState, App, AppAccount, AppGroup, AppState, Capabilities, ConnectionStatus};
 use crate::domain::group::Group;
 use crate::domain::job::{Job, Operation, Outcome, Report, SubjectKind, report_body};
 use crate::domain::mapping::patch_operations;
@@ -59,6 +60,10 @@ pub struct EngineConfig {
     pub backoff_max: Duration,
     /// Keep request and response bodies (redacted, truncated) in report records.
     pub keep_bodies: bool,
+    /// Transient failures in a row that quarantine an app.
+    pub quarantine_after: i64,
+    /// Delay before the first probe of a quarantined app (later ones grow like retries).
+    pub probe_delay: Duration,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +73,8 @@ impl Default for EngineConfig {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(300),
             keep_bodies: true,
+            quarantine_after: 20,
+            probe_delay: Duration::from_secs(5),
         }
     }
 }
@@ -99,6 +106,7 @@ pub struct Engine<S> {
     key: SecretKey,
     http: reqwest::Client,
     config: EngineConfig,
+    flows: FlowRegistry,
 }
 
 /// Who a job is about, for its report records.
@@ -240,6 +248,7 @@ where
             key,
             http,
             config,
+            flows: FlowRegistry::default(),
         }
     }
 
@@ -299,6 +308,58 @@ where
             },
             SubjectKind::Connection => self.check_connection(job, &stored.app, &client).await,
         };
+        let result = self.classify(job, &stored, outcome).await;
+        if job.subject_kind != SubjectKind::Connection {
+            self.track_health(&stored.app, &result).await;
+        }
+        result
+    }
+
+    /// Counts transient failures of an app in a row; at the threshold the app is quarantined and a
+    /// probe is queued. A success resets the count.
+    async fn track_health(&self, app: &App, result: &JobResult) {
+        let failure = match result {
+            JobResult::Retry { error, .. } => Some(error.as_str()),
+            JobResult::Done if app.consecutive_failures > 0 => None,
+            _ => return,
+        };
+        let probe_at = now() + self.config.probe_delay;
+        let reason = format!(
+            "{} requests in a row failed; the last: {}",
+            self.config.quarantine_after,
+            failure.unwrap_or_default()
+        );
+        match self
+            .store
+            .record_outcome(
+                app.id,
+                failure.is_some(),
+                self.config.quarantine_after,
+                &reason,
+                probe_at,
+            )
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(app = %app.name, %reason, "app quarantined");
+                let probe = crate::domain::job::NewJob {
+                    app_id: app.id,
+                    subject_kind: SubjectKind::Connection,
+                    subject_id: app.id.to_string(),
+                    run_id: None,
+                    cause: "quarantine".into(),
+                    not_before: Some(probe_at),
+                };
+                if let Err(e) = self.store.enqueue(&probe).await {
+                    tracing::error!(error = %e, "cannot queue the quarantine probe");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "cannot record the app's health"),
+        }
+    }
+
+    async fn classify(&self, job: &Job, stored: &StoredApp, outcome: Step<()>) -> JobResult {
         match outcome {
             Ok(()) => JobResult::Done,
             Err(StepError::Target(e)) if matches!(e.status(), Some(401 | 403)) => {
@@ -313,7 +374,8 @@ where
                 JobResult::Deferred { error: message }
             }
             Err(StepError::Target(e)) if e.is_transient() => {
-                if job.attempts >= self.config.max_attempts {
+                // Connection checks (and quarantine probes) never give up: they are how an app recovers.
+                if job.attempts >= self.config.max_attempts && job.subject_kind != SubjectKind::Connection {
                     return JobResult::Failed {
                         error: format!("gave up after {} attempts: {e}", job.attempts),
                     };
@@ -321,6 +383,20 @@ where
                 let after = self
                     .backoff(job.attempts)
                     .max(e.retry_after().unwrap_or(Duration::ZERO));
+                if job.subject_kind == SubjectKind::Connection
+                    && stored.app.state == AppState::Quarantined
+                    && let Err(err) = self
+                        .store
+                        .set_app_state(
+                            job.app_id,
+                            AppState::Quarantined,
+                            stored.app.state_reason.as_deref(),
+                            Some(now() + after),
+                        )
+                        .await
+                {
+                    tracing::error!(error = %err, "cannot record the next probe time");
+                }
                 JobResult::Retry {
                     after,
                     error: e.to_string(),
@@ -348,8 +424,20 @@ where
         target_id: Option<&str>,
         diff: Option<Value>,
     ) -> Step<ScimResponse> {
+        let flow = self.flows.get(recorder.app.id, recorder.app.flow);
+        let permit = flow.admit().await;
         let at = started();
-        match client.send(method.clone(), path, body).await {
+        let result = client.send(method.clone(), path, body).await;
+        drop(permit);
+        if let Err(e) = &result
+            && e.status() == Some(429)
+        {
+            // The target asked for a break: every worker of this node holds, and other nodes stop claiming.
+            let delay = e.retry_after().unwrap_or(Duration::from_secs(1));
+            flow.pause(delay);
+            self.store.throttle(recorder.app.id, now() + delay).await?;
+        }
+        match result {
             Ok(response) => {
                 if operation != Operation::Lookup {
                     recorder
@@ -541,6 +629,7 @@ where
                         subject_id: group.to_string(),
                         run_id: None,
                         cause: format!("user:{user_id}"),
+                        not_before: None,
                     })
                     .await?;
             }
@@ -1238,38 +1327,80 @@ where
             keep_bodies: self.config.keep_bodies,
         };
         let at = started();
-        let (status, message, capabilities) = match self.probe(client).await {
-            Ok(capabilities) => (ConnectionStatus::Ok, None, Some(capabilities)),
-            Err(message) => (ConnectionStatus::Failed, Some(message), None),
-        };
-        self.store
-            .set_connection(app.id, status, message.as_deref(), capabilities.as_ref(), now())
-            .await?;
-        let outcome = if status == ConnectionStatus::Ok {
-            Outcome::Success
-        } else {
-            Outcome::Failure
-        };
-        recorder
-            .record(
-                at,
-                Operation::TestConnection,
-                outcome,
-                Some((&Method::GET, "/ServiceProviderConfig")),
-                None,
-                None,
-                None,
-                Some(
-                    message
-                        .unwrap_or_else(|| "the target answered as a SCIM 2.0 service and accepted the token".into()),
-                ),
-            )
-            .await;
-        Ok(())
+        let request = Some((&Method::GET, "/ServiceProviderConfig"));
+        match self.probe(client).await {
+            Ok(capabilities) => {
+                self.store
+                    .set_connection(app.id, ConnectionStatus::Ok, None, Some(&capabilities), now())
+                    .await?;
+                let mut message = "the target answered as a SCIM 2.0 service and accepted the token".to_owned();
+                if app.state == AppState::Quarantined {
+                    self.store.set_app_state(app.id, AppState::Active, None, None).await?;
+                    message.push_str("; the app leaves quarantine");
+                    tracing::info!(app = %app.name, "the target answers again: quarantine lifted");
+                }
+                recorder
+                    .record(
+                        at,
+                        Operation::TestConnection,
+                        Outcome::Success,
+                        request,
+                        None,
+                        None,
+                        None,
+                        Some(message),
+                    )
+                    .await;
+                Ok(())
+            }
+            Err(failure) => {
+                self.store
+                    .set_connection(app.id, ConnectionStatus::Failed, Some(&failure.message), None, now())
+                    .await?;
+                if failure.transient {
+                    recorder
+                        .record(
+                            at,
+                            Operation::TestConnection,
+                            Outcome::Retrying,
+                            request,
+                            None,
+                            None,
+                            None,
+                            Some(failure.message.clone()),
+                        )
+                        .await;
+                    return Err(StepError::Target(ScimError::Transport {
+                        message: failure.message,
+                    }));
+                }
+                // A configuration problem: the connection stays failed (holding all work) until fixed.
+                if app.state == AppState::Quarantined {
+                    self.store.set_app_state(app.id, AppState::Active, None, None).await?;
+                }
+                recorder
+                    .record(
+                        at,
+                        Operation::TestConnection,
+                        Outcome::Failure,
+                        request,
+                        None,
+                        None,
+                        None,
+                        Some(failure.message),
+                    )
+                    .await;
+                Ok(())
+            }
+        }
     }
 
     /// Checks that the target is a SCIM service that accepts the token, and reads what it supports.
-    pub async fn probe(&self, client: &ScimClient) -> Result<Capabilities, String> {
+    pub async fn probe(&self, client: &ScimClient) -> Result<Capabilities, ProbeFailure> {
+        let permanent = |message: String| ProbeFailure {
+            message,
+            transient: false,
+        };
         let mut capabilities = Capabilities {
             patch: true,
             filter: true,
@@ -1292,13 +1423,21 @@ where
                 };
             }
             Ok(_) => {}
-            Err(e @ ScimError::Transport { .. }) => return Err(e.to_string()),
             Err(ScimError::Status {
                 status: 401 | 403,
                 detail,
                 ..
             }) => {
-                return Err(format!("the target refused the bearer token: {detail}"));
+                return Err(permanent(format!("the target refused the bearer token: {detail}")));
+            }
+            Err(e) if e.is_transient() && e.status().is_none() => {
+                // No answer at all. A name that does not resolve is a configuration error; anything
+                // else (refused, reset, timed out) may pass.
+                let transient = !e.to_string().contains("DNS");
+                return Err(ProbeFailure {
+                    message: e.to_string(),
+                    transient,
+                });
             }
             Err(_) => {}
         }
@@ -1306,22 +1445,36 @@ where
             Ok(response) if response.body.get("Resources").is_some() || response.body.get("totalResults").is_some() => {
                 Ok(capabilities)
             }
-            Ok(response) => Err(format!(
+            Ok(response) => Err(permanent(format!(
                 "the target answered GET /Users with {} but not with a SCIM list: is the base URL the SCIM endpoint?",
                 response.status
-            )),
+            ))),
             Err(ScimError::Status {
                 status: code @ (401 | 403),
                 detail,
                 ..
-            }) => Err(format!("the target refused the bearer token ({code}): {detail}")),
-            Err(ScimError::Status { status: 404, .. }) => Err(
+            }) => Err(permanent(format!(
+                "the target refused the bearer token ({code}): {detail}"
+            ))),
+            Err(ScimError::Status { status: 404, .. }) => Err(permanent(
                 "no SCIM service at this base URL (404 for /Users): check the URL, e.g. it usually ends in /scim/v2"
                     .into(),
-            ),
-            Err(e) => Err(e.to_string()),
+            )),
+            Err(e) => Err(ProbeFailure {
+                transient: e.is_transient(),
+                message: e.to_string(),
+            }),
         }
     }
+}
+
+/// Why a connection check failed.
+#[derive(Debug, Clone)]
+pub struct ProbeFailure {
+    /// In words for the administrator.
+    pub message: String,
+    /// Whether trying again later may succeed (the target is down) rather than the configuration being wrong.
+    pub transient: bool,
 }
 
 /// Renders what a user would be sent, for previews.

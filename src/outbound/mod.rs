@@ -2,6 +2,7 @@
 //! queued jobs, and the background dispatcher and workers.
 
 pub mod engine;
+pub mod flow;
 pub mod plan;
 pub mod scim;
 pub mod worker;

@@ -3,7 +3,8 @@
 
 use crate::domain::admin::Actor;
 use crate::domain::app::{
-    AccountState, App, AppAccount, ConnectionStatus, Deprovision, Features, Policy, validate_base_url, validate_name,
+    AccountState, App, AppAccount, AppState, ConnectionStatus, Deprovision, Features, FlowControl, Policy,
+    validate_base_url, validate_name,
 };
 use crate::domain::job::{Job, NewJob, Report, SubjectKind};
 use crate::domain::mapping::{Mapping, Preset, preset, presets};
@@ -42,6 +43,9 @@ pub struct NewApp {
     /// Whether to provision; default `true`.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Concurrency and rate ceilings; default 4 requests in flight, no rate ceiling.
+    #[serde(default)]
+    pub flow: Option<FlowControl>,
 }
 
 /// A change to an app; absent fields stay.
@@ -71,6 +75,9 @@ pub struct AppUpdate {
     /// Enable or disable provisioning.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// New concurrency and rate ceilings.
+    #[serde(default)]
+    pub flow: Option<FlowControl>,
 }
 
 /// What is supplied to create a policy.
@@ -202,6 +209,16 @@ where
             connection_status: ConnectionStatus::Unchecked,
             connection_message: Some("a connection check is queued".into()),
             connection_checked_at: None,
+            flow: {
+                let flow = input.flow.unwrap_or_default();
+                flow.validate()?;
+                flow
+            },
+            state: AppState::Active,
+            state_reason: None,
+            next_probe_at: None,
+            throttled_until: None,
+            consecutive_failures: 0,
             version: 1,
             created_at: at,
             updated_at: at,
@@ -281,6 +298,11 @@ where
             app.enabled = enabled;
             changed.push("enabled");
         }
+        if let Some(flow) = update.flow {
+            flow.validate()?;
+            app.flow = flow;
+            changed.push("flow");
+        }
         if changed.is_empty() {
             return Ok(stored.app);
         }
@@ -313,6 +335,7 @@ where
                 subject_id: app.id.to_string(),
                 run_id: None,
                 cause: "manual".into(),
+                not_before: None,
             })
             .await
     }
@@ -399,6 +422,7 @@ where
                 subject_id: user.id.to_string(),
                 run_id: None,
                 cause: "manual".into(),
+                not_before: None,
             })
             .await
     }
@@ -427,6 +451,7 @@ where
                 subject_id: user.to_string(),
                 run_id: Some(run_id.clone()),
                 cause: format!("sync:{run_id}"),
+                not_before: None,
             };
             self.store.enqueue(&job).await?;
             total += 1;
@@ -439,6 +464,7 @@ where
                     subject_id: group.to_string(),
                     run_id: Some(run_id.clone()),
                     cause: format!("sync:{run_id}"),
+                    not_before: None,
                 };
                 self.store.enqueue(&job).await?;
                 total += 1;
@@ -532,6 +558,42 @@ where
             }
         }
         Ok(lines)
+    }
+
+    /// Pauses an app: its work waits until it is resumed.
+    pub async fn pause(&self, app: &str) -> Result<App> {
+        let app = self.get_app(app).await?;
+        self.store
+            .set_app_state(app.id, AppState::Paused, Some("paused by an administrator"), None)
+            .await?;
+        self.get_app(&app.id.to_string()).await
+    }
+
+    /// Resumes a paused or quarantined app: its waiting work runs now.
+    pub async fn resume(&self, app: &str) -> Result<App> {
+        let app = self.get_app(app).await?;
+        self.store.set_app_state(app.id, AppState::Active, None, None).await?;
+        self.get_app(&app.id.to_string()).await
+    }
+
+    /// Jobs that failed permanently or exhausted their retries.
+    pub async fn dead_letters(&self, app: &str) -> Result<Vec<Job>> {
+        let app = self.get_app(app).await?;
+        self.store
+            .list_jobs(app.id, crate::domain::job::JobStatus::Failed, 10_000)
+            .await
+    }
+
+    /// Queues failed jobs again (one, or all of the app); returns how many.
+    pub async fn retry_dead_letters(&self, app: &str, job: Option<&str>) -> Result<u64> {
+        let app = self.get_app(app).await?;
+        self.store.retry_failed(app.id, job).await
+    }
+
+    /// Drops failed jobs (one, or all of the app); returns how many.
+    pub async fn discard_dead_letters(&self, app: &str, job: Option<&str>) -> Result<u64> {
+        let app = self.get_app(app).await?;
+        self.store.discard_failed(app.id, job).await
     }
 
     /// Accounts in the given state (for reports and checks).

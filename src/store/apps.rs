@@ -4,7 +4,7 @@ use super::sql::{Sql, SqlStore, from_micros, get, get_bool, get_uuid, micros};
 use super::{AppStore, StoredApp};
 use crate::domain::admin::Actor;
 use crate::domain::app::{
-    AccountState, App, AppAccount, AppGroup, Capabilities, ConnectionStatus, Deprovision, Policy,
+    AccountState, App, AppAccount, AppGroup, AppState, Capabilities, ConnectionStatus, Deprovision, Policy,
 };
 use crate::domain::change::{ChangeOp, EntityKind, NewChange};
 use crate::domain::{Error, Result};
@@ -16,7 +16,8 @@ use uuid::Uuid;
 fn select_apps() -> Sql {
     Sql::new(
         "SELECT id, name, kind, base_url, token_ciphertext, features, deprovision, enabled, mapping, preset, capabilities, \
-         connection_status, connection_message, connection_checked_at, version, created_at, updated_at FROM apps",
+         connection_status, connection_message, connection_checked_at, flow, state, state_reason, next_probe_at, \
+         throttled_until, consecutive_failures, version, created_at, updated_at FROM apps",
     )
 }
 
@@ -48,6 +49,14 @@ fn app_from_row(row: &AnyRow) -> Result<StoredApp> {
             connection_checked_at: get::<Option<i64>>(row, "connection_checked_at")?
                 .map(from_micros)
                 .transpose()?,
+            flow: json_column(row, "flow")?,
+            state: AppState::parse(&get::<String>(row, "state")?)?,
+            state_reason: get(row, "state_reason")?,
+            next_probe_at: get::<Option<i64>>(row, "next_probe_at")?.map(from_micros).transpose()?,
+            throttled_until: get::<Option<i64>>(row, "throttled_until")?
+                .map(from_micros)
+                .transpose()?,
+            consecutive_failures: get(row, "consecutive_failures")?,
             version: get(row, "version")?,
             created_at: from_micros(get(row, "created_at")?)?,
             updated_at: from_micros(get(row, "updated_at")?)?,
@@ -103,7 +112,8 @@ impl AppStore for SqlStore {
         }
         Sql::new(
             "INSERT INTO apps (id, name, name_key, kind, base_url, token_ciphertext, features, deprovision, enabled, mapping, \
-             preset, capabilities, connection_status, connection_message, connection_checked_at, version, created_at, updated_at) VALUES (",
+             preset, capabilities, connection_status, connection_message, connection_checked_at, flow, state, \
+             consecutive_failures, version, created_at, updated_at) VALUES (",
         )
         .bind_text(app.id.to_string()).push(", ")
         .bind_text(app.name.clone()).push(", ")
@@ -119,6 +129,8 @@ impl AppStore for SqlStore {
         .bind_opt_text(app.capabilities.as_ref().map(to_json).transpose()?).push(", ")
         .bind_text(app.connection_status.as_str()).push(", ")
         .bind_opt_text(app.connection_message.clone()).push(", NULL, ")
+        .bind_text(to_json(&app.flow)?).push(", ")
+        .bind_text(app.state.as_str()).push(", 0, ")
         .bind_int(app.version).push(", ")
         .bind_int(micros(app.created_at)).push(", ")
         .bind_int(micros(app.updated_at)).push(")")
@@ -529,5 +541,76 @@ impl AppStore for SqlStore {
             .fetch_all(&self.pool)
             .await?;
         Ok((uuids(&users, "id")?, uuids(&groups, "id")?))
+    }
+
+    async fn record_outcome(
+        &self,
+        app: Uuid,
+        transient_failure: bool,
+        threshold: i64,
+        reason: &str,
+        next_probe_at: OffsetDateTime,
+    ) -> Result<bool> {
+        if !transient_failure {
+            Sql::new("UPDATE apps SET consecutive_failures = 0 WHERE consecutive_failures <> 0 AND id = ")
+                .bind_text(app.to_string())
+                .execute(&self.pool)
+                .await?;
+            return Ok(false);
+        }
+        Sql::new("UPDATE apps SET consecutive_failures = consecutive_failures + 1 WHERE id = ")
+            .bind_text(app.to_string())
+            .execute(&self.pool)
+            .await?;
+        let quarantined = Sql::new("UPDATE apps SET state = 'quarantined', state_reason = ")
+            .bind_text(reason.to_owned())
+            .push(", next_probe_at = ")
+            .bind_int(micros(next_probe_at))
+            .push(" WHERE state = 'active' AND consecutive_failures >= ")
+            .bind_int(threshold)
+            .push(" AND id = ")
+            .bind_text(app.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(quarantined > 0)
+    }
+
+    async fn throttle(&self, app: Uuid, until: OffsetDateTime) -> Result<()> {
+        Sql::new("UPDATE apps SET throttled_until = ")
+            .bind_int(micros(until))
+            .push(" WHERE (throttled_until IS NULL OR throttled_until < ")
+            .bind_int(micros(until))
+            .push(") AND id = ")
+            .bind_text(app.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_app_state(
+        &self,
+        app: Uuid,
+        state: AppState,
+        reason: Option<&str>,
+        next_probe_at: Option<OffsetDateTime>,
+    ) -> Result<()> {
+        let mut sql = Sql::new("UPDATE apps SET state = ")
+            .bind_text(state.as_str())
+            .push(", state_reason = ")
+            .bind_opt_text(reason.map(str::to_owned))
+            .push(", next_probe_at = ")
+            .bind_opt_int(next_probe_at.map(micros));
+        if state == AppState::Active {
+            sql = sql.push(", consecutive_failures = 0");
+        }
+        let updated = sql
+            .push(" WHERE id = ")
+            .bind_text(app.to_string())
+            .execute(&self.pool)
+            .await?;
+        if updated == 0 {
+            return Err(Error::not_found("app", app));
+        }
+        Ok(())
     }
 }

@@ -14,7 +14,7 @@ mod users;
 pub use sql::{Backend, SqlStore, sqlite_url};
 
 use crate::domain::admin::{Actor, Admin, ApiToken};
-use crate::domain::app::{App, AppAccount, AppGroup, Capabilities, ConnectionStatus, Policy};
+use crate::domain::app::{App, AppAccount, AppGroup, AppState, Capabilities, ConnectionStatus, Policy};
 use crate::domain::attribute::AttributeDefinition;
 use crate::domain::change::{ChangeEvent, ChangeOp};
 use crate::domain::group::Group;
@@ -228,6 +228,27 @@ pub trait AppStore: Send + Sync {
     fn member_target_ids(&self, app: Uuid, group: Uuid) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Every user and group a full synchronisation of `app` must visit.
     fn app_subjects(&self, app: Uuid) -> impl Future<Output = Result<(Vec<Uuid>, Vec<Uuid>)>> + Send;
+    /// Counts a job's outcome against the app: a success resets the run of transient failures; the
+    /// `threshold`-th failure in a row quarantines an active app (returns `true` then).
+    fn record_outcome(
+        &self,
+        app: Uuid,
+        transient_failure: bool,
+        threshold: i64,
+        reason: &str,
+        next_probe_at: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Holds every request to the app until `until` (the target asked, with 429 and Retry-After).
+    fn throttle(&self, app: Uuid, until: OffsetDateTime) -> impl Future<Output = Result<()>> + Send;
+    /// Sets the app's state (active, paused, quarantined) with its reason and next probe time;
+    /// returning to active clears the failure count.
+    fn set_app_state(
+        &self,
+        app: Uuid,
+        state: AppState,
+        reason: Option<&str>,
+        next_probe_at: Option<OffsetDateTime>,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// The durable work queue.
@@ -259,6 +280,10 @@ pub trait QueueStore: Send + Sync {
     fn fail(&self, job: &Job, owner: &str, error: &str) -> impl Future<Output = Result<()>> + Send;
     /// One job.
     fn get_job(&self, id: &str) -> impl Future<Output = Result<Option<Job>>> + Send;
+    /// Puts failed jobs (one, or all of an app) back in the queue to run now; returns how many.
+    fn retry_failed(&self, app: Uuid, job: Option<&str>) -> impl Future<Output = Result<u64>> + Send;
+    /// Removes failed jobs (one, or all of an app); returns how many.
+    fn discard_failed(&self, app: Uuid, job: Option<&str>) -> impl Future<Output = Result<u64>> + Send;
     /// Jobs of an app with a status, oldest first.
     fn list_jobs(
         &self,

@@ -37,7 +37,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job> {
 
 /// Inserts jobs in batches; a subject that already has a pending job keeps it (coalescing).
 async fn insert_jobs(tx: &mut WriteTx, jobs: &[NewJob]) -> Result<()> {
-    let at = micros(now());
+    let created = micros(now());
     let mut seen = BTreeSet::new();
     let unique: Vec<&NewJob> = jobs
         .iter()
@@ -62,7 +62,7 @@ async fn insert_jobs(tx: &mut WriteTx, jobs: &[NewJob]) -> Result<()> {
                 .push(", ")
                 .bind_text(job.subject_id.clone())
                 .push(", 'pending', 0, ")
-                .bind_int(at)
+                .bind_int(job.not_before.map(micros).unwrap_or(created))
                 .push(", ")
                 .bind_text(id)
                 .push(", ")
@@ -70,9 +70,9 @@ async fn insert_jobs(tx: &mut WriteTx, jobs: &[NewJob]) -> Result<()> {
                 .push(", ")
                 .bind_text(job.cause.clone())
                 .push(", ")
-                .bind_int(at)
+                .bind_int(created)
                 .push(", ")
-                .bind_int(at)
+                .bind_int(created)
                 .push(")");
         }
         sql.push(" ON CONFLICT DO NOTHING").execute(&mut *tx.tx).await?;
@@ -145,6 +145,7 @@ fn user_job(app: &str, user: &str, cause: &str) -> Result<NewJob> {
         subject_id: user.to_owned(),
         run_id: None,
         cause: cause.to_owned(),
+        not_before: None,
     })
 }
 
@@ -271,6 +272,7 @@ impl QueueStore for SqlStore {
                                 subject_id: entity_id.clone(),
                                 run_id: None,
                                 cause: cause.clone(),
+                                not_before: None,
                             });
                         }
                     }
@@ -330,7 +332,12 @@ impl QueueStore for SqlStore {
             .push(") OR (j.status = 'running' AND j.lease_until < ")
             .bind_int(at)
             .push(
-                ")) AND (j.subject_kind = 'connection' OR (a.enabled = 1 AND a.connection_status = 'ok')) \
+                ")) AND (j.subject_kind = 'connection' OR (a.enabled = 1 AND a.connection_status = 'ok' AND a.state = 'active' \
+                 AND (a.throttled_until IS NULL OR a.throttled_until <= ",
+            )
+            .bind_int(at)
+            .push(
+                "))) \
                  AND NOT EXISTS (SELECT 1 FROM sync_jobs r WHERE r.app_id = j.app_id AND r.subject_kind = j.subject_kind \
                  AND r.subject_id = j.subject_id AND r.status = 'running' AND r.id <> j.id AND r.lease_until >= ",
             )
@@ -414,6 +421,61 @@ impl QueueStore for SqlStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn retry_failed(&self, app: Uuid, job: Option<&str>) -> Result<u64> {
+        let mut retried = 0;
+        let rows = Sql::new("SELECT id FROM sync_jobs WHERE status = 'failed' AND app_id = ")
+            .bind_text(app.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            let id: String = get(&row, "id")?;
+            if job.is_some_and(|wanted| wanted != id) {
+                continue;
+            }
+            let result = Sql::new("UPDATE sync_jobs SET status = 'pending', attempts = 0, not_before = ")
+                .bind_int(micros(now()))
+                .push(", updated_at = ")
+                .bind_int(micros(now()))
+                .push(" WHERE status = 'failed' AND id = ")
+                .bind_text(id.clone())
+                .execute(&self.pool)
+                .await;
+            match result {
+                Ok(n) => retried += n,
+                // The subject already has a pending job, which reconciles the same state.
+                Err(Error::Conflict { .. }) => {
+                    Sql::new("UPDATE sync_jobs SET status = 'done', last_error = 'retried by a newer job' WHERE id = ")
+                        .bind_text(id)
+                        .execute(&self.pool)
+                        .await?;
+                    retried += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(wanted) = job
+            && retried == 0
+        {
+            return Err(Error::not_found("failed job", wanted));
+        }
+        Ok(retried)
+    }
+
+    async fn discard_failed(&self, app: Uuid, job: Option<&str>) -> Result<u64> {
+        let mut sql =
+            Sql::new("DELETE FROM sync_jobs WHERE status = 'failed' AND app_id = ").bind_text(app.to_string());
+        if let Some(job) = job {
+            sql = sql.push(" AND id = ").bind_text(job.to_owned());
+        }
+        let deleted = sql.execute(&self.pool).await?;
+        if let Some(job) = job
+            && deleted == 0
+        {
+            return Err(Error::not_found("failed job", job));
+        }
+        Ok(deleted)
     }
 
     async fn list_jobs(&self, app: Uuid, status: JobStatus, limit: u32) -> Result<Vec<Job>> {

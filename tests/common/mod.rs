@@ -148,6 +148,8 @@ impl TestHub {
                 backoff_base: Duration::from_millis(100),
                 backoff_max: Duration::from_secs(2),
                 keep_bodies: true,
+                quarantine_after: 20,
+                probe_delay: Duration::from_millis(300),
             },
             report_retention: time::Duration::days(180),
             workers: provisio::outbound::WorkerConfig {
