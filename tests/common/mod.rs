@@ -122,6 +122,11 @@ impl TestHub {
     }
 
     pub async fn start_with_limit(backend: Backend, max_body_bytes: usize) -> Self {
+        Self::start_configured(backend, |config| config.max_body_bytes = max_body_bytes).await
+    }
+
+    /// Starts a hub whose test configuration `adjust` may change.
+    pub async fn start_configured(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
         let db = TestDatabase::new(backend).await;
         let store = db.store().await;
         let token = AuthService::new(store.clone())
@@ -134,12 +139,12 @@ impl TestHub {
         let key_dir = tempfile::tempdir().expect("key directory");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let config = Config {
+        let mut config = Config {
             listen: listener.local_addr().expect("addr"),
             database: db.config.clone(),
             log_format: LogFormat::Human,
             log_level: "warn".into(),
-            max_body_bytes,
+            max_body_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(5),
             secret_key_file: key_dir.path().join("secret.key"),
             request_timeout: Duration::from_secs(5),
@@ -158,6 +163,7 @@ impl TestHub {
                 ..Default::default()
             },
         };
+        adjust(&mut config);
         let shutdown = CancellationToken::new();
         let server_store = store.clone();
         let stop = shutdown.clone();
@@ -307,7 +313,12 @@ impl TestHub {
 
     /// Waits until no job of the app is pending or running.
     pub async fn settle(&self, app: &str) {
-        eventually(60, "the queue to drain", || async {
+        self.settle_within(app, 60).await;
+    }
+
+    /// Waits up to `seconds` until no job of the app is pending or running.
+    pub async fn settle_within(&self, app: &str, seconds: u64) {
+        eventually(seconds, "the queue to drain", || async {
             // First the change log, then the jobs: jobs are created when events are dispatched.
             let undispatched = self.store.query_scalar(
                 "SELECT COUNT(*) FROM change_log WHERE seq > (SELECT last_seq FROM change_cursors WHERE name = 'outbound')",

@@ -168,11 +168,35 @@ pub struct Faults {
     pub fail_next: usize,
     /// The detail of those errors.
     pub fail_detail: String,
+    /// Random faults, each a share of requests (0.0 to 1.0): 500, 429 with `Retry-After: 1`, the
+    /// connection closed after forwarding (the answer is lost), and a stall of `stall` after forwarding.
+    pub random: Option<RandomFaults>,
+    /// Answer 400 with this detail to any request whose body contains `reject_body_containing`.
+    pub reject_body_containing: Option<String>,
+}
+
+/// Shares of requests that get each random fault.
+#[derive(Debug, Clone)]
+pub struct RandomFaults {
+    /// 500 Internal Server Error.
+    pub error: f64,
+    /// 429 Too Many Requests with `Retry-After: 1`.
+    pub throttle: f64,
+    /// Forwarded, then the connection is closed mid-answer.
+    pub close: f64,
+    /// Forwarded, then the answer waits this long (past the hub's timeout).
+    pub stall: f64,
+    /// How long a stall lasts.
+    pub stall_for: Duration,
 }
 
 /// One request seen by the proxy.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// When it arrived.
+    pub at: Instant,
+    /// When it was answered (or the fault applied).
+    pub answered: Instant,
     /// HTTP method.
     pub method: String,
     /// Path and query.
@@ -183,8 +207,43 @@ pub struct Seen {
     pub authorization: Option<String>,
 }
 
+/// A small deterministic generator, so that fault runs are reproducible.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A body that fails after its first bytes, so that the connection breaks mid-answer.
+fn futures_broken_body() -> Body {
+    let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+        Ok(axum::body::Bytes::from_static(b"{\"schemas\":")),
+        Err(std::io::Error::other("connection dropped by the test")),
+    ];
+    Body::from_stream(tokio_stream_iter(chunks))
+}
+
+fn tokio_stream_iter<T>(items: Vec<T>) -> impl futures_core::Stream<Item = T> {
+    struct Iter<T>(std::vec::IntoIter<T>);
+    impl<T> futures_core::Stream for Iter<T> {
+        type Item = T;
+        fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<T>> {
+            std::task::Poll::Ready(self.0.next())
+        }
+    }
+    impl<T> Unpin for Iter<T> {}
+    Iter(items.into_iter())
+}
+
 #[derive(Clone)]
 struct ProxyState {
+    rng: Arc<Mutex<Rng>>,
     upstream: String,
     http: reqwest::Client,
     faults: Arc<Mutex<Faults>>,
@@ -208,6 +267,7 @@ impl Proxy {
         let faults = Arc::new(Mutex::new(Faults::default()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = ProxyState {
+            rng: Arc::new(Mutex::new(Rng(0x9e37_79b9_7f4a_7c15))),
             upstream: origin,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -268,14 +328,47 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let faults = state.faults.lock().expect("lock").clone();
+    let arrived = Instant::now();
     let record = |status: u16| {
         state.seen.lock().expect("lock").push(Seen {
+            at: arrived,
+            answered: Instant::now(),
             method: method.to_string(),
             path: path.clone(),
             status,
             authorization: authorization.clone(),
         });
     };
+    // Draw this request's random fault.
+    let fault = faults.random.as_ref().map(|r| {
+        let roll = state.rng.lock().map(|mut g| g.next_f64()).unwrap_or(1.0);
+        if roll < r.error {
+            "error"
+        } else if roll < r.error + r.throttle {
+            "throttle"
+        } else if roll < r.error + r.throttle + r.close {
+            "close"
+        } else if roll < r.error + r.throttle + r.close + r.stall {
+            "stall"
+        } else {
+            "none"
+        }
+    });
+    match fault {
+        Some("error") => {
+            record(500);
+            return plain(500, "injected failure");
+        }
+        Some("throttle") => {
+            record(429);
+            let mut response = plain(429, "slow down");
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            return response;
+        }
+        _ => {}
+    }
     if faults.down {
         record(503);
         return plain(503, "down for the test");
@@ -321,6 +414,16 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
     let body = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024)
         .await
         .unwrap_or_default();
+    if let Some(needle) = &faults.reject_body_containing
+        && String::from_utf8_lossy(&body).contains(needle.as_str())
+    {
+        record(400);
+        let body = serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400",
+            "scimType": "invalidValue", "detail": format!("the value '{needle}' is not allowed here")});
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return response;
+    }
     let mut upstream = state.http.request(
         reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method"),
         format!("{}{path}", state.upstream),
@@ -335,6 +438,19 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
             let status = answer.status().as_u16();
             let content_type = answer.headers().get("content-type").cloned();
             let bytes = answer.bytes().await.unwrap_or_default();
+            if fault == Some("close") {
+                // The target acted; the answer is lost: the body breaks off.
+                record(0);
+                let broken = futures_broken_body();
+                let mut response = Response::new(broken);
+                *response.status_mut() = StatusCode::from_u16(status).expect("status");
+                return response;
+            }
+            if fault == Some("stall") {
+                if let Some(random) = &faults.random {
+                    tokio::time::sleep(random.stall_for).await;
+                }
+            }
             record(status);
             let mut response = Response::new(Body::from(bytes));
             *response.status_mut() = StatusCode::from_u16(status).expect("status");
