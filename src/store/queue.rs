@@ -350,7 +350,7 @@ impl QueueStore for SqlStore {
     }
 
     async fn complete(&self, job: &Job, owner: &str) -> Result<()> {
-        Sql::new("UPDATE sync_jobs SET status = 'done', lease_owner = NULL, lease_until = NULL, updated_at = ")
+        Sql::new("UPDATE sync_jobs SET status = 'done', lease_until = NULL, updated_at = ")
             .bind_int(micros(now()))
             .push(" WHERE id = ")
             .bind_text(job.id.clone())

@@ -344,3 +344,86 @@ impl TestHub {
         .await;
     }
 }
+
+/// A `provisio serve` process of the real binary.
+pub struct HubProcess {
+    child: std::process::Child,
+    /// Its base URL.
+    pub base_url: String,
+}
+
+impl HubProcess {
+    /// Starts `provisio serve` on a free port over the given store and key file, and waits until it answers.
+    pub async fn spawn(store_flags: &[String], key_file: &std::path::Path, extra: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_provisio"));
+        tied_to_test(&mut command)
+            .arg("serve")
+            .args(store_flags)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--secret-key-file",
+                &key_file.display().to_string(),
+                "--log-level",
+                "warn",
+            ])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = command.spawn().expect("start provisio serve");
+        let base_url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        eventually(30, "provisio serve to answer", || async {
+            http.get(format!("{base_url}/healthz")).send().await.ok()
+        })
+        .await;
+        HubProcess { child, base_url }
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no cleanup.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the process with SIGTERM and waits for it.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestDatabase {
+    /// The `serve` flags that open this database.
+    pub fn flags(&self) -> Vec<String> {
+        match &self.data_dir {
+            Some(dir) => vec!["--data-dir".into(), dir.path().display().to_string()],
+            None => vec!["--database-url".into(), self.url.clone()],
+        }
+    }
+
+    /// An admin API token created offline with `provisio admin-token`.
+    pub fn admin_token(&self) -> String {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_provisio"))
+            .arg("admin-token")
+            .args(self.flags())
+            .output()
+            .expect("admin-token");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}

@@ -105,11 +105,27 @@ impl ScimTarget {
         (status, body)
     }
 
+    /// Every resource of a kind the target holds, page by page.
+    async fn all(&self, kind: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let (status, body) = self
+                .get(&format!("/{kind}?startIndex={}&count=500", out.len() + 1))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let page = body["Resources"].as_array().cloned().unwrap_or_default();
+            let total = body["totalResults"].as_u64().unwrap_or(0) as usize;
+            let empty = page.is_empty();
+            out.extend(page);
+            if empty || out.len() >= total {
+                return out;
+            }
+        }
+    }
+
     /// Every user the target holds.
     pub async fn users(&self) -> Vec<Value> {
-        let (status, body) = self.get("/Users?count=10000").await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["Resources"].as_array().cloned().unwrap_or_default()
+        self.all("Users").await
     }
 
     /// The target's user with this userName (case-insensitive), if any.
@@ -127,9 +143,7 @@ impl ScimTarget {
 
     /// Every group the target holds.
     pub async fn groups(&self) -> Vec<Value> {
-        let (status, body) = self.get("/Groups?count=10000").await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["Resources"].as_array().cloned().unwrap_or_default()
+        self.all("Groups").await
     }
 
     /// Creates a user directly in the target (as if someone made it by hand there).
