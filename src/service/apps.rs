@@ -11,7 +11,10 @@ use crate::domain::mapping::{Mapping, Preset, preset, presets};
 use crate::domain::{Error, Result, now};
 use crate::outbound::plan::{UserPlan, plan_user};
 use crate::secrets::SecretKey;
-use crate::store::{AppStore, AttributeStore, GroupStore, QueueStore, ReportStore, StoredApp, UserStore};
+use crate::service::DirectoryService;
+use crate::store::{
+    AppStore, AttributeStore, ChangeLogStore, GroupStore, QueueStore, ReportStore, StoredApp, UserStore,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -133,6 +136,7 @@ pub struct JobView {
 #[derive(Debug, Clone)]
 pub struct AppService<S> {
     store: S,
+    directory: DirectoryService<S>,
     key: SecretKey,
 }
 
@@ -149,11 +153,15 @@ fn check_token(token: &SecretString) -> Result<()> {
 
 impl<S> AppService<S>
 where
-    S: AppStore + AttributeStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
+    S: AppStore + AttributeStore + UserStore + GroupStore + QueueStore + ReportStore + ChangeLogStore + Clone,
 {
     /// Wraps a store; `key` encrypts app tokens.
     pub fn new(store: S, key: SecretKey) -> Self {
-        Self { store, key }
+        Self {
+            directory: DirectoryService::new(store.clone()),
+            store,
+            key,
+        }
     }
 
     /// The built-in presets.
@@ -348,27 +356,11 @@ where
     }
 
     async fn find_user(&self, reference: &str) -> Result<crate::domain::user::User> {
-        if let Ok(id) = Uuid::parse_str(reference)
-            && let Some(user) = self.store.get_user(id).await?
-        {
-            return Ok(user);
-        }
-        self.store
-            .get_user_by_username(reference)
-            .await?
-            .ok_or_else(|| Error::not_found("user", reference))
+        self.directory.get_user(reference).await
     }
 
     async fn find_group(&self, reference: &str) -> Result<crate::domain::group::Group> {
-        if let Ok(id) = Uuid::parse_str(reference)
-            && let Some(group) = self.store.get_group(id).await?
-        {
-            return Ok(group);
-        }
-        self.store
-            .get_group_by_name(reference)
-            .await?
-            .ok_or_else(|| Error::not_found("group", reference))
+        self.directory.get_group(reference).await
     }
 
     /// The accounts the engine manages in an app.
