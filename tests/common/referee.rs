@@ -460,10 +460,10 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
                 *response.status_mut() = StatusCode::from_u16(status).expect("status");
                 return response;
             }
-            if fault == Some("stall") {
-                if let Some(random) = &faults.random {
-                    tokio::time::sleep(random.stall_for).await;
-                }
+            if fault == Some("stall")
+                && let Some(random) = &faults.random
+            {
+                tokio::time::sleep(random.stall_for).await;
             }
             record(status);
             let mut response = Response::new(Body::from(bytes));
