@@ -84,7 +84,7 @@ CREATE TABLE sync_jobs (
     updated_at BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX sync_jobs_one_pending ON sync_jobs (app_id, subject_kind, subject_id) WHERE status = 'pending';
-CREATE INDEX sync_jobs_ready ON sync_jobs (status, not_before);
+CREATE INDEX sync_jobs_ready ON sync_jobs (status, not_before, id);
 CREATE INDEX sync_jobs_subject ON sync_jobs (app_id, subject_kind, subject_id, status);
 CREATE INDEX sync_jobs_run ON sync_jobs (run_id);
 

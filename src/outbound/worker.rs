@@ -69,8 +69,23 @@ pub fn spawn<S>(
         let wake = wake.clone();
         let shutdown = shutdown.clone();
         let poll = config.poll;
+        let lease = config.lease;
         tracker.spawn(async move {
+            let mut next_reap = tokio::time::Instant::now();
             loop {
+                // Jobs of a worker that died (its lease ran out) go back to the queue.
+                if tokio::time::Instant::now() >= next_reap {
+                    match engine.store().requeue_expired(now()).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::warn!(jobs = n, "took over jobs whose worker stopped");
+                            wake.jobs_queued();
+                        }
+                        Err(e) => tracing::error!(error = %e, "requeueing expired jobs failed"),
+                    }
+                    next_reap = tokio::time::Instant::now()
+                        + (lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
+                }
                 match engine.store().dispatch_changes(500).await {
                     Ok(0) => {}
                     Ok(_) => {

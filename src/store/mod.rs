@@ -258,13 +258,16 @@ pub trait QueueStore: Send + Sync {
     fn dispatch_changes(&self, limit: u32) -> impl Future<Output = Result<usize>> + Send;
     /// Queues a job unless one is already pending for the same subject; returns the pending job's id.
     fn enqueue(&self, job: &NewJob) -> impl Future<Output = Result<String>> + Send;
-    /// Claims the next runnable job under a lease until `lease_until`.
+    /// Claims the next runnable job (pending, due, its app able to take work, no other job of the
+    /// same subject running) under a lease until `lease_until`.
     fn claim(
         &self,
         owner: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> impl Future<Output = Result<Option<Job>>> + Send;
+    /// Returns running jobs whose lease ran out (their worker died) to the queue; returns how many.
+    fn requeue_expired(&self, now: OffsetDateTime) -> impl Future<Output = Result<u64>> + Send;
     /// Marks a claimed job done.
     fn complete(&self, job: &Job, owner: &str) -> impl Future<Output = Result<()>> + Send;
     /// Puts a claimed job back to wait until `not_before`.

@@ -326,20 +326,18 @@ impl QueueStore for SqlStore {
             .bind_int(at)
             .push(
                 " WHERE id = (SELECT j.id FROM sync_jobs j JOIN apps a ON a.id = j.app_id \
-                 WHERE ((j.status = 'pending' AND j.not_before <= ",
+                 WHERE j.status = 'pending' AND j.not_before <= ",
             )
             .bind_int(at)
-            .push(") OR (j.status = 'running' AND j.lease_until < ")
-            .bind_int(at)
             .push(
-                ")) AND (j.subject_kind = 'connection' OR (a.enabled = 1 AND a.connection_status = 'ok' AND a.state = 'active' \
+                " AND (j.subject_kind = 'connection' OR (a.enabled = 1 AND a.connection_status = 'ok' AND a.state = 'active' \
                  AND (a.throttled_until IS NULL OR a.throttled_until <= ",
             )
             .bind_int(at)
             .push(
                 "))) \
                  AND NOT EXISTS (SELECT 1 FROM sync_jobs r WHERE r.app_id = j.app_id AND r.subject_kind = j.subject_kind \
-                 AND r.subject_id = j.subject_id AND r.status = 'running' AND r.id <> j.id AND r.lease_until >= ",
+                 AND r.subject_id = j.subject_id AND r.status = 'running' AND r.lease_until >= ",
             )
             .bind_int(at)
             .push(") ORDER BY j.not_before, j.id LIMIT 1")
@@ -347,6 +345,37 @@ impl QueueStore for SqlStore {
             .push(concat!(") RETURNING ", job_columns!()));
         let row = sql.fetch_optional(&self.pool).await?;
         row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn requeue_expired(&self, now: OffsetDateTime) -> Result<u64> {
+        let rows = Sql::new("SELECT id FROM sync_jobs WHERE status = 'running' AND lease_until < ")
+            .bind_int(micros(now))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut requeued = 0;
+        for row in rows {
+            let id: String = get(&row, "id")?;
+            let result = Sql::new("UPDATE sync_jobs SET status = 'pending', lease_until = NULL, last_error = 'its worker stopped before finishing', not_before = ")
+                .bind_int(micros(now))
+                .push(" WHERE status = 'running' AND lease_until < ")
+                .bind_int(micros(now))
+                .push(" AND id = ")
+                .bind_text(id.clone())
+                .execute(&self.pool)
+                .await;
+            match result {
+                Ok(n) => requeued += n,
+                // A newer job for the same subject is pending: it reconciles the same state.
+                Err(Error::Conflict { .. }) => {
+                    Sql::new("UPDATE sync_jobs SET status = 'done', lease_until = NULL, last_error = 'superseded by a newer job' WHERE status = 'running' AND id = ")
+                        .bind_text(id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(requeued)
     }
 
     async fn complete(&self, job: &Job, owner: &str) -> Result<()> {
