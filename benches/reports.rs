@@ -5,9 +5,12 @@
 //! [--queries Q] [--database-url postgres://...]` (defaults: 1,000,000 records, 100 apps,
 //! 100,000 users, over 180 days, 200 queries of each kind). See the README.
 
+use provisio::domain::admin::Actor;
 use provisio::domain::job::{Operation, Outcome, Report, SubjectKind};
-use provisio::service::ReportService;
+use provisio::secrets::SecretKey;
+use provisio::service::apps::NewApp;
 use provisio::service::reports::ReportParams;
+use provisio::service::{AppService, ReportService};
 use provisio::store::{ReportStore, SqlStore};
 use std::time::Instant;
 use time::Duration;
@@ -114,16 +117,15 @@ async fn main() {
     );
 
     // Apps exist in the store, as the app filter resolves names.
-    let app_ids: Vec<Uuid> = (0..o.apps).map(|_| Uuid::now_v7()).collect();
-    for (i, id) in app_ids.iter().enumerate() {
-        store
-            .execute_raw(&format!(
-                "INSERT INTO apps (id, name, name_key, kind, base_url, token_ciphertext, features, deprovision, enabled, mapping, connection_status, version, created_at, updated_at) \
-                 VALUES ('{id}', '{n}', '{n}', 'scim', 'http://127.0.0.1:9/v2', 'v1:x', '{{}}', 'deactivate', 0, '[]', 'unchecked', 1, 0, 0)",
-                n = app_name(i)
-            ))
-            .await
-            .expect("app");
+    let key = SecretKey::from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").expect("key");
+    let apps = AppService::new(store.clone(), key);
+    let mut app_ids = Vec::with_capacity(o.apps);
+    for i in 0..o.apps {
+        let input: NewApp = serde_json::from_value(serde_json::json!({
+            "name": app_name(i), "base_url": "http://127.0.0.1:9/v2", "token": "t", "enabled": false
+        }))
+        .expect("app input");
+        app_ids.push(apps.create_app(input, &Actor::System).await.expect("app").id);
     }
     let now = provisio::domain::now();
     let span_micros = o.days * 86_400_000_000;

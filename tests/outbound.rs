@@ -217,6 +217,12 @@ async fn seed_walkthrough_monday(backend: Backend) {
         .collect();
     assert_eq!(members, [target.user("bob").await.unwrap()["id"].as_str().unwrap()]);
 
+    // Deleting the group deletes it in the target, and its members lose their accounts (deleted).
+    hub.call(Method::DELETE, "/api/v1/groups/Monday%20Team", None).await;
+    hub.settle(&app_id).await;
+    assert!(target.groups().await.is_empty());
+    assert!(target.user("bob").await.is_none());
+
     // Every action is on record.
     let creates = hub.store.query_scalar(&format!(
         "SELECT COUNT(*) FROM provisioning_reports WHERE app_id = '{app_id}' AND operation = 'create' AND outcome = 'success'"

@@ -91,6 +91,15 @@ async fn cli_provisioning(backend: Backend) {
         "CTO",
         "a dry run changes nothing"
     );
+    let planned = hub.get("/api/v1/reports?user=alice&outcome=dry_run").await;
+    assert_eq!(
+        planned["items"][0]["operation"], "update",
+        "the plan is on record: {planned}"
+    );
+    assert_eq!(
+        planned["items"][0]["diff"]["title"],
+        json!({"old": "CTO", "new": "CEO"})
+    );
     ok(hub.cli(&["apps", "update", "Monday", "--enabled", "true"]));
     let synced = ok(hub.cli(&["sync", "--app", "Monday"]));
     assert!(synced.contains("1 done, 0 failed"), "{synced}");

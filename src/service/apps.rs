@@ -6,10 +6,10 @@ use crate::domain::app::{
     AccountState, App, AppAccount, AppState, ConnectionStatus, Deprovision, Features, FlowControl, Policy,
     validate_base_url, validate_name,
 };
-use crate::domain::job::{Job, NewJob, Report, SubjectKind};
+use crate::domain::job::{Job, NewJob, Operation, Outcome, Report, SubjectKind};
 use crate::domain::mapping::{Mapping, Preset, preset, presets};
 use crate::domain::{Error, Result, now};
-use crate::outbound::plan::{UserPlan, plan_user};
+use crate::outbound::plan::{UserPlan, attribute_diff, plan_user};
 use crate::secrets::SecretKey;
 use crate::service::DirectoryService;
 use crate::store::{
@@ -489,6 +489,7 @@ where
     pub async fn dry_run(&self, app: &str) -> Result<Vec<PlanLine>> {
         let app = self.get_app(app).await?;
         let (users, groups) = self.store.app_subjects(app.id).await?;
+        let dry_run_id = format!("dry-run-{}", Uuid::now_v7().simple());
         let mut lines = Vec::new();
         for user_id in users {
             let user = self.store.get_user(user_id).await?;
@@ -499,17 +500,63 @@ where
                 _ => None,
             };
             let plan = plan_user(&app, desired, account.as_ref());
+            let (operation, diff) = match &plan {
+                UserPlan::Update {
+                    diff, reactivate: true, ..
+                } => (Some(Operation::Reactivate), Some(diff.clone())),
+                UserPlan::Update { diff, .. } => (Some(Operation::Update), Some(diff.clone())),
+                UserPlan::Create { desired } => (
+                    Some(Operation::Create),
+                    Some(attribute_diff(&serde_json::Value::Null, desired)),
+                ),
+                UserPlan::Deactivate => (Some(Operation::Deactivate), None),
+                UserPlan::Delete => (Some(Operation::Delete), None),
+                UserPlan::Skip { .. } => (Some(Operation::Skip), None),
+                UserPlan::NoChange => (None, None),
+            };
             let plan = match plan {
                 UserPlan::Update { diff, reactivate, .. } => {
                     serde_json::json!({"action": if reactivate { "reactivate" } else { "update" }, "diff": diff})
                 }
-                UserPlan::Create { desired } => serde_json::json!({"action": "create", "resource": desired}),
+                UserPlan::Create { desired } => {
+                    serde_json::json!({"action": "create", "diff": attribute_diff(&serde_json::Value::Null, &desired)})
+                }
                 other => serde_json::to_value(other).map_err(|e| Error::Storage(e.to_string()))?,
             };
+            let email = user.as_ref().and_then(|u| u.email.clone());
+            let target_id = account.as_ref().map(|a| a.target_id.clone());
             let name = user
                 .map(|u| u.username)
                 .or(account.map(|a| a.target_username))
                 .unwrap_or_default();
+            if let Some(operation) = operation {
+                // The plan is on record too, as what a dry run would have done.
+                let record = Report {
+                    id: Uuid::now_v7(),
+                    started_at: now(),
+                    duration_ms: 0,
+                    app_id: app.id,
+                    app_name: app.name.clone(),
+                    subject_kind: SubjectKind::User,
+                    subject_id: user_id.to_string(),
+                    username: Some(name.clone()),
+                    email,
+                    target_id,
+                    operation,
+                    outcome: Outcome::DryRun,
+                    attempt: 0,
+                    http_method: None,
+                    http_path: None,
+                    http_status: None,
+                    diff,
+                    message: Some("planned by a dry run; nothing was sent".into()),
+                    request_body: None,
+                    response_body: None,
+                    correlation_id: dry_run_id.clone(),
+                    cause: "dry-run".into(),
+                };
+                self.store.insert_report(&record).await?;
+            }
             lines.push(PlanLine {
                 subject_kind: SubjectKind::User,
                 subject_id: user_id.to_string(),
