@@ -86,8 +86,9 @@ async fn faults_converge_and_retry_after_is_honoured(backend: Backend) {
         .unwrap();
     assert_eq!(unfinished, 0, "every item is done");
 
-    // After each 429 (Retry-After: 1) no request reached the target for a second, but for those
-    // already on the wire when the hub read the 429 (50 ms).
+    // After each 429 (Retry-After: 1) no new request reached the target for a second. Only requests
+    // already on the wire when the hub read the 429 may arrive in that second: at most the app's
+    // other three concurrent slots (flow concurrency 4). Without the pause, hundreds would.
     let seen = proxy.seen();
     let throttles: Vec<_> = seen.iter().filter(|s| s.status == 429).map(|s| s.answered).collect();
     assert!(
@@ -95,20 +96,18 @@ async fn faults_converge_and_retry_after_is_honoured(backend: Backend) {
         "the test injected throttling ({})",
         throttles.len()
     );
-    let mut violations = Vec::new();
     for t in &throttles {
-        for s in &seen {
-            if s.at > *t + Duration::from_millis(50) && s.at < *t + Duration::from_millis(1000) {
-                violations.push(s.at - *t);
-            }
-        }
+        let early: Vec<_> = seen
+            .iter()
+            .filter(|s| s.at > *t && s.at < *t + Duration::from_millis(1000))
+            .map(|s| s.at - *t)
+            .collect();
+        assert!(
+            early.len() <= 3,
+            "{} requests arrived within the Retry-After second: {early:?}",
+            early.len()
+        );
     }
-    assert!(
-        violations.is_empty(),
-        "{} requests came before Retry-After had passed: {:?}",
-        violations.len(),
-        &violations[..violations.len().min(5)]
-    );
     // Failures are on record with the target's status, and retried to success.
     let retried = hub
         .store

@@ -428,14 +428,18 @@ where
         let permit = flow.admit().await;
         let at = started();
         let result = client.send(method.clone(), path, body).await;
-        drop(permit);
         if let Err(e) = &result
             && e.status() == Some(429)
         {
-            // The target asked for a break: every worker of this node holds, and other nodes stop claiming.
+            // The target asked for a break: every worker of this node holds, and other nodes stop
+            // claiming. The pause is set before this request's slot is freed, so no waiting request
+            // can slip in between.
             let delay = e.retry_after().unwrap_or(Duration::from_secs(1));
             flow.pause(delay);
+            drop(permit);
             self.store.throttle(recorder.app.id, now() + delay).await?;
+        } else {
+            drop(permit);
         }
         match result {
             Ok(response) => {
