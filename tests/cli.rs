@@ -335,29 +335,21 @@ fn stop(mut child: std::process::Child) -> std::process::ExitStatus {
     }
 }
 
-fn files_contain(dir: &std::path::Path, needle: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            hits.extend(files_contain(&path, needle));
-        } else if let Ok(bytes) = std::fs::read(&path)
-            && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-        {
-            hits.push(path.display().to_string());
-        }
-    }
-    hits
-}
-
 #[test]
 fn serve_prints_first_admin_once_and_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let (child, url, lines) = spawn_serve(dir.path());
-    let health = Command::new("curl").args(["-s", &format!("{url}/healthz")]).output();
-    if let Ok(health) = health {
-        assert_eq!(String::from_utf8_lossy(&health.stdout), "ok");
-    }
+    // The process answers HTTP (a plain request, so that no tool outside the project is needed).
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        format!("GET /healthz HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200") && answer.ends_with("ok"), "{answer}");
     let status = stop(child);
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     let first_run: Vec<String> = lines.try_iter().collect();
@@ -384,10 +376,10 @@ fn serve_prints_first_admin_once_and_shuts_down_gracefully() {
         "the log is written: {first_run:#?}"
     );
     assert!(
-        files_contain(dir.path(), &password).is_empty(),
+        common::files_containing(dir.path(), &password).is_empty(),
         "the password is in no file"
     );
-    let stored = files_contain(dir.path(), "$argon2id$");
+    let stored = common::files_containing(dir.path(), "$argon2id$");
     assert!(!stored.is_empty(), "its Argon2id hash is stored");
 
     // Second start: no new admin, nothing printed.
