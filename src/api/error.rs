@@ -2,6 +2,7 @@
 //! `{"error": {"code": "validation_failed", "message": "...", "field": "email"}}`.
 
 use crate::domain::Error;
+use crate::domain::error::ScimErrorType;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +37,12 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Scim {
+            scim_type: ScimErrorType::Uniqueness,
+            ..
+        } => StatusCode::CONFLICT,
+        Error::Scim { .. } => StatusCode::BAD_REQUEST,
+        Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
         Error::Config(_) | Error::Schema(_) | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -51,6 +51,60 @@ pub enum Error {
     /// The database failed; the message never contains secrets.
     #[error("storage error: {0}")]
     Storage(String),
+    /// A SCIM request broke a rule that RFC 7644 names with a `scimType` (bad filter, bad PATCH path, ...).
+    #[error("{detail}")]
+    Scim {
+        /// The RFC 7644 §3.12 error type.
+        scim_type: ScimErrorType,
+        /// Explanation for people.
+        detail: String,
+    },
+    /// An `If-Match` precondition did not hold: the resource changed since the client read it.
+    #[error("{0}")]
+    PreconditionFailed(String),
+}
+
+/// The `scimType` values of RFC 7644 §3.12.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimErrorType {
+    /// The filter syntax was invalid or the attribute and comparison combination is not supported.
+    InvalidFilter,
+    /// The filter yields more results than the server is willing to return.
+    TooMany,
+    /// One or more attribute values are already in use or reserved.
+    Uniqueness,
+    /// The modification is incompatible with the attribute's mutability.
+    Mutability,
+    /// The request body structure was invalid or did not conform to the schema.
+    InvalidSyntax,
+    /// The PATCH path was invalid or not supported.
+    InvalidPath,
+    /// The PATCH path did not yield an attribute or value that could be operated on.
+    NoTarget,
+    /// A required value was missing or a value was not compatible with the attribute.
+    InvalidValue,
+    /// The SCIM protocol version is not supported.
+    InvalidVers,
+    /// Personal information was put in the request URI.
+    Sensitive,
+}
+
+impl ScimErrorType {
+    /// The `scimType` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScimErrorType::InvalidFilter => "invalidFilter",
+            ScimErrorType::TooMany => "tooMany",
+            ScimErrorType::Uniqueness => "uniqueness",
+            ScimErrorType::Mutability => "mutability",
+            ScimErrorType::InvalidSyntax => "invalidSyntax",
+            ScimErrorType::InvalidPath => "invalidPath",
+            ScimErrorType::NoTarget => "noTarget",
+            ScimErrorType::InvalidValue => "invalidValue",
+            ScimErrorType::InvalidVers => "invalidVers",
+            ScimErrorType::Sensitive => "sensitive",
+        }
+    }
 }
 
 impl Error {
@@ -67,6 +121,8 @@ impl Error {
             Error::Config(_) => "configuration_error",
             Error::Schema(_) => "schema_error",
             Error::Storage(_) => "storage_error",
+            Error::Scim { scim_type, .. } => scim_type.as_str(),
+            Error::PreconditionFailed(_) => "precondition_failed",
         }
     }
 
@@ -83,6 +139,14 @@ impl Error {
         Error::Conflict {
             field: Some(field.into()),
             message: message.into(),
+        }
+    }
+
+    /// Shorthand for a SCIM error of type `scim_type`.
+    pub fn scim(scim_type: ScimErrorType, detail: impl Into<String>) -> Self {
+        Error::Scim {
+            scim_type,
+            detail: detail.into(),
         }
     }
 
