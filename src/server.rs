@@ -28,6 +28,10 @@ pub async fn open_store(database: &crate::config::DatabaseConfig) -> Result<SqlS
     if !applied.is_empty() {
         tracing::info!(?applied, "database migrations applied");
     }
+    let indexed = crate::store::ScimStore::reindex_missing(&store).await?;
+    if indexed > 0 {
+        tracing::info!(indexed, "users and groups added to the SCIM search index");
+    }
     Ok(store)
 }
 

@@ -3,7 +3,7 @@
 use super::AppState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Admin, ApiJson};
-use crate::domain::admin::ApiToken;
+use crate::domain::admin::{ApiToken, TokenScope};
 use crate::service::auth::IssuedToken;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -102,4 +102,36 @@ pub async fn revoke_token(
 ) -> ApiResult<Json<ApiToken>> {
     let id = Uuid::parse_str(&id).map_err(|_| crate::domain::Error::not_found("token", &id))?;
     Ok(Json(state.auth.revoke_token(id).await?))
+}
+
+/// Issues a SCIM token for an identity provider (its secret is shown only in this answer).
+#[utoipa::path(post, path = "/api/v1/scim-tokens", tag = "auth", request_body = NewToken,
+    responses((status = 201, body = IssuedTokenBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_scim_token(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiJson(input): ApiJson<NewToken>,
+) -> ApiResult<(StatusCode, Json<IssuedTokenBody>)> {
+    let issued = state.auth.create_scim_token(&input.name, &actor).await?;
+    Ok((StatusCode::CREATED, Json(issued.into())))
+}
+
+/// Lists SCIM tokens (never their secrets), newest first.
+#[utoipa::path(get, path = "/api/v1/scim-tokens", tag = "auth",
+    responses((status = 200, body = Vec<ApiToken>)), security(("bearer" = [])))]
+pub async fn list_scim_tokens(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<ApiToken>>> {
+    Ok(Json(state.auth.list_tokens_of(TokenScope::Scim).await?))
+}
+
+/// Revokes a SCIM token: the identity provider using it is refused from then on.
+#[utoipa::path(delete, path = "/api/v1/scim-tokens/{id}", tag = "auth",
+    params(("id" = Uuid, Path, description = "Token id")),
+    responses((status = 200, body = ApiToken), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn revoke_scim_token(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApiToken>> {
+    let id = Uuid::parse_str(&id).map_err(|_| crate::domain::Error::not_found("token", &id))?;
+    Ok(Json(state.auth.revoke_of(id, TokenScope::Scim).await?))
 }

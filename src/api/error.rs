@@ -43,6 +43,8 @@ pub fn status_of(error: &Error) -> StatusCode {
         } => StatusCode::CONFLICT,
         Error::Scim { .. } => StatusCode::BAD_REQUEST,
         Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+        Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        Error::TooManyOperations { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Config(_) | Error::Schema(_) | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

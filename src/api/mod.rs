@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 mod groups;
 mod reports;
+pub mod scim;
 mod users;
 
 pub use apps::{Affected, QueuedJob, SyncAnswer, SyncRequest};
@@ -19,7 +20,8 @@ pub use groups::MembershipChange;
 use crate::domain::Error;
 use crate::outbound::Wake;
 use crate::secrets::SecretKey;
-use crate::service::{AppService, AuthService, DirectoryService, ReportService};
+use crate::service::scim::ScimLimits;
+use crate::service::{AppService, AuthService, DirectoryService, ReportService, ScimService};
 use crate::store::SqlStore;
 use crate::telemetry::Metrics;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -47,6 +49,8 @@ pub struct AppState {
     pub apps: AppService<SqlStore>,
     /// The provisioning report.
     pub reports: ReportService<SqlStore>,
+    /// The SCIM server that identity providers push into.
+    pub scim: ScimService<SqlStore>,
     /// Wakes the engine after local changes.
     pub wake: Wake,
     /// The store, for readiness checks.
@@ -65,6 +69,7 @@ impl AppState {
             auth: AuthService::new(store.clone()),
             apps: AppService::new(store.clone(), key),
             reports: ReportService::new(store.clone()),
+            scim: ScimService::new(store.clone(), ScimLimits::default()),
             wake,
             store,
             metrics: Arc::new(Metrics::new()),
@@ -113,6 +118,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
+        .routes(routes!(auth::create_scim_token, auth::list_scim_tokens))
+        .routes(routes!(auth::revoke_scim_token))
         .routes(routes!(changes::list_changes))
         .routes(routes!(apps::create_app, apps::list_apps))
         .routes(routes!(apps::get_app, apps::update_app, apps::delete_app))
@@ -153,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .nest("/scim/v2", scim::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))

@@ -97,6 +97,14 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// SCIM tokens: one per identity provider that pushes users and groups into the hub's SCIM
+    /// server at /scim/v2 (e.g. `scim-tokens create okta`, which prints only the token).
+    ScimTokens {
+        #[command(subcommand)]
+        command: remote::TokensCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Apps (SCIM 2.0 destinations).
     Apps {
         #[command(subcommand)]
@@ -181,7 +189,8 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Users { command, remote } => remote::users(&remote, command).await,
         Command::Groups { command, remote } => remote::groups(&remote, command).await,
         Command::Attributes { command, remote } => remote::attributes(&remote, command).await,
-        Command::Tokens { command, remote } => remote::tokens(&remote, command).await,
+        Command::Tokens { command, remote } => remote::tokens(&remote, command, "/api/v1/tokens").await,
+        Command::ScimTokens { command, remote } => remote::tokens(&remote, command, "/api/v1/scim-tokens").await,
         Command::Apps { command, remote } => apps::apps(&remote, command).await,
         Command::Policies { command, remote } => apps::policies(&remote, command).await,
         Command::Provision { app, user, remote } => apps::provision(&remote, &app, &user).await,

@@ -839,13 +839,14 @@ pub enum TokensCommand {
     },
 }
 
-/// `provisio tokens ...`.
-pub async fn tokens(remote: &RemoteArgs, command: TokensCommand) -> Result<(), ClientError> {
+/// `provisio tokens ...` (collection `/api/v1/tokens`) and `provisio scim-tokens ...`
+/// (collection `/api/v1/scim-tokens`).
+pub async fn tokens(remote: &RemoteArgs, command: TokensCommand, collection: &str) -> Result<(), ClientError> {
     let client = connect(remote)?;
     match command {
         TokensCommand::Create { name } => {
             let issued: IssuedTokenBody = client
-                .request(Method::POST, "/api/v1/tokens", Some(&json!({"name": name})))
+                .request(Method::POST, collection, Some(&json!({"name": name})))
                 .await?;
             if remote.json {
                 print_json(&issued)
@@ -854,7 +855,7 @@ pub async fn tokens(remote: &RemoteArgs, command: TokensCommand) -> Result<(), C
             }
         }
         TokensCommand::List => {
-            let tokens: Vec<ApiToken> = client.request(Method::GET, "/api/v1/tokens", NO_BODY).await?;
+            let tokens: Vec<ApiToken> = client.request(Method::GET, collection, NO_BODY).await?;
             if remote.json {
                 print_json(&tokens);
             } else {
@@ -877,7 +878,7 @@ pub async fn tokens(remote: &RemoteArgs, command: TokensCommand) -> Result<(), C
         }
         TokensCommand::Revoke { id } => {
             let token: ApiToken = client
-                .request(Method::DELETE, &format!("/api/v1/tokens/{}", encode(&id)), NO_BODY)
+                .request(Method::DELETE, &format!("{collection}/{}", encode(&id)), NO_BODY)
                 .await?;
             if remote.json {
                 print_json(&token)

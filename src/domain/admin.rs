@@ -19,6 +19,13 @@ pub enum Actor {
         /// Admin username.
         username: String,
     },
+    /// An identity provider pushing over SCIM with a SCIM token.
+    ScimSource {
+        /// Token id.
+        id: Uuid,
+        /// Token name: the source (`okta`, `entra`).
+        name: String,
+    },
     /// The hub itself (bootstrap, maintenance, offline commands).
     System,
 }
@@ -29,6 +36,7 @@ impl Actor {
         match self {
             Actor::Token { name, .. } => format!("token:{name}"),
             Actor::Admin { username } => format!("admin:{username}"),
+            Actor::ScimSource { name, .. } => format!("scim:{name}"),
             Actor::System => "system".to_owned(),
         }
     }
@@ -49,6 +57,37 @@ pub struct Admin {
     pub created_at: OffsetDateTime,
 }
 
+/// What a token opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    /// The admin REST API (`/api/v1`).
+    Api,
+    /// The SCIM server (`/scim/v2`), for one identity provider.
+    Scim,
+}
+
+impl TokenScope {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Api => "api",
+            TokenScope::Scim => "scim",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(value: &str) -> crate::domain::Result<Self> {
+        match value {
+            "api" => Ok(TokenScope::Api),
+            "scim" => Ok(TokenScope::Scim),
+            other => Err(crate::domain::Error::Storage(format!(
+                "unknown token scope '{other}' in the store"
+            ))),
+        }
+    }
+}
+
 /// A stored API token (the secret itself is never stored, only its SHA-256).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiToken {
@@ -56,6 +95,8 @@ pub struct ApiToken {
     pub id: Uuid,
     /// Label given at creation.
     pub name: String,
+    /// What it opens.
+    pub scope: TokenScope,
     /// The first characters of the token, to recognise it.
     pub prefix: String,
     /// Who created it.

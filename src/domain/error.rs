@@ -59,6 +59,15 @@ pub enum Error {
         /// Explanation for people.
         detail: String,
     },
+    /// The method is not supported on this resource (writes to SCIM discovery endpoints).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// A Bulk request holds more operations than the advertised `maxOperations`.
+    #[error("a Bulk request may hold at most {limit} operations")]
+    TooManyOperations {
+        /// The advertised maximum.
+        limit: usize,
+    },
     /// An `If-Match` precondition did not hold: the resource changed since the client read it.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -123,6 +132,8 @@ impl Error {
             Error::Storage(_) => "storage_error",
             Error::Scim { scim_type, .. } => scim_type.as_str(),
             Error::PreconditionFailed(_) => "precondition_failed",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::TooManyOperations { .. } => "too_many_operations",
         }
     }
 

@@ -1,7 +1,7 @@
 //! Administrator authentication: the first-start admin, passwords (Argon2id) and API tokens
 //! (shown once, stored as SHA-256).
 
-use crate::domain::admin::{Actor, Admin, ApiToken};
+use crate::domain::admin::{Actor, Admin, ApiToken, TokenScope};
 use crate::domain::{Error, Result, now};
 use crate::store::AdminStore;
 use argon2::Argon2;
@@ -145,6 +145,15 @@ impl<S: AdminStore + Clone> AuthService<S> {
 
     /// Issues a new admin API token.
     pub async fn create_token(&self, name: &str, actor: &Actor) -> Result<IssuedToken> {
+        self.issue(name, TokenScope::Api, actor).await
+    }
+
+    /// Issues a SCIM token for one identity provider; what it writes is recorded as `scim:<name>`.
+    pub async fn create_scim_token(&self, name: &str, actor: &Actor) -> Result<IssuedToken> {
+        self.issue(name, TokenScope::Scim, actor).await
+    }
+
+    async fn issue(&self, name: &str, scope: TokenScope, actor: &Actor) -> Result<IssuedToken> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
             return Err(Error::invalid(
@@ -156,6 +165,7 @@ impl<S: AdminStore + Clone> AuthService<S> {
         let token = ApiToken {
             id: Uuid::now_v7(),
             name: name.to_owned(),
+            scope,
             prefix: secret.chars().take(TOKEN_PREFIX.len() + 6).collect(),
             created_by: actor.label(),
             created_at: now(),
@@ -169,12 +179,13 @@ impl<S: AdminStore + Clone> AuthService<S> {
         })
     }
 
-    /// Resolves a bearer token to the actor it stands for.
+    /// Resolves a bearer token for the admin API to the actor it stands for.
     pub async fn authenticate(&self, bearer: &str) -> Result<Actor> {
         let token = self
             .store
             .use_token(&token_hash(bearer), now())
             .await?
+            .filter(|t| t.scope == TokenScope::Api)
             .ok_or_else(|| Error::Unauthenticated("the API token is unknown or revoked".into()))?;
         Ok(Actor::Token {
             id: token.id,
@@ -182,13 +193,48 @@ impl<S: AdminStore + Clone> AuthService<S> {
         })
     }
 
-    /// All tokens (without secrets).
-    pub async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
-        self.store.list_tokens().await
+    /// Resolves a bearer token for the SCIM server to the identity provider it was issued for.
+    pub async fn authenticate_scim(&self, bearer: &str) -> Result<Actor> {
+        let token = self
+            .store
+            .use_token(&token_hash(bearer), now())
+            .await?
+            .filter(|t| t.scope == TokenScope::Scim)
+            .ok_or_else(|| Error::Unauthenticated("the SCIM token is unknown or revoked".into()))?;
+        Ok(Actor::ScimSource {
+            id: token.id,
+            name: token.name,
+        })
     }
 
-    /// Revokes a token.
+    /// All tokens of `scope` (without secrets), newest first.
+    pub async fn list_tokens_of(&self, scope: TokenScope) -> Result<Vec<ApiToken>> {
+        let mut tokens = self.store.list_tokens().await?;
+        tokens.retain(|t| t.scope == scope);
+        Ok(tokens)
+    }
+
+    /// All admin API tokens (without secrets).
+    pub async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
+        self.list_tokens_of(TokenScope::Api).await
+    }
+
+    /// Revokes an admin API token.
     pub async fn revoke_token(&self, id: Uuid) -> Result<ApiToken> {
+        self.revoke_of(id, TokenScope::Api).await
+    }
+
+    /// Revokes a token of `scope` (a token of another scope is not found).
+    pub async fn revoke_of(&self, id: Uuid, scope: TokenScope) -> Result<ApiToken> {
+        let known = self
+            .store
+            .list_tokens()
+            .await?
+            .into_iter()
+            .any(|t| t.id == id && t.scope == scope);
+        if !known {
+            return Err(Error::not_found("token", id));
+        }
         self.store.revoke_token(id, now()).await
     }
 }

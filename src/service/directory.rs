@@ -164,10 +164,15 @@ where
     /// Applies a partial change to a user.
     pub async fn update_user(&self, reference: &str, update: UserUpdate, actor: &Actor) -> Result<User> {
         let user = self.get_user(reference).await?;
+        self.replace_user(&user, update, actor).await
+    }
+
+    /// Applies `update` to `user` as loaded: fails with a conflict if the user changed since.
+    pub async fn replace_user(&self, user: &User, update: UserUpdate, actor: &Actor) -> Result<User> {
         let definitions = self.store.list_attributes().await?;
         let (next, changed) = user.apply(update, &definitions, now())?;
         if changed.is_empty() {
-            return Ok(user);
+            return Ok(user.clone());
         }
         let operation = match (user.active, next.active) {
             (true, false) => ChangeOp::Deactivated,

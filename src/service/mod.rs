@@ -6,8 +6,10 @@ pub mod apps;
 pub mod auth;
 pub mod directory;
 pub mod reports;
+pub mod scim;
 
 pub use apps::AppService;
 pub use auth::AuthService;
 pub use directory::DirectoryService;
 pub use reports::ReportService;
+pub use scim::ScimService;

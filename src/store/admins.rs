@@ -2,20 +2,21 @@
 
 use super::AdminStore;
 use super::sql::{Sql, SqlStore, from_micros, get, get_bool, get_uuid, micros};
-use crate::domain::admin::{Admin, ApiToken};
+use crate::domain::admin::{Admin, ApiToken, TokenScope};
 use crate::domain::{Error, Result};
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 fn select_tokens() -> Sql {
-    Sql::new("SELECT id, name, prefix, created_by, created_at, last_used_at, revoked_at FROM api_tokens")
+    Sql::new("SELECT id, name, scope, prefix, created_by, created_at, last_used_at, revoked_at FROM api_tokens")
 }
 
 fn token_from_row(row: &AnyRow) -> Result<ApiToken> {
     Ok(ApiToken {
         id: get_uuid(row, "id")?,
         name: get(row, "name")?,
+        scope: TokenScope::parse(&get::<String>(row, "scope")?)?,
         prefix: get(row, "prefix")?,
         created_by: get(row, "created_by")?,
         created_at: from_micros(get(row, "created_at")?)?,
@@ -83,10 +84,12 @@ impl AdminStore for SqlStore {
     }
 
     async fn insert_token(&self, token: &ApiToken, token_hash: &str) -> Result<()> {
-        Sql::new("INSERT INTO api_tokens (id, name, prefix, token_hash, created_by, created_at) VALUES (")
+        Sql::new("INSERT INTO api_tokens (id, name, scope, prefix, token_hash, created_by, created_at) VALUES (")
             .bind_text(token.id.to_string())
             .push(", ")
             .bind_text(token.name.clone())
+            .push(", ")
+            .bind_text(token.scope.as_str())
             .push(", ")
             .bind_text(token.prefix.clone())
             .push(", ")

@@ -9,13 +9,13 @@ use crate::domain::{Error, Result};
 use serde_json::json;
 use sqlx::any::AnyRow;
 
-fn select_attributes() -> Sql {
+pub(super) fn select_attributes() -> Sql {
     Sql::new(
         "SELECT name, display_name, kind, required, description, created_at, updated_at FROM attribute_definitions",
     )
 }
 
-fn attribute_from_row(row: &AnyRow) -> Result<AttributeDefinition> {
+pub(super) fn attribute_from_row(row: &AnyRow) -> Result<AttributeDefinition> {
     Ok(AttributeDefinition {
         name: get(row, "name")?,
         display_name: get(row, "display_name")?,

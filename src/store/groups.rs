@@ -41,7 +41,7 @@ fn snapshot(group: &Group) -> Value {
     serde_json::to_value(group).unwrap_or(Value::Null)
 }
 
-async fn load_group(tx: &mut WriteTx, id: Uuid) -> Result<Group> {
+pub(super) async fn load_group(tx: &mut WriteTx, id: Uuid) -> Result<Group> {
     let row = select_groups()
         .push(" WHERE g.id = ")
         .bind_text(id.to_string())
@@ -51,7 +51,7 @@ async fn load_group(tx: &mut WriteTx, id: Uuid) -> Result<Group> {
     group_from_row(&row)
 }
 
-async fn name_taken(tx: &mut WriteTx, id: Uuid, name: &str) -> Result<()> {
+pub(super) async fn name_taken(tx: &mut WriteTx, id: Uuid, name: &str) -> Result<()> {
     let clash = Sql::new("SELECT id FROM groups WHERE name_key = ")
         .bind_text(name.to_lowercase())
         .push(" AND id <> ")
@@ -67,7 +67,7 @@ async fn name_taken(tx: &mut WriteTx, id: Uuid, name: &str) -> Result<()> {
     Ok(())
 }
 
-async fn bump_group(tx: &mut WriteTx, id: Uuid, now: OffsetDateTime) -> Result<()> {
+pub(super) async fn bump_group(tx: &mut WriteTx, id: Uuid, now: OffsetDateTime) -> Result<()> {
     Sql::new("UPDATE groups SET version = version + 1, updated_at = ")
         .bind_int(micros(now))
         .push(" WHERE id = ")
@@ -77,13 +77,10 @@ async fn bump_group(tx: &mut WriteTx, id: Uuid, now: OffsetDateTime) -> Result<(
     Ok(())
 }
 
-impl GroupStore for SqlStore {
-    async fn insert_group(&self, group: &Group, actor: &Actor) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        name_taken(&mut tx, group.id, &group.name).await?;
-        Sql::new(
-            "INSERT INTO groups (id, name, name_key, external_id, source, version, created_at, updated_at) VALUES (",
-        )
+/// Inserts a new group row and records its creation, inside `tx`.
+pub(super) async fn insert_group_row(tx: &mut WriteTx, group: &Group, actor: &Actor) -> Result<()> {
+    name_taken(tx, group.id, &group.name).await?;
+    Sql::new("INSERT INTO groups (id, name, name_key, external_id, source, version, created_at, updated_at) VALUES (")
         .bind_text(group.id.to_string())
         .push(", ")
         .bind_text(group.name.clone())
@@ -102,15 +99,23 @@ impl GroupStore for SqlStore {
         .push(")")
         .execute(&mut *tx.tx)
         .await?;
-        tx.record(NewChange {
-            entity: EntityKind::Group,
-            entity_id: group.id.to_string(),
-            related_id: None,
-            operation: ChangeOp::Created,
-            actor: actor.label(),
-            data: json!({"group": snapshot(group)}),
-        })
-        .await?;
+    tx.record(NewChange {
+        entity: EntityKind::Group,
+        entity_id: group.id.to_string(),
+        related_id: None,
+        operation: ChangeOp::Created,
+        actor: actor.label(),
+        data: json!({"group": snapshot(group)}),
+    })
+    .await?;
+    Ok(())
+}
+
+impl GroupStore for SqlStore {
+    async fn insert_group(&self, group: &Group, actor: &Actor) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        insert_group_row(&mut tx, group, actor).await?;
+        super::scim::index_group(&mut tx, group).await?;
         tx.commit().await
     }
 
@@ -179,6 +184,7 @@ impl GroupStore for SqlStore {
             .await?;
         bump_group(&mut tx, id, now).await?;
         let after = load_group(&mut tx, id).await?;
+        super::scim::index_group(&mut tx, &after).await?;
         tx.record(NewChange {
             entity: EntityKind::Group,
             entity_id: id.to_string(),
@@ -218,6 +224,7 @@ impl GroupStore for SqlStore {
             .bind_text(id.to_string())
             .execute(&mut *tx.tx)
             .await?;
+        super::scim::unindex(&mut tx, id).await?;
         Sql::new("DELETE FROM groups WHERE id = ")
             .bind_text(id.to_string())
             .execute(&mut *tx.tx)

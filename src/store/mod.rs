@@ -8,6 +8,7 @@ mod changes;
 mod groups;
 mod queue;
 mod reports;
+mod scim;
 mod sql;
 mod users;
 
@@ -19,6 +20,9 @@ use crate::domain::attribute::AttributeDefinition;
 use crate::domain::change::{ChangeEvent, ChangeOp};
 use crate::domain::group::Group;
 use crate::domain::job::{Job, NewJob, Report};
+use crate::domain::scim::ast::{AttrPath, Filter};
+use crate::domain::scim::resource::Reference;
+use crate::domain::scim::schema::ResourceSchema;
 use crate::domain::user::User;
 use crate::domain::values::GroupName;
 use crate::domain::{Page, Result};
@@ -128,6 +132,52 @@ pub trait GroupStore: Send + Sync {
         now: OffsetDateTime,
         actor: &Actor,
     ) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// A SCIM search: filter, sort and the page wanted.
+#[derive(Debug, Clone, Copy)]
+pub struct ScimSearch<'a> {
+    /// Only resources matching this filter.
+    pub filter: Option<&'a Filter>,
+    /// Sort by this attribute, descending when `true`; by id otherwise.
+    pub sort: Option<(&'a AttrPath, bool)>,
+    /// Resources to skip (`startIndex - 1`).
+    pub offset: u64,
+    /// Most resources to return (`count`); 0 asks for the total only.
+    pub limit: u64,
+}
+
+/// What the SCIM server needs beyond the directory stores: filtered, sorted searches evaluated in
+/// the database, membership references, and replacing a group with its members in one transaction.
+pub trait ScimStore: Send + Sync {
+    /// The total number of users matching, and the requested page of them.
+    fn search_users(
+        &self,
+        schema: &ResourceSchema,
+        search: &ScimSearch<'_>,
+    ) -> impl Future<Output = Result<(u64, Vec<User>)>> + Send;
+    /// The total number of groups matching, and the requested page of them.
+    fn search_groups(
+        &self,
+        schema: &ResourceSchema,
+        search: &ScimSearch<'_>,
+    ) -> impl Future<Output = Result<(u64, Vec<Group>)>> + Send;
+    /// `(user, group)` pairs: the groups of each of `users`.
+    fn group_refs(&self, users: &[Uuid]) -> impl Future<Output = Result<Vec<(Uuid, Reference)>>> + Send;
+    /// `(group, user)` pairs: the members of each of `groups`.
+    fn member_refs(&self, groups: &[Uuid]) -> impl Future<Output = Result<Vec<(Uuid, Reference)>>> + Send;
+    /// Creates (`previous_version` = `None`) or replaces a group, and when `members` is given makes
+    /// them its exact membership, all in one transaction with one change event per change.
+    /// A replaced group must still have `previous_version`.
+    fn save_group(
+        &self,
+        group: &Group,
+        previous_version: Option<i64>,
+        members: Option<&[Uuid]>,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<Group>> + Send;
+    /// Builds the search index of users and groups stored before it existed; returns how many.
+    fn reindex_missing(&self) -> impl Future<Output = Result<u64>> + Send;
 }
 
 /// Reading the change log.

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "directory", include_str!("../../migrations/0001_directory.sql")),
     (2, "outbound", include_str!("../../migrations/0002_outbound.sql")),
+    (3, "scim_server", include_str!("../../migrations/0003_scim_server.sql")),
 ];
 
 /// The database kinds Provisio runs on; chosen once when connecting.
@@ -228,6 +229,7 @@ impl WriteTx {
 enum Arg {
     Text(Option<String>),
     Int(Option<i64>),
+    Float(Option<f64>),
 }
 
 /// A query under construction whose placeholders are numbered `$1, $2, ...`, the form that both
@@ -280,6 +282,11 @@ impl Sql {
         self.placeholder(Arg::Int(value))
     }
 
+    /// Binds an optional floating-point number.
+    pub(super) fn bind_opt_float(self, value: Option<f64>) -> Self {
+        self.placeholder(Arg::Float(value))
+    }
+
     /// Binds a boolean as 0 or 1.
     pub(super) fn bind_bool(self, value: bool) -> Self {
         self.placeholder(Arg::Int(Some(i64::from(value))))
@@ -309,6 +316,7 @@ impl Sql {
             query = match arg {
                 Arg::Text(v) => query.bind(v.clone()),
                 Arg::Int(v) => query.bind(*v),
+                Arg::Float(v) => query.bind(*v),
             };
         }
         query

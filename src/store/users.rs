@@ -14,7 +14,7 @@ use sqlx::any::AnyRow;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-fn user_from_row(row: &AnyRow) -> Result<User> {
+pub(super) fn user_from_row(row: &AnyRow) -> Result<User> {
     let extensions: String = get(row, "extensions")?;
     let extensions = match serde_json::from_str(&extensions) {
         Ok(Value::Object(map)) => map,
@@ -43,7 +43,7 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
     })
 }
 
-fn select_users() -> Sql {
+pub(super) fn select_users() -> Sql {
     Sql::new(
         "SELECT id, username, given_name, family_name, display_name, formatted_name, email, active, external_id, source, extensions, version, created_at, updated_at FROM users",
     )
@@ -56,7 +56,7 @@ fn snapshot(user: &User) -> Value {
 
 impl SqlStore {
     /// Loads custom attribute values for `users` in one query.
-    async fn attach_attributes<'c, E>(&self, executor: E, users: &mut [User]) -> Result<()>
+    pub(super) async fn attach_attributes<'c, E>(&self, executor: E, users: &mut [User]) -> Result<()>
     where
         E: sqlx::Executor<'c, Database = sqlx::Any>,
     {
@@ -177,6 +177,7 @@ impl UserStore for SqlStore {
             .execute(&mut *tx.tx)
             .await?;
         write_attribute_values(&mut tx, user).await?;
+        super::scim::index_user(&mut tx, user).await?;
         tx.record(NewChange {
             entity: EntityKind::User,
             entity_id: user.id.to_string(),
@@ -304,6 +305,7 @@ impl UserStore for SqlStore {
             });
         }
         write_attribute_values(&mut tx, user).await?;
+        super::scim::index_user(&mut tx, user).await?;
         tx.record(NewChange {
             entity: EntityKind::User,
             entity_id: user.id.to_string(),
@@ -338,6 +340,7 @@ impl UserStore for SqlStore {
             .bind_text(id.to_string())
             .execute(&mut *tx.tx)
             .await?;
+        super::scim::unindex(&mut tx, id).await?;
         Sql::new("DELETE FROM users WHERE id = ")
             .bind_text(id.to_string())
             .execute(&mut *tx.tx)

@@ -1,0 +1,726 @@
+//! SQL for the hub's SCIM server: the attribute index kept beside every user and group, SCIM
+//! filters and sorting translated into parameterised queries over it, paged searches, member and
+//! group references, and the one-transaction replacement of a group with its members.
+//!
+//! Filter semantics are those of `domain::scim::eval` (a property test compares the two): a
+//! comparison holds when some indexed value of the attribute satisfies it, `ne` is `not eq`,
+//! strings compare folded (lower case unless case-exact) byte by byte, numbers and dateTimes
+//! numerically. `meta.created` and `meta.lastModified` are read from the resource's own columns,
+//! memberships (`User.groups`, `Group.members`) from `group_members`.
+
+use super::groups::{group_from_row, select_groups};
+use super::sql::{Sql, SqlStore, WriteTx, get, get_uuid, micros};
+use super::users::{select_users, user_from_row};
+use super::{ScimSearch, ScimStore};
+use crate::domain::admin::Actor;
+use crate::domain::change::{ChangeOp, EntityKind, NewChange};
+use crate::domain::error::ScimErrorType;
+use crate::domain::group::Group;
+use crate::domain::scim::ast::{AttrPath, CompareOp, Filter};
+use crate::domain::scim::discovery::{group_resource_schema, user_resource_schema};
+use crate::domain::scim::eval::{Operand, literal_operand};
+use crate::domain::scim::index::{IndexEntry, attr_key, entries, operand_columns};
+use crate::domain::scim::resource::{Reference, group_resource, user_resource};
+use crate::domain::scim::schema::{AttrType, AttributeDef, Resolved, ResourceSchema};
+use crate::domain::user::User;
+use crate::domain::{Error, Result};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Index rows are inserted this many per statement (sqlx's SQLite driver slows with many binds).
+const INDEX_CHUNK: usize = 20;
+
+/// Which table a search runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Users,
+    Groups,
+}
+
+impl Kind {
+    /// The membership attribute of this resource type, read from `group_members`.
+    fn membership_attr(self) -> &'static str {
+        match self {
+            Kind::Users => "groups",
+            Kind::Groups => "members",
+        }
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> Error {
+    Error::scim(ScimErrorType::InvalidFilter, detail)
+}
+
+fn resolve<'a>(schema: &'a ResourceSchema, path: &AttrPath) -> Result<Resolved<'a>> {
+    schema.resolve(path).map_err(|e| invalid(e.to_string()))
+}
+
+/// The index coordinates a comparison or presence test reads: attribute key, sub key, leaf definition.
+fn target<'a>(resolved: &Resolved<'a>, comparing: bool) -> Result<(String, String, &'a AttributeDef)> {
+    let attr = resolved.attr;
+    let key = attr_key(resolved.container(), &attr.name);
+    if let Some(sub) = resolved.sub {
+        return Ok((key, sub.name.to_lowercase(), sub));
+    }
+    if attr.kind == AttrType::Complex && comparing {
+        if !attr.multi_valued {
+            return Err(invalid(format!(
+                "'{}' is complex: compare one of its sub-attributes",
+                attr.name
+            )));
+        }
+        let value = attr
+            .sub("value")
+            .ok_or_else(|| invalid(format!("'{}' has no 'value' sub-attribute to compare", attr.name)))?;
+        return Ok((key, "value".into(), value));
+    }
+    Ok((key, String::new(), attr))
+}
+
+/// Appends the predicate on index row `x` for `op` against `operand`.
+fn predicate(sql: Sql, column_alias: Alias, op: CompareOp, operand: &Operand) -> Sql {
+    let (txt, num) = operand_columns(operand);
+    match (txt, num) {
+        (Some(text), _) => {
+            let sql = sql.push(column_alias.txt());
+            match op {
+                CompareOp::Eq | CompareOp::Ne => sql.push(" = ").bind_text(text),
+                CompareOp::Co => sql.push(" LIKE ").bind_text(format!("%{text}%")),
+                CompareOp::Sw => sql.push(" LIKE ").bind_text(format!("{text}%")),
+                CompareOp::Ew => sql.push(" LIKE ").bind_text(format!("%{text}")),
+                CompareOp::Gt => sql.push(" > ").bind_text(text),
+                CompareOp::Ge => sql.push(" >= ").bind_text(text),
+                CompareOp::Lt => sql.push(" < ").bind_text(text),
+                CompareOp::Le => sql.push(" <= ").bind_text(text),
+            }
+        }
+        (None, number) => {
+            let sql = sql.push(column_alias.num());
+            let sql = match op {
+                CompareOp::Gt => sql.push(" > "),
+                CompareOp::Ge => sql.push(" >= "),
+                CompareOp::Lt => sql.push(" < "),
+                CompareOp::Le => sql.push(" <= "),
+                _ => sql.push(" = "),
+            };
+            sql.bind_opt_float(number)
+        }
+    }
+}
+
+/// The alias of the index row a predicate reads.
+#[derive(Debug, Clone, Copy)]
+enum Alias {
+    X,
+    V,
+}
+
+impl Alias {
+    fn txt(self) -> &'static str {
+        match self {
+            Alias::X => "x.txt",
+            Alias::V => "v.txt",
+        }
+    }
+    fn num(self) -> &'static str {
+        match self {
+            Alias::X => "x.num",
+            Alias::V => "v.num",
+        }
+    }
+}
+
+/// Translates filters into SQL conditions on the resource alias `r`.
+struct Translator<'a> {
+    schema: &'a ResourceSchema,
+    kind: Kind,
+}
+
+impl Translator<'_> {
+    fn condition(&self, sql: Sql, filter: &Filter) -> Result<Sql> {
+        match filter {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                let sql = self.condition(sql.push("("), a)?;
+                let sql = sql.push(if matches!(filter, Filter::And(..)) {
+                    " AND "
+                } else {
+                    " OR "
+                });
+                Ok(self.condition(sql, b)?.push(")"))
+            }
+            Filter::Not(inner) => Ok(self.condition(sql.push("NOT ("), inner)?.push(")")),
+            Filter::Present(path) => self.present(sql, path),
+            Filter::Compare { path, op, value } => self.compare(sql, path, *op, value),
+            Filter::ValuePath { path, filter } => self.value_path(sql, path, filter),
+        }
+    }
+
+    fn is_membership(&self, resolved: &Resolved<'_>) -> bool {
+        resolved.schema.is_some()
+            && !resolved.in_extension
+            && resolved.attr.name.eq_ignore_ascii_case(self.kind.membership_attr())
+    }
+
+    fn meta_column(&self, resolved: &Resolved<'_>) -> Result<Option<&'static str>> {
+        if resolved.schema.is_some() || !resolved.attr.name.eq_ignore_ascii_case("meta") {
+            return Ok(None);
+        }
+        match resolved.sub.map(|s| s.name.as_str()) {
+            Some("created") => Ok(Some("r.created_at")),
+            Some("lastModified") => Ok(Some("r.updated_at")),
+            _ => Err(invalid("only meta.created and meta.lastModified can be filtered on")),
+        }
+    }
+
+    fn membership(&self, sql: Sql, op: Option<(CompareOp, &serde_json::Value)>) -> Result<Sql> {
+        let (own, other) = match self.kind {
+            Kind::Users => ("r.id IN (SELECT m.user_id FROM group_members m", "m.group_id"),
+            Kind::Groups => ("r.id IN (SELECT m.group_id FROM group_members m", "m.user_id"),
+        };
+        match op {
+            None => Ok(sql.push(own).push(")")),
+            Some((op @ (CompareOp::Eq | CompareOp::Ne), serde_json::Value::String(id))) => {
+                let sql = if op == CompareOp::Ne { sql.push("NOT ") } else { sql };
+                Ok(sql
+                    .push(own)
+                    .push(" WHERE ")
+                    .push(other)
+                    .push(" = ")
+                    .bind_text(id.clone())
+                    .push(")"))
+            }
+            _ => Err(invalid(format!(
+                "'{}' can be filtered with 'pr', or 'eq'/'ne' on its value with a string id",
+                self.kind.membership_attr()
+            ))),
+        }
+    }
+
+    fn present(&self, sql: Sql, path: &AttrPath) -> Result<Sql> {
+        let resolved = resolve(self.schema, path)?;
+        if self.is_membership(&resolved) {
+            if resolved.sub.is_some_and(|s| !s.name.eq_ignore_ascii_case("value")) {
+                return Err(invalid("memberships can be filtered on their value only"));
+            }
+            return self.membership(sql, None);
+        }
+        if resolved.schema.is_none() && resolved.attr.name.eq_ignore_ascii_case("meta") {
+            self.meta_column(&resolved)?;
+            return Ok(sql.push("1 = 1"));
+        }
+        let (attr, sub, _) = target(&resolved, false)?;
+        Ok(sql
+            .push("r.id IN (SELECT x.resource_id FROM scim_index x WHERE x.attr = ")
+            .bind_text(attr)
+            .push(" AND x.sub = ")
+            .bind_text(sub)
+            .push(")"))
+    }
+
+    fn compare(&self, sql: Sql, path: &AttrPath, op: CompareOp, value: &serde_json::Value) -> Result<Sql> {
+        let resolved = resolve(self.schema, path)?;
+        if self.is_membership(&resolved) {
+            if resolved.sub.is_some_and(|s| !s.name.eq_ignore_ascii_case("value")) {
+                return Err(invalid("memberships can be filtered on their value only"));
+            }
+            return self.membership(sql, Some((op, value)));
+        }
+        if let Some(column) = self.meta_column(&resolved)? {
+            let leaf = resolved.leaf();
+            let Operand::DateTime(micros) = literal_operand(leaf, op, value)? else {
+                return Err(invalid("meta times compare with dateTime values"));
+            };
+            let sql = if op == CompareOp::Ne {
+                sql.push("NOT (")
+            } else {
+                sql.push("(")
+            };
+            let sql = sql.push(column).push(match op {
+                CompareOp::Gt => " > ",
+                CompareOp::Ge => " >= ",
+                CompareOp::Lt => " < ",
+                CompareOp::Le => " <= ",
+                _ => " = ",
+            });
+            return Ok(sql.bind_int(micros).push(")"));
+        }
+        let (attr, sub, leaf) = target(&resolved, true)?;
+        let operand = literal_operand(leaf, op, value)?;
+        let sql = if op == CompareOp::Ne { sql.push("NOT ") } else { sql };
+        let sql = sql
+            .push("r.id IN (SELECT x.resource_id FROM scim_index x WHERE x.attr = ")
+            .bind_text(attr)
+            .push(" AND x.sub = ")
+            .bind_text(sub)
+            .push(" AND ");
+        Ok(predicate(sql, Alias::X, op, &operand).push(")"))
+    }
+
+    fn value_path(&self, sql: Sql, path: &AttrPath, inner: &Filter) -> Result<Sql> {
+        let resolved = resolve(self.schema, path)?;
+        if self.is_membership(&resolved) {
+            return match inner {
+                Filter::Compare { path, op, value }
+                    if path.attr.eq_ignore_ascii_case("value") && path.sub.is_none() =>
+                {
+                    self.membership(sql, Some((*op, value)))
+                }
+                _ => Err(invalid(format!(
+                    "a '{}' value filter can only compare 'value' with eq or ne",
+                    self.kind.membership_attr()
+                ))),
+            };
+        }
+        let attr = resolved.attr;
+        if resolved.sub.is_some() {
+            return Err(invalid(
+                "a value filter applies to an attribute, not to a sub-attribute",
+            ));
+        }
+        let key = attr_key(resolved.container(), &attr.name);
+        let sql = sql
+            .push("r.id IN (SELECT e.resource_id FROM scim_index e WHERE e.attr = ")
+            .bind_text(key)
+            .push(" AND e.sub = '' AND ");
+        Ok(self.element_condition(sql, attr, inner)?.push(")"))
+    }
+
+    /// A condition on element `e` of the multi-valued attribute `attr`.
+    fn element_condition(&self, sql: Sql, attr: &AttributeDef, filter: &Filter) -> Result<Sql> {
+        match filter {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                let sql = self.element_condition(sql.push("("), attr, a)?;
+                let sql = sql.push(if matches!(filter, Filter::And(..)) {
+                    " AND "
+                } else {
+                    " OR "
+                });
+                Ok(self.element_condition(sql, attr, b)?.push(")"))
+            }
+            Filter::Not(inner) => Ok(self.element_condition(sql.push("NOT ("), attr, inner)?.push(")")),
+            Filter::ValuePath { .. } => Err(invalid("value filters cannot be nested")),
+            Filter::Present(path) => {
+                let (sub, _) = element_sub(attr, path)?;
+                Ok(sql
+                    .push("EXISTS (SELECT 1 FROM scim_index v WHERE v.resource_id = e.resource_id AND v.attr = e.attr AND v.elem = e.elem AND v.sub = ")
+                    .bind_text(sub)
+                    .push(")"))
+            }
+            Filter::Compare { path, op, value } => {
+                let (sub, leaf) = element_sub(attr, path)?;
+                let operand = literal_operand(leaf, *op, value)?;
+                let sql = if *op == CompareOp::Ne { sql.push("NOT ") } else { sql };
+                let sql = sql
+                    .push("EXISTS (SELECT 1 FROM scim_index v WHERE v.resource_id = e.resource_id AND v.attr = e.attr AND v.elem = e.elem AND v.sub = ")
+                    .bind_text(sub)
+                    .push(" AND ");
+                Ok(predicate(sql, Alias::V, *op, &operand).push(")"))
+            }
+        }
+    }
+}
+
+/// The index sub key and definition of a path inside a value filter on `attr`.
+fn element_sub<'a>(attr: &'a AttributeDef, path: &AttrPath) -> Result<(String, &'a AttributeDef)> {
+    if path.urn.is_some() || path.sub.is_some() {
+        return Err(invalid(format!("'{path}' is not a sub-attribute of '{}'", attr.name)));
+    }
+    if attr.kind != AttrType::Complex {
+        if path.attr.eq_ignore_ascii_case("value") {
+            return Ok((String::new(), attr));
+        }
+        return Err(invalid(format!(
+            "'{}' has only 'value' inside a value filter",
+            attr.name
+        )));
+    }
+    let sub = attr
+        .sub(&path.attr)
+        .ok_or_else(|| invalid(format!("'{}' has no sub-attribute '{}'", attr.name, path.attr)))?;
+    Ok((sub.name.to_lowercase(), sub))
+}
+
+/// The ORDER BY clause for `sortBy`.
+fn order_by(sql: Sql, schema: &ResourceSchema, kind: Kind, sort: Option<(&AttrPath, bool)>) -> Result<Sql> {
+    let Some((path, descending)) = sort else {
+        return Ok(sql.push(" ORDER BY r.id"));
+    };
+    let bad = |e: String| Error::scim(ScimErrorType::InvalidValue, format!("sortBy: {e}"));
+    let resolved = schema.resolve(path).map_err(|e| bad(e.to_string()))?;
+    let direction = if descending { " DESC" } else { " ASC" };
+    let translator = Translator { schema, kind };
+    if translator.is_membership(&resolved) {
+        return Err(bad("memberships cannot be sorted on".into()));
+    }
+    if resolved.schema.is_none() && resolved.attr.name.eq_ignore_ascii_case("meta") {
+        let column = translator.meta_column(&resolved).map_err(|e| bad(e.to_string()))?;
+        let column = column.unwrap_or("r.id");
+        return Ok(sql.push(" ORDER BY ").push(column).push(direction).push(", r.id"));
+    }
+    let (attr, sub, leaf) = target(&resolved, true).map_err(|e| bad(e.to_string()))?;
+    let column = match leaf.kind {
+        AttrType::Integer | AttrType::Decimal | AttrType::DateTime => "MIN(s.num)",
+        _ => "MIN(s.txt)",
+    };
+    let key = |sql: Sql| {
+        sql.push("(SELECT ")
+            .push(column)
+            .push(" FROM scim_index s WHERE s.resource_id = r.id AND s.attr = ")
+            .bind_text(attr.clone())
+            .push(" AND s.sub = ")
+            .bind_text(sub.clone())
+            .push(")")
+    };
+    let sql = key(sql.push(" ORDER BY CASE WHEN ")).push(" IS NULL THEN 1 ELSE 0 END, ");
+    Ok(key(sql).push(direction).push(", r.id"))
+}
+
+async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry]) -> Result<()> {
+    Sql::new("DELETE FROM scim_index WHERE resource_id = ")
+        .bind_text(id.to_string())
+        .execute(&mut *tx.tx)
+        .await?;
+    for chunk in rows.chunks(INDEX_CHUNK) {
+        let mut sql = Sql::new("INSERT INTO scim_index (resource_id, attr, elem, sub, txt, num) VALUES ");
+        for (i, row) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql = sql.push(", ");
+            }
+            sql = sql
+                .push("(")
+                .bind_text(id.to_string())
+                .push(", ")
+                .bind_text(row.attr.clone())
+                .push(", ")
+                .bind_int(row.elem)
+                .push(", ")
+                .bind_text(row.sub.clone())
+                .push(", ")
+                .bind_opt_text(row.txt.clone())
+                .push(", ")
+                .bind_opt_float(row.num)
+                .push(")");
+        }
+        sql.execute(&mut *tx.tx).await?;
+    }
+    Ok(())
+}
+
+/// Rewrites the index rows of `user` inside the write transaction that stores it.
+pub(super) async fn index_user(tx: &mut WriteTx, user: &User) -> Result<()> {
+    let rows = super::attributes::select_attributes()
+        .push(" ORDER BY name")
+        .fetch_all(&mut *tx.tx)
+        .await?;
+    let definitions = rows
+        .iter()
+        .map(super::attributes::attribute_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    let schema = user_resource_schema(&definitions)?;
+    let resource = user_resource(user, &[], "");
+    write_index(tx, user.id, &entries(&resource, &schema, &["groups"])).await
+}
+
+/// Rewrites the index rows of `group` inside the write transaction that stores it.
+pub(super) async fn index_group(tx: &mut WriteTx, group: &Group) -> Result<()> {
+    let schema = group_resource_schema()?;
+    let resource = group_resource(group, &[], "");
+    write_index(tx, group.id, &entries(&resource, &schema, &["members"])).await
+}
+
+/// Removes the index rows of a deleted resource.
+pub(super) async fn unindex(tx: &mut WriteTx, id: Uuid) -> Result<()> {
+    Sql::new("DELETE FROM scim_index WHERE resource_id = ")
+        .bind_text(id.to_string())
+        .execute(&mut *tx.tx)
+        .await?;
+    Ok(())
+}
+
+impl SqlStore {
+    async fn search_ids(
+        &self,
+        kind: Kind,
+        schema: &ResourceSchema,
+        search: &ScimSearch<'_>,
+    ) -> Result<(u64, Vec<Uuid>)> {
+        let translator = Translator { schema, kind };
+        let from = match kind {
+            Kind::Users => " FROM users r WHERE ",
+            Kind::Groups => " FROM groups r WHERE ",
+        };
+        let with_filter = |sql: Sql| -> Result<Sql> {
+            match search.filter {
+                Some(filter) => translator.condition(sql.push(from), filter),
+                None => Ok(sql.push(from).push("1 = 1")),
+            }
+        };
+        let count_row = with_filter(Sql::new("SELECT COUNT(*) AS total"))?
+            .fetch_optional(&self.pool)
+            .await?;
+        let total: i64 = match count_row {
+            Some(row) => get(&row, "total")?,
+            None => 0,
+        };
+        if search.limit == 0 || total == 0 {
+            return Ok((u64::try_from(total).unwrap_or(0), Vec::new()));
+        }
+        let sql = order_by(with_filter(Sql::new("SELECT r.id"))?, schema, kind, search.sort)?;
+        let rows = sql
+            .push(" LIMIT ")
+            .bind_int(i64::try_from(search.limit).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .bind_int(i64::try_from(search.offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        let ids = rows.iter().map(|row| get_uuid(row, "id")).collect::<Result<Vec<_>>>()?;
+        Ok((u64::try_from(total).unwrap_or(0), ids))
+    }
+}
+
+impl ScimStore for SqlStore {
+    async fn search_users(&self, schema: &ResourceSchema, search: &ScimSearch<'_>) -> Result<(u64, Vec<User>)> {
+        let (total, ids) = self.search_ids(Kind::Users, schema, search).await?;
+        if ids.is_empty() {
+            return Ok((total, Vec::new()));
+        }
+        let rows = select_users()
+            .push(" WHERE id IN ")
+            .bind_text_list(ids.iter().map(Uuid::to_string))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
+        self.attach_attributes(&self.pool, &mut users).await?;
+        users.sort_by_key(|u| ids.iter().position(|id| *id == u.id));
+        Ok((total, users))
+    }
+
+    async fn search_groups(&self, schema: &ResourceSchema, search: &ScimSearch<'_>) -> Result<(u64, Vec<Group>)> {
+        let (total, ids) = self.search_ids(Kind::Groups, schema, search).await?;
+        if ids.is_empty() {
+            return Ok((total, Vec::new()));
+        }
+        let rows = select_groups()
+            .push(" WHERE g.id IN ")
+            .bind_text_list(ids.iter().map(Uuid::to_string))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut groups = rows.iter().map(group_from_row).collect::<Result<Vec<_>>>()?;
+        groups.sort_by_key(|g| ids.iter().position(|id| *id == g.id));
+        Ok((total, groups))
+    }
+
+    async fn group_refs(&self, users: &[Uuid]) -> Result<Vec<(Uuid, Reference)>> {
+        let mut out = Vec::new();
+        for chunk in users.chunks(200) {
+            let rows = Sql::new(
+                "SELECT m.user_id, g.id, g.name FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.user_id IN ",
+            )
+            .bind_text_list(chunk.iter().map(Uuid::to_string))
+            .push(" ORDER BY g.name_key, g.id")
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                out.push((
+                    get_uuid(&row, "user_id")?,
+                    Reference {
+                        id: get_uuid(&row, "id")?,
+                        display: get(&row, "name")?,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn member_refs(&self, groups: &[Uuid]) -> Result<Vec<(Uuid, Reference)>> {
+        let mut out = Vec::new();
+        for chunk in groups.chunks(200) {
+            let rows = Sql::new(
+                "SELECT m.group_id, u.id, u.username, u.display_name FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id IN ",
+            )
+            .bind_text_list(chunk.iter().map(Uuid::to_string))
+            .push(" ORDER BY m.added_at, u.id")
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                let display: Option<String> = get(&row, "display_name")?;
+                let username: String = get(&row, "username")?;
+                out.push((
+                    get_uuid(&row, "group_id")?,
+                    Reference {
+                        id: get_uuid(&row, "id")?,
+                        display: display.unwrap_or(username),
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn save_group(
+        &self,
+        group: &Group,
+        previous_version: Option<i64>,
+        members: Option<&[Uuid]>,
+        actor: &Actor,
+    ) -> Result<Group> {
+        let mut tx = self.begin_write().await?;
+        let before = match previous_version {
+            None => {
+                super::groups::insert_group_row(&mut tx, group, actor).await?;
+                None
+            }
+            Some(version) => {
+                let before = super::groups::load_group(&mut tx, group.id).await?;
+                if before.version != version {
+                    return Err(Error::PreconditionFailed(format!(
+                        "group {} changed meanwhile (version {} is now {})",
+                        group.id, version, before.version
+                    )));
+                }
+                Some(before)
+            }
+        };
+        let mut changed = Vec::new();
+        if let Some(before) = &before {
+            if before.name != group.name {
+                super::groups::name_taken(&mut tx, group.id, &group.name).await?;
+                changed.push("name");
+            }
+            if before.external_id != group.external_id {
+                changed.push("external_id");
+            }
+            if !changed.is_empty() {
+                Sql::new("UPDATE groups SET name = ")
+                    .bind_text(group.name.clone())
+                    .push(", name_key = ")
+                    .bind_text(group.name.to_lowercase())
+                    .push(", external_id = ")
+                    .bind_opt_text(group.external_id.clone())
+                    .push(" WHERE id = ")
+                    .bind_text(group.id.to_string())
+                    .execute(&mut *tx.tx)
+                    .await?;
+            }
+        }
+        let mut membership_changed = false;
+        if let Some(wanted) = members {
+            let rows = Sql::new("SELECT user_id FROM group_members WHERE group_id = ")
+                .bind_text(group.id.to_string())
+                .fetch_all(&mut *tx.tx)
+                .await?;
+            let current = rows
+                .iter()
+                .map(|r| get_uuid(r, "user_id"))
+                .collect::<Result<Vec<_>>>()?;
+            let added: Vec<Uuid> = wanted.iter().filter(|id| !current.contains(id)).copied().collect();
+            let removed: Vec<Uuid> = current.iter().filter(|id| !wanted.contains(id)).copied().collect();
+            for chunk in added.chunks(200) {
+                let found = Sql::new("SELECT id FROM users WHERE id IN ")
+                    .bind_text_list(chunk.iter().map(Uuid::to_string))
+                    .fetch_all(&mut *tx.tx)
+                    .await?;
+                let found = found.iter().map(|r| get_uuid(r, "id")).collect::<Result<Vec<_>>>()?;
+                if let Some(missing) = chunk.iter().find(|id| !found.contains(id)) {
+                    return Err(Error::scim(
+                        ScimErrorType::InvalidValue,
+                        format!("member '{missing}' is not a user of this directory"),
+                    ));
+                }
+            }
+            let now = group.updated_at;
+            for user in &added {
+                Sql::new("INSERT INTO group_members (group_id, user_id, added_at) VALUES (")
+                    .bind_text(group.id.to_string())
+                    .push(", ")
+                    .bind_text(user.to_string())
+                    .push(", ")
+                    .bind_int(micros(now))
+                    .push(")")
+                    .execute(&mut *tx.tx)
+                    .await?;
+            }
+            for user in &removed {
+                Sql::new("DELETE FROM group_members WHERE group_id = ")
+                    .bind_text(group.id.to_string())
+                    .push(" AND user_id = ")
+                    .bind_text(user.to_string())
+                    .execute(&mut *tx.tx)
+                    .await?;
+            }
+            for (users, operation) in [(&added, ChangeOp::Added), (&removed, ChangeOp::Removed)] {
+                for user in users {
+                    tx.record(NewChange {
+                        entity: EntityKind::Membership,
+                        entity_id: group.id.to_string(),
+                        related_id: Some(user.to_string()),
+                        operation,
+                        actor: actor.label(),
+                        data: json!({}),
+                    })
+                    .await?;
+                }
+            }
+            membership_changed = !added.is_empty() || !removed.is_empty();
+        }
+        if before.is_some() && (membership_changed || !changed.is_empty()) {
+            super::groups::bump_group(&mut tx, group.id, group.updated_at).await?;
+        }
+        let after = super::groups::load_group(&mut tx, group.id).await?;
+        if let Some(before) = &before {
+            if !changed.is_empty() {
+                tx.record(NewChange {
+                    entity: EntityKind::Group,
+                    entity_id: group.id.to_string(),
+                    related_id: None,
+                    operation: ChangeOp::Updated,
+                    actor: actor.label(),
+                    data: json!({"changed": changed, "previous_name": before.name, "group": serde_json::to_value(&after).unwrap_or_default()}),
+                })
+                .await?;
+            }
+        }
+        index_group(&mut tx, &after).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn reindex_missing(&self) -> Result<u64> {
+        let mut done = 0;
+        loop {
+            let rows = select_users()
+                .push(" WHERE id NOT IN (SELECT resource_id FROM scim_index WHERE attr = 'username') ORDER BY id LIMIT 200")
+                .fetch_all(&self.pool)
+                .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
+            self.attach_attributes(&self.pool, &mut users).await?;
+            let mut tx = self.begin_write().await?;
+            for user in &users {
+                index_user(&mut tx, user).await?;
+            }
+            tx.commit().await?;
+            done += users.len() as u64;
+        }
+        loop {
+            let rows = select_groups()
+                .push(" WHERE g.id NOT IN (SELECT resource_id FROM scim_index WHERE attr = 'displayname') ORDER BY g.id LIMIT 200")
+                .fetch_all(&self.pool)
+                .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let groups = rows.iter().map(group_from_row).collect::<Result<Vec<_>>>()?;
+            let mut tx = self.begin_write().await?;
+            for group in &groups {
+                index_group(&mut tx, group).await?;
+            }
+            tx.commit().await?;
+            done += groups.len() as u64;
+        }
+        Ok(done)
+    }
+}
