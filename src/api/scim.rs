@@ -390,6 +390,17 @@ resource_handlers!(
     delete_group
 );
 
+async fn search_everything(
+    State(state): State<AppState>,
+    _: ScimSource,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let params = state.scim.search_params(&body)?;
+    let body = state.scim.search_all(&params, &base_url(&headers)).await?;
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
 async fn service_provider_config(State(state): State<AppState>, _: ScimSource, headers: HeaderMap) -> Response {
     scim_json(StatusCode::OK, &state.scim.service_provider_config(&base_url(&headers)))
 }
@@ -501,5 +512,6 @@ pub fn routes() -> Router<AppState> {
         .route("/Schemas", read_only(get(schemas)))
         .route("/Schemas/{id}", read_only(get(schema)))
         .route("/Bulk", post(bulk).fallback(method_not_allowed))
+        .route("/.search", post(search_everything).fallback(method_not_allowed))
         .fallback(not_found)
 }

@@ -441,6 +441,65 @@ where
         ))
     }
 
+    /// `POST /.search` at the root: Users then Groups, paged as one list. A filter that names an
+    /// attribute one resource type lacks matches no resource of that type.
+    pub async fn search_all(&self, params: &ListParams, base: &str) -> Result<Value> {
+        let start_index = params.start_index.unwrap_or(1).max(1);
+        let count = params
+            .count
+            .map_or(self.limits.max_results, |c| u64::try_from(c.max(0)).unwrap_or(0))
+            .min(self.limits.max_results);
+        let mut offset = u64::try_from(start_index - 1).unwrap_or(0);
+        let mut remaining = count;
+        let mut total = 0u64;
+        let mut resources = Vec::new();
+        let mut failures = Vec::new();
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            let totals = ListParams {
+                count: Some(0),
+                start_index: Some(1),
+                ..params.clone()
+            };
+            let kind_total = match self.list(kind, &totals, base).await {
+                Ok(answer) => answer.get("totalResults").and_then(Value::as_u64).unwrap_or(0),
+                Err(Error::Scim {
+                    scim_type: ScimErrorType::InvalidFilter,
+                    detail,
+                }) => {
+                    failures.push(detail);
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            total += kind_total;
+            if offset >= kind_total {
+                offset -= kind_total;
+                continue;
+            }
+            if remaining > 0 {
+                let page = ListParams {
+                    start_index: Some(i64::try_from(offset + 1).unwrap_or(i64::MAX)),
+                    count: Some(i64::try_from(remaining).unwrap_or(i64::MAX)),
+                    ..params.clone()
+                };
+                let answer = self.list(kind, &page, base).await?;
+                if let Some(Value::Array(items)) = answer.get("Resources") {
+                    remaining = remaining.saturating_sub(items.len() as u64);
+                    resources.extend(items.iter().cloned());
+                }
+            }
+            offset = 0;
+        }
+        if failures.len() == 2 {
+            return Err(Error::scim(ScimErrorType::InvalidFilter, failures.join("; ")));
+        }
+        Ok(list_response(
+            resources,
+            usize::try_from(total).unwrap_or(usize::MAX),
+            usize::try_from(start_index).unwrap_or(1),
+        ))
+    }
+
     /// `POST /.search` on a resource type: reads the SearchRequest body into listing parameters.
     pub fn search_params(&self, body: &Value) -> Result<ListParams> {
         let Some(object) = body.as_object() else {

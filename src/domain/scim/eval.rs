@@ -984,7 +984,11 @@ mod tests {
         assert!(element_matches(&f, &member, &members).unwrap());
         let f = parse_filter(r#"value eq "2819C223-7F76-453A-919D-413861904646""#).unwrap();
         assert!(!element_matches(&f, &member, &members).unwrap());
-        let f = parse_filter(r#"$ref ew "/2819c223""#).unwrap();
+        let f = Filter::Compare {
+            path: AttrPath::simple("$ref"),
+            op: CompareOp::Ew,
+            value: json!("/2819c223"),
+        };
         assert!(element_matches(&f, &member, &members).unwrap());
     }
 

@@ -310,7 +310,7 @@ impl<'a> Parser<'a> {
         let result = self.parse_or()?;
         self.skip_ws();
         if !self.eat(')') {
-            return Err(self.expected(&format!("')' closing the '(' at {}", self.position(open_at))));
+            return Err(self.expected(&format!("')' (to close the '(' at {})", self.position(open_at))));
         }
         self.leave();
         Ok(result)
@@ -337,7 +337,7 @@ impl<'a> Parser<'a> {
         let (filter, depth) = self.parse_or()?;
         self.skip_ws();
         if !self.eat(']') {
-            return Err(self.expected(&format!("']' closing the '[' at {}", self.position(open_at))));
+            return Err(self.expected(&format!("']' (to close the '[' at {})", self.position(open_at))));
         }
         self.in_brackets = false;
         self.leave();
@@ -935,14 +935,17 @@ mod tests {
         let e = error("userName eq \"a\" nand b pr");
         assert!(e.contains("'and', 'or'") && e.contains("\"nand\""), "{e}");
         let e = error("(userName pr");
-        assert!(e.contains("')' closing the '(' at character 1"), "{e}");
+        assert!(
+            e.contains("')' (to close the '(' at character 1) at character 13"),
+            "{e}"
+        );
         let e = error("userName pr)");
         assert!(e.contains("character 12"), "{e}");
-        assert!(error("emails[type pr").contains("']' closing"));
+        assert!(error("emails[type pr").contains("']' (to close"));
         assert!(error("emails[type pr]]").contains("'and', 'or'"));
         assert!(error("userName eq \"a\"x").contains("a space, ')'"));
         assert!(error("userName pr2").contains("a space, ')'"));
-        assert!(error("not (a pr").contains("')' closing"));
+        assert!(error("not (a pr").contains("')' (to close"));
         assert!(error("not ()").contains("attribute path"));
         assert!(error("()").contains("attribute path"));
         assert!(error("and").contains("operator"));

@@ -9,8 +9,8 @@
 //! - Names (attributes, sub-attributes, URNs, `op`, `Operations`) ignore case; output uses the
 //!   schema's names. Path-less keys are split at the URN's last `:` and then at the first `.`.
 //! - Errors: a malformed body, a missing `PatchOp` schema or an unknown `op` is `invalidSyntax`; a
-//!   `path` that does not parse or names no attribute, schema or sub-attribute (or puts a filter on
-//!   a single-valued attribute) is `invalidPath`; an unknown key in a path-less value object, a
+//!   `path` that does not parse, names no attribute, schema or sub-attribute, or puts a value filter
+//!   on an attribute that is not multi-valued and complex is `invalidPath`; an unknown key in a path-less value object, a
 //!   value of the wrong type, a missing `value` for add/replace, or removing a required attribute
 //!   that had a value is `invalidValue` (the same code a POST without it gets); `remove` without a
 //!   path is `noTarget`.
@@ -53,6 +53,7 @@ use super::path::parse_patch_path;
 use super::schema::{AttrType, AttributeDef, Mutability, ResourceSchema, Schema};
 use crate::domain::error::{Error, Result, ScimErrorType};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -570,12 +571,13 @@ fn write(root: &mut Object, target: &Target<'_>, value: &Value, mode: Mode) -> R
     }
     with_container(root, target.container, |container| {
         let current = take(container, &attr.name);
+        let before = immutable_copy(attr, current.as_ref());
         let new = match (target.filter, target.sub) {
-            (None, None) => write_whole(current.clone(), attr, value, mode)?,
-            (None, Some(sub)) => write_sub_everywhere(current.clone(), target, sub, value)?,
-            (Some(filter), sub) => write_filtered(current.clone(), target, filter, sub, value, mode)?,
+            (None, None) => write_whole(current, attr, value, mode)?,
+            (None, Some(sub)) => write_sub_everywhere(current, target, sub, value)?,
+            (Some(filter), sub) => write_filtered(current, target, filter, sub, value, mode)?,
         };
-        check_immutable(attr, current.as_ref(), &new, &attr.name)?;
+        check_immutable(attr, before.as_ref(), &new, &attr.name)?;
         put(container, &attr.name, new);
         Ok(())
     })
@@ -589,9 +591,10 @@ fn write_whole(current: Option<Value>, attr: &AttributeDef, value: &Value, mode:
             Mode::Add => into_list(current),
             Mode::Replace => Vec::new(),
         };
+        let mut index = ValueIndex::new(&list, attr);
         let mut touched = Vec::with_capacity(items.len());
         for item in items {
-            touched.push(add_element(&mut list, item, attr)?);
+            touched.push(add_element(&mut list, &mut index, item, attr)?);
         }
         enforce_primary(&mut list, &touched, attr);
         return Ok(Value::Array(list));
@@ -704,18 +707,20 @@ fn remove(root: &mut Object, target: &Target<'_>, value: Option<&Value>) -> Resu
         let Some(current) = take(container, &attr.name) else {
             return Ok(());
         };
+        let before = immutable_copy(attr, Some(&current));
         let new = match (target.filter, target.sub) {
             (None, None) => match value.filter(|v| attr.multi_valued && !is_empty(v)) {
                 Some(value) => {
                     let given = coerce_multi(attr, value, &attr.name)?;
-                    let mut list = into_list(Some(current.clone()));
-                    list.retain(|element| !given.iter().any(|g| same_element(element, g, attr)));
+                    let index = ValueIndex::new(&given, attr);
+                    let mut list = into_list(Some(current));
+                    list.retain(|element| !index.denotes(&given, element, attr));
                     Value::Array(list)
                 }
                 None => Value::Null,
             },
             (None, Some(sub)) if attr.multi_valued => {
-                let mut list = into_list(Some(current.clone()));
+                let mut list = into_list(Some(current));
                 for element in &mut list {
                     if let Value::Object(object) = element {
                         remove_sub(object, attr, sub)?;
@@ -724,16 +729,21 @@ fn remove(root: &mut Object, target: &Target<'_>, value: Option<&Value>) -> Resu
                 Value::Array(list)
             }
             (None, Some(sub)) => {
-                let mut object = into_object(Some(current.clone()));
+                let mut object = into_object(Some(current));
                 remove_sub(&mut object, attr, sub)?;
                 Value::Object(object)
             }
             (Some(filter), sub) => {
-                let list = into_list(Some(current.clone()));
-                let hits = matching(&list, filter, attr)?;
+                let list = into_list(Some(current));
+                let mut hit = vec![false; list.len()];
+                for index in matching(&list, filter, attr)? {
+                    if let Some(hit) = hit.get_mut(index) {
+                        *hit = true;
+                    }
+                }
                 let mut kept = Vec::with_capacity(list.len());
-                for (index, mut element) in list.into_iter().enumerate() {
-                    if hits.contains(&index) {
+                for (mut element, hit) in list.into_iter().zip(hit) {
+                    if hit {
                         let Some(sub) = sub else { continue };
                         if let Value::Object(object) = &mut element {
                             remove_sub(object, attr, sub)?;
@@ -744,13 +754,18 @@ fn remove(root: &mut Object, target: &Target<'_>, value: Option<&Value>) -> Resu
                 Value::Array(kept)
             }
         };
-        check_immutable(attr, Some(&current), &new, &attr.name)?;
+        check_immutable(attr, before.as_ref(), &new, &attr.name)?;
         put(container, &attr.name, new);
         Ok(())
     })
 }
 
 // ---- values ----
+
+/// A copy of the current value, for [`check_immutable`], when `def` is immutable.
+fn immutable_copy(def: &AttributeDef, current: Option<&Value>) -> Option<Value> {
+    current.filter(|_| def.mutability == Mutability::Immutable).cloned()
+}
 
 /// Fails when `def` is immutable, had a value, and would get a different one.
 fn check_immutable(def: &AttributeDef, current: Option<&Value>, new: &Value, label: &str) -> Result<()> {
@@ -801,11 +816,70 @@ fn merge_into(object: &mut Object, fields: Object, attr: &AttributeDef, mode: Mo
     Ok(())
 }
 
+/// The elements of a multi-valued complex attribute by their string `value` sub-attribute, so adding
+/// or removing many members of a large group stays linear. [`same_element`] needs equal `value`s
+/// whenever the given element has a string one, so only elements with the same key can match it.
+struct ValueIndex<'d> {
+    value_def: Option<&'d AttributeDef>,
+    by_value: HashMap<String, Vec<usize>>,
+    unkeyed: Vec<usize>,
+}
+
+impl<'d> ValueIndex<'d> {
+    fn new(list: &[Value], attr: &'d AttributeDef) -> Self {
+        let mut index = ValueIndex {
+            value_def: attr.sub("value").filter(|_| attr.kind == AttrType::Complex),
+            by_value: HashMap::new(),
+            unkeyed: Vec::new(),
+        };
+        for (position, element) in list.iter().enumerate() {
+            index.insert(position, element);
+        }
+        index
+    }
+
+    /// The element's string `value` as [`values_equal`] compares it.
+    fn key(&self, element: &Value) -> Option<String> {
+        let def = self.value_def?;
+        match get(element.as_object()?, &def.name)? {
+            Value::String(s) if def.case_exact => Some(s.clone()),
+            Value::String(s) => Some(s.chars().flat_map(char::to_lowercase).collect()),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, position: usize, element: &Value) {
+        match self.key(element) {
+            Some(key) => self.by_value.entry(key).or_default().push(position),
+            None => self.unkeyed.push(position),
+        }
+    }
+
+    /// The position of an element of the indexed `list` that `given` denotes.
+    fn find_existing(&self, list: &[Value], given: &Value, attr: &AttributeDef) -> Option<usize> {
+        let same = |&position: &usize| list.get(position).is_some_and(|e| same_element(e, given, attr));
+        match self.key(given) {
+            Some(key) => self.by_value.get(&key)?.iter().copied().find(same),
+            None => (0..list.len()).find(same),
+        }
+    }
+
+    /// Whether some element of the indexed `given` list denotes `existing`.
+    fn denotes(&self, given: &[Value], existing: &Value, attr: &AttributeDef) -> bool {
+        let keyed = self.key(existing).and_then(|key| self.by_value.get(&key));
+        keyed
+            .into_iter()
+            .flatten()
+            .chain(&self.unkeyed)
+            .any(|&position| given.get(position).is_some_and(|g| same_element(existing, g, attr)))
+    }
+}
+
 /// Adds `item` to `list` unless the same element is there (then merges in the sub-attributes that
 /// differ, so an equal value written in another case changes nothing); returns its index.
-fn add_element(list: &mut Vec<Value>, item: Value, attr: &AttributeDef) -> Result<usize> {
-    if let Some(index) = list.iter().position(|element| same_element(element, &item, attr)) {
-        if let (Some(Value::Object(element)), Value::Object(mut fields)) = (list.get_mut(index), item) {
+fn add_element(list: &mut Vec<Value>, index: &mut ValueIndex<'_>, item: Value, attr: &AttributeDef) -> Result<usize> {
+    if let Some(position) = index.find_existing(list, &item, attr) {
+        if let (Some(Value::Object(element)), Value::Object(mut fields)) = (list.get_mut(position), item) {
             fields.retain(|name, value| {
                 let same = attr
                     .sub(name)
@@ -815,8 +889,9 @@ fn add_element(list: &mut Vec<Value>, item: Value, attr: &AttributeDef) -> Resul
             });
             merge_into(element, fields, attr, Mode::Add)?;
         }
-        return Ok(index);
+        return Ok(position);
     }
+    index.insert(list.len(), &item);
     list.push(item);
     Ok(list.len() - 1)
 }
@@ -845,7 +920,10 @@ fn same_element(existing: &Value, given: &Value, attr: &AttributeDef) -> bool {
 
 fn values_equal(a: &Value, b: &Value, def: &AttributeDef) -> bool {
     match (a, b) {
-        (Value::String(a), Value::String(b)) if !def.case_exact => a.to_lowercase() == b.to_lowercase(),
+        (Value::String(a), Value::String(b)) if !def.case_exact => a
+            .chars()
+            .flat_map(char::to_lowercase)
+            .eq(b.chars().flat_map(char::to_lowercase)),
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
         _ => a == b,
     }
@@ -2043,6 +2121,69 @@ mod tests {
         )
         .unwrap();
         assert!(out.get("title").is_none() && out.get("addresses").is_none());
+    }
+
+    #[test]
+    fn primary_set_through_a_filter_path_moves() {
+        let out = patch_user(json!([{"op": "replace", "path": "emails[type eq \"home\"].primary", "value": "True"}]))
+            .unwrap();
+        assert_eq!(out["emails"][0]["primary"], false);
+        assert_eq!(out["emails"][1]["primary"], true);
+    }
+
+    #[test]
+    fn remove_of_a_filtered_sub_attribute_ignores_the_value() {
+        // Entra sends the old value along; the matching elements lose the sub-attribute.
+        let out =
+            patch_user(json!([{"op": "Remove", "path": "emails[type eq \"work\"].value", "value": "old@example.com"}]))
+                .unwrap();
+        assert_eq!(out["emails"][0], json!({"type": "work", "primary": true}));
+    }
+
+    #[test]
+    fn extension_object_without_path_may_be_empty() {
+        let out =
+            patch_user(json!([{"op": "replace", "value": {ENTERPRISE_USER_SCHEMA: null, "title": "T"}}])).unwrap();
+        assert!(out.get(ENTERPRISE_USER_SCHEMA).is_none());
+        assert_eq!(out["schemas"], json!([USER_SCHEMA]));
+        let out = patch_user(json!([{"op": "replace", "value": {ENTERPRISE_USER_SCHEMA: "x"}}]));
+        assert_eq!(scim_type(out), ScimErrorType::InvalidValue);
+    }
+
+    #[test]
+    fn large_groups_stay_fast() {
+        let ids: Vec<String> = (0..20_000).map(|i| format!("user-{i:05}")).collect();
+        let members: Vec<Value> = ids[..10_000]
+            .iter()
+            .map(|id| json!({"value": id, "display": id}))
+            .collect();
+        let resource = json!({"schemas": [GROUP_SCHEMA], "id": GROUP_ID, "displayName": "All", "members": members});
+        let schema = group_schema();
+        // 5,000 already there (in upper case) and 5,000 new.
+        let add: Vec<Value> = ids[5_000..15_000]
+            .iter()
+            .map(|id| json!({"value": id.to_uppercase()}))
+            .collect();
+        let out = patch(
+            &resource,
+            json!([{"op": "add", "path": "members", "value": add}]),
+            &schema,
+        )
+        .unwrap();
+        assert_eq!(out["members"].as_array().unwrap().len(), 15_000);
+        assert_eq!(
+            out["members"][0],
+            json!({"value": "user-00000", "display": "user-00000"})
+        );
+        let remove: Vec<Value> = ids[..10_000].iter().map(|id| json!({"value": id})).collect();
+        let out = patch(
+            &out,
+            json!([{"op": "remove", "path": "members", "value": remove}]),
+            &schema,
+        )
+        .unwrap();
+        assert_eq!(out["members"].as_array().unwrap().len(), 5_000);
+        assert_eq!(out["members"][0], json!({"value": "USER-10000"}));
     }
 
     // ---- identity-provider fixtures ----

@@ -178,7 +178,7 @@ mod tests {
     fn errors() {
         assert!(error("").contains("attribute path"));
         assert!(error("   ").contains("attribute path"));
-        assert!(error("1abc").contains("attribute path"));
+        assert!(error("1abc").contains("not a valid attribute name"));
         assert!(error("name.").contains("sub-attribute"));
         assert!(error("a.b.c").contains("'b.c'"));
         assert!(error("urn:x:").contains("no attribute name"));
@@ -188,7 +188,7 @@ mod tests {
         assert!(error("emails[type eq \"work\"].").contains("sub-attribute name"));
         assert!(error("emails[type eq \"work\"].value.x").contains("sub-attribute name"));
         assert!(error("emails[type eq \"work\"].value[type pr]").contains("'.' and a sub-attribute"));
-        assert!(error("emails[type eq \"work\"").contains("']' closing"));
+        assert!(error("emails[type eq \"work\"").contains("']' (to close"));
         assert!(error("emails[]").contains("attribute path"));
         assert!(error("emails[type eq work]").contains("value after 'eq'"));
         assert!(error("emails.value[type pr]").contains("not to a sub-attribute"));

@@ -18,6 +18,10 @@ use uuid::Uuid;
 /// Attributes of a User resource that the hub computes and never stores from input.
 const USER_COMPUTED: &[&str] = &["id", "meta", "schemas", "groups", "password"];
 
+/// Key in a user's `extensions` recording that the source sent no `active` attribute: the user
+/// counts as active, and the resource is shown without `active`, as it was written.
+pub const ACTIVE_OMITTED: &str = "urn:provisio:internal:activeOmitted";
+
 /// The weak ETag of a resource version.
 pub fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
@@ -94,7 +98,10 @@ pub fn user_resource(user: &User, groups: &[Reference], base: &str) -> Value {
     if let Some(display) = &user.display_name {
         out.insert("displayName".into(), Value::String(display.clone()));
     }
-    out.insert("active".into(), Value::Bool(user.active));
+    let omitted = matches!(take(&mut out, ACTIVE_OMITTED), Some(Value::Bool(true)));
+    if !(omitted && user.active) {
+        out.insert("active".into(), Value::Bool(user.active));
+    }
     let mut emails = match take(&mut out, "emails") {
         Some(Value::Array(items)) => items,
         _ => Vec::new(),
@@ -210,8 +217,12 @@ pub fn user_fields(resource: &Value) -> Result<UserFields> {
         .ok_or_else(|| Error::scim(ScimErrorType::InvalidValue, "'userName' is required"))?;
     let external_id = text(take(&mut rest, "externalId"), "externalId")?;
     let display_name = text(take(&mut rest, "displayName"), "displayName")?;
+    take(&mut rest, ACTIVE_OMITTED);
     let active = match take(&mut rest, "active") {
-        None | Some(Value::Null) => true,
+        None | Some(Value::Null) => {
+            rest.insert(ACTIVE_OMITTED.into(), Value::Bool(true));
+            true
+        }
         Some(Value::Bool(b)) => b,
         Some(_) => {
             return Err(Error::scim(
@@ -315,7 +326,7 @@ pub fn group_resource(group: &Group, members: &[Reference], base: &str) -> Value
     if !members.is_empty() {
         let list = members
             .iter()
-            .map(|m| json!({"value": m.id.to_string(), "display": m.display, "$ref": format!("{base}/Users/{}", m.id), "type": "User"}))
+            .map(|m| json!({"value": m.id.to_string(), "$ref": format!("{base}/Users/{}", m.id), "type": "User"}))
             .collect();
         out.insert("members".into(), Value::Array(list));
     }
