@@ -343,7 +343,8 @@ async fn one(
         .text()
         .await
         .map_err(|e| format!("user {i}: reading the answer failed: {e}"))?;
-    let body = || serde_json::from_str::<Value>(&text).map_err(|e| format!("user {i}: {status} answer is not JSON: {e}"));
+    let body =
+        || serde_json::from_str::<Value>(&text).map_err(|e| format!("user {i}: {status} answer is not JSON: {e}"));
     let unexpected = || format!("user {i}: unexpected answer {status}: {text}");
     match phase {
         Phase::Create => {
@@ -354,7 +355,10 @@ async fn one(
             if created["userName"] != username(i) {
                 return Err(unexpected());
             }
-            created["id"].as_str().map(|id| Some(id.to_owned())).ok_or_else(unexpected)
+            created["id"]
+                .as_str()
+                .map(|id| Some(id.to_owned()))
+                .ok_or_else(unexpected)
         }
         Phase::Filter => {
             if status != 200 {
@@ -559,13 +563,7 @@ fn print_table(options: &Options, provisio: &[PhaseResult], scim2: &[PhaseResult
             (Some(p), Some(s)) => format!("{:.2}x", p.rate() / s.rate()),
             _ => "-".into(),
         };
-        println!(
-            "{:<24} | {} | {} | {:>14}",
-            phase.label(),
-            cells(p),
-            cells(s),
-            ratio
-        );
+        println!("{:<24} | {} | {} | {:>14}", phase.label(), cells(p), cells(s), ratio);
     }
 }
 

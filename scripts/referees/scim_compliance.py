@@ -36,7 +36,7 @@ def main() -> int:
         if show_all or r.status not in PASSED:
             kind = getattr(r, "resource_type", None)
             where = f"[{kind}] " if kind else ""
-            print(f"  {r.status.name:<10} {where}{r.title}: {(r.reason or '').strip()[:400]}")
+            print(f"  {r.status.name:<10} {where}{r.title}: {(r.reason or '').strip()[:3000]}")
     passed = sum(tally[s] for s in PASSED)
     failed = sum(tally[s] for s in FAILED)
     print(

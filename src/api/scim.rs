@@ -170,7 +170,7 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("{scheme}://{host}/scim/v2")
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -380,9 +380,16 @@ async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry]) -> Result<
         .bind_text(id.to_string())
         .execute(&mut *tx.tx)
         .await?;
-    for chunk in rows.chunks(INDEX_CHUNK) {
+    // Rows with a number and rows with text go in separate statements, so that no statement binds
+    // a NULL where another row binds a number: PostgreSQL's driver would declare the two differently.
+    let (numbers, texts): (Vec<&IndexEntry>, Vec<&IndexEntry>) = rows.iter().partition(|r| r.num.is_some());
+    for (chunk_rows, numeric) in numbers
+        .chunks(INDEX_CHUNK)
+        .map(|c| (c, true))
+        .chain(texts.chunks(INDEX_CHUNK).map(|c| (c, false)))
+    {
         let mut sql = Sql::new("INSERT INTO scim_index (resource_id, attr, elem, sub, txt, num) VALUES ");
-        for (i, row) in chunk.iter().enumerate() {
+        for (i, row) in chunk_rows.iter().enumerate() {
             if i > 0 {
                 sql = sql.push(", ");
             }
@@ -395,11 +402,12 @@ async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry]) -> Result<
                 .bind_int(row.elem)
                 .push(", ")
                 .bind_text(row.sub.clone())
-                .push(", ")
-                .bind_opt_text(row.txt.clone())
-                .push(", ")
-                .bind_opt_float(row.num)
-                .push(")");
+                .push(", ");
+            sql = if numeric {
+                sql.push("NULL, ").bind_opt_float(row.num).push(")")
+            } else {
+                sql.bind_opt_text(row.txt.clone()).push(", NULL)")
+            };
         }
         sql.execute(&mut *tx.tx).await?;
     }
@@ -668,9 +676,10 @@ impl ScimStore for SqlStore {
             super::groups::bump_group(&mut tx, group.id, group.updated_at).await?;
         }
         let after = super::groups::load_group(&mut tx, group.id).await?;
-        if let Some(before) = &before {
-            if !changed.is_empty() {
-                tx.record(NewChange {
+        if let Some(before) = &before
+            && !changed.is_empty()
+        {
+            tx.record(NewChange {
                     entity: EntityKind::Group,
                     entity_id: group.id.to_string(),
                     related_id: None,
@@ -679,7 +688,6 @@ impl ScimStore for SqlStore {
                     data: json!({"changed": changed, "previous_name": before.name, "group": serde_json::to_value(&after).unwrap_or_default()}),
                 })
                 .await?;
-            }
         }
         index_group(&mut tx, &after).await?;
         tx.commit().await?;

@@ -119,25 +119,27 @@ fn custom_attribute(definition: &AttributeDefinition) -> AttributeDef {
     }
 }
 
-/// The User resource type: core User at `/Users` with the enterprise extension and the Provisio
-/// extension built from `custom` (neither required). The Provisio extension is present even when
-/// no custom attribute is defined, so the resource type does not change shape.
+/// The User resource type: core User at `/Users` with the enterprise extension and, once the
+/// administrator has defined custom attributes, the Provisio extension built from `custom`
+/// (neither required). An extension without attributes is not advertised: a client could only
+/// write an empty object to it.
 pub fn user_resource_schema(custom: &[AttributeDefinition]) -> Result<ResourceSchema> {
     let built_in = built_in()?;
+    let mut extensions = vec![Extension {
+        schema: built_in.enterprise_user.clone(),
+        required: false,
+    }];
+    if !custom.is_empty() {
+        extensions.push(Extension {
+            schema: provisio_user_schema(custom),
+            required: false,
+        });
+    }
     Ok(ResourceSchema {
         name: "User".to_owned(),
         endpoint: "/Users".to_owned(),
         core: built_in.user.clone(),
-        extensions: vec![
-            Extension {
-                schema: built_in.enterprise_user.clone(),
-                required: false,
-            },
-            Extension {
-                schema: provisio_user_schema(custom),
-                required: false,
-            },
-        ],
+        extensions,
     })
 }
 
@@ -503,11 +505,10 @@ mod tests {
     }
 
     #[test]
-    fn provisio_extension_exists_without_custom_attributes() {
+    fn provisio_extension_appears_with_the_first_custom_attribute() {
         let rs = user_resource_schema(&[]).unwrap();
-        let provisio = &rs.extension(PROVISIO_USER_SCHEMA).unwrap().schema;
-        assert!(provisio.attributes.is_empty());
-        assert_eq!(all_schemas(&[]).unwrap().len(), 4);
+        assert!(rs.extension(PROVISIO_USER_SCHEMA).is_none());
+        assert_eq!(all_schemas(&[]).unwrap().len(), 3);
     }
 
     #[test]
@@ -566,7 +567,16 @@ mod tests {
 
     #[test]
     fn resource_type_documents() {
-        let user = resource_type_document(&user_resource_schema(&[]).unwrap(), "https://h.example/scim/v2");
+        let custom = [AttributeDefinition {
+            name: "title".into(),
+            display_name: "Title".into(),
+            kind: AttributeType::String,
+            required: false,
+            description: None,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        }];
+        let user = resource_type_document(&user_resource_schema(&custom).unwrap(), "https://h.example/scim/v2");
         assert_eq!(user["schemas"], json!([RESOURCE_TYPE_SCHEMA]));
         assert_eq!(user["id"], "User");
         assert_eq!(user["name"], "User");

@@ -166,7 +166,7 @@ mod tests {
     #[test]
     fn hex_key_keeps_byte_order_and_boundaries() {
         assert_eq!(hex_key("aZ"), "61.5a.");
-        let mut words = vec!["b", "a", "ab", "", "é", "z", "a\u{0}"];
+        let mut words = ["b", "a", "ab", "", "é", "z", "a\u{0}"];
         let mut keys: Vec<String> = words.iter().map(|w| hex_key(w)).collect();
         words.sort();
         keys.sort();

@@ -456,7 +456,41 @@ enum Mode {
     Replace,
 }
 
+/// The extension URN a path names as a whole (`urn:...:extension:enterprise:2.0:User`), if it does.
+fn whole_extension<'a>(path: &PatchPath, schema: &'a ResourceSchema) -> Option<&'a str> {
+    if path.filter.is_some() || path.sub_after_filter.is_some() || path.attr.sub.is_some() {
+        return None;
+    }
+    let urn = path.attr.urn.as_ref()?;
+    let full = format!("{urn}:{}", path.attr.attr);
+    schema
+        .extensions
+        .iter()
+        .map(|e| e.schema.id.as_str())
+        .find(|id| id.eq_ignore_ascii_case(&full))
+}
+
 fn apply_operation(root: &mut Object, operation: &PatchOperation, schema: &ResourceSchema) -> Result<()> {
+    if let Some(urn) = operation.path.as_ref().and_then(|p| whole_extension(p, schema)) {
+        // The path is an extension schema: the operation concerns its whole object.
+        if operation.op != PatchOp::Add {
+            take(root, urn);
+        }
+        if operation.op == PatchOp::Remove {
+            return Ok(());
+        }
+        let Some(value) = &operation.value else {
+            return Err(invalid_value(format!("{} needs a 'value'", operation.op.as_str())));
+        };
+        let mode = if operation.op == PatchOp::Add {
+            Mode::Add
+        } else {
+            Mode::Replace
+        };
+        let mut wrapped = Object::new();
+        wrapped.insert(urn.to_owned(), value.clone());
+        return write_pathless(root, &Value::Object(wrapped), mode, schema);
+    }
     let mode = match operation.op {
         PatchOp::Add => Mode::Add,
         PatchOp::Replace => Mode::Replace,
@@ -490,7 +524,7 @@ fn write_pathless(root: &mut Object, value: &Value, mode: Mode, schema: &Resourc
         if let Some(urn) = schema.schema_ids().find(|id| id.eq_ignore_ascii_case(key)) {
             match value {
                 Value::Object(inner) => {
-                    for (name, value) in inner {
+                    for (name, value) in inner.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
                         write_key(root, Some(urn), name, value, mode, schema)?;
                     }
                 }

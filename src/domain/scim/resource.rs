@@ -244,12 +244,10 @@ pub fn user_fields(resource: &Value) -> Result<UserFields> {
         }
     }
     let mut email = None;
-    if let Some(key) = key_of(&rest, "emails").cloned() {
-        if let Some(Value::Array(items)) = rest.get(&key) {
-            if let Some(i) = primary_index(items) {
-                email = text(items.get(i).and_then(|e| e.get("value")).cloned(), "emails.value")?;
-            }
-        }
+    if let Some(Value::Array(items)) = key_of(&rest, "emails").and_then(|key| rest.get(key))
+        && let Some(i) = primary_index(items)
+    {
+        email = text(items.get(i).and_then(|e| e.get("value")).cloned(), "emails.value")?;
     }
     let mut attributes = BTreeMap::new();
     if let Some(custom) = take(&mut rest, PROVISIO_USER_SCHEMA) {
