@@ -298,12 +298,15 @@ macro_rules! resource_handlers {
             State(state): State<AppState>,
             ScimSource(actor): ScimSource,
             headers: HeaderMap,
+            query: axum::extract::RawQuery,
             ScimBody(body): ScimBody,
         ) -> ScimResult<Response> {
-            let resource = state
+            let params = list_params(&query_map(&query)?)?;
+            let mut resource = state
                 .scim
                 .create($kind, body, &actor, &base_url(&headers))
                 .await?;
+            state.scim.project($kind, &params, &mut resource).await?;
             Ok(resource_response(StatusCode::CREATED, &resource, true))
         }
 
@@ -331,13 +334,16 @@ macro_rules! resource_handlers {
             ScimSource(actor): ScimSource,
             Path(id): Path<String>,
             headers: HeaderMap,
+            query: axum::extract::RawQuery,
             ScimBody(body): ScimBody,
         ) -> ScimResult<Response> {
+            let params = list_params(&query_map(&query)?)?;
             let if_match = header_text(&headers, IF_MATCH);
-            let resource = state
+            let mut resource = state
                 .scim
                 .replace($kind, &id, body, if_match, &actor, &base_url(&headers))
                 .await?;
+            state.scim.project($kind, &params, &mut resource).await?;
             Ok(resource_response(StatusCode::OK, &resource, false))
         }
 
@@ -346,13 +352,16 @@ macro_rules! resource_handlers {
             ScimSource(actor): ScimSource,
             Path(id): Path<String>,
             headers: HeaderMap,
+            query: axum::extract::RawQuery,
             ScimBody(body): ScimBody,
         ) -> ScimResult<Response> {
+            let params = list_params(&query_map(&query)?)?;
             let if_match = header_text(&headers, IF_MATCH);
-            let resource = state
+            let mut resource = state
                 .scim
                 .patch($kind, &id, &body, if_match, &actor, &base_url(&headers))
                 .await?;
+            state.scim.project($kind, &params, &mut resource).await?;
             Ok(resource_response(StatusCode::OK, &resource, false))
         }
 

@@ -564,6 +564,22 @@ where
         })
     }
 
+    /// Narrows a written resource as the request's `attributes`/`excludedAttributes` ask
+    /// (RFC 7644 §3.9 allows them on POST, PUT and PATCH as well).
+    pub async fn project(&self, kind: ResourceKind, params: &ListParams, resource: &mut ScimResource) -> Result<()> {
+        if params.attributes.is_none() && params.excluded_attributes.is_none() {
+            return Ok(());
+        }
+        let schema = self.schema_of(kind).await?;
+        let projection = Projection::parse(
+            params.attributes.as_deref(),
+            params.excluded_attributes.as_deref(),
+            &schema,
+        )?;
+        resource.body = projection.apply(&resource.body, &schema);
+        Ok(())
+    }
+
     // ---- writes ----
 
     /// `POST /Users` or `/Groups`: creates the resource; returns it (default projection).
