@@ -19,7 +19,7 @@ use crate::domain::group::Group;
 use crate::domain::scim::ast::{AttrPath, CompareOp, Filter};
 use crate::domain::scim::discovery::{group_resource_schema, user_resource_schema};
 use crate::domain::scim::eval::{Operand, literal_operand};
-use crate::domain::scim::index::{IndexEntry, attr_key, entries, operand_columns};
+use crate::domain::scim::index::{Column, IndexEntry, attr_key, entries, operand_column};
 use crate::domain::scim::resource::{Reference, group_resource, user_resource};
 use crate::domain::scim::schema::{AttrType, AttributeDef, Resolved, ResourceSchema};
 use crate::domain::user::User;
@@ -77,34 +77,27 @@ fn target<'a>(resolved: &Resolved<'a>, comparing: bool) -> Result<(String, Strin
     Ok((key, String::new(), attr))
 }
 
-/// Appends the predicate on index row `x` for `op` against `operand`.
+/// Appends the predicate on index row `x` (or `v`) for `op` against `operand`.
 fn predicate(sql: Sql, column_alias: Alias, op: CompareOp, operand: &Operand) -> Sql {
-    let (txt, num) = operand_columns(operand);
-    match (txt, num) {
-        (Some(text), _) => {
+    let comparison = |sql: Sql| match op {
+        CompareOp::Gt => sql.push(" > "),
+        CompareOp::Ge => sql.push(" >= "),
+        CompareOp::Lt => sql.push(" < "),
+        CompareOp::Le => sql.push(" <= "),
+        _ => sql.push(" = "),
+    };
+    match operand_column(operand) {
+        Column::Txt(text) => {
             let sql = sql.push(column_alias.txt());
             match op {
-                CompareOp::Eq | CompareOp::Ne => sql.push(" = ").bind_text(text),
                 CompareOp::Co => sql.push(" LIKE ").bind_text(format!("%{text}%")),
                 CompareOp::Sw => sql.push(" LIKE ").bind_text(format!("{text}%")),
                 CompareOp::Ew => sql.push(" LIKE ").bind_text(format!("%{text}")),
-                CompareOp::Gt => sql.push(" > ").bind_text(text),
-                CompareOp::Ge => sql.push(" >= ").bind_text(text),
-                CompareOp::Lt => sql.push(" < ").bind_text(text),
-                CompareOp::Le => sql.push(" <= ").bind_text(text),
+                _ => comparison(sql).bind_text(text),
             }
         }
-        (None, number) => {
-            let sql = sql.push(column_alias.num());
-            let sql = match op {
-                CompareOp::Gt => sql.push(" > "),
-                CompareOp::Ge => sql.push(" >= "),
-                CompareOp::Lt => sql.push(" < "),
-                CompareOp::Le => sql.push(" <= "),
-                _ => sql.push(" = "),
-            };
-            sql.bind_opt_float(number)
-        }
+        Column::Num(number) => comparison(sql.push(column_alias.num())).bind_opt_float(Some(number)),
+        Column::Tim(micros) => comparison(sql.push(column_alias.tim())).bind_int(micros),
     }
 }
 
@@ -126,6 +119,12 @@ impl Alias {
         match self {
             Alias::X => "x.num",
             Alias::V => "v.num",
+        }
+    }
+    fn tim(self) -> &'static str {
+        match self {
+            Alias::X => "x.tim",
+            Alias::V => "v.tim",
         }
     }
 }
@@ -186,7 +185,7 @@ impl Translator<'_> {
                     .push(" WHERE ")
                     .push(other)
                     .push(" = ")
-                    .bind_text(id.clone())
+                    .bind_text(id.to_lowercase())
                     .push(")"))
             }
             _ => Err(invalid(format!(
@@ -359,7 +358,8 @@ fn order_by(sql: Sql, schema: &ResourceSchema, kind: Kind, sort: Option<(&AttrPa
     }
     let (attr, sub, leaf) = target(&resolved, true).map_err(|e| bad(e.to_string()))?;
     let column = match leaf.kind {
-        AttrType::Integer | AttrType::Decimal | AttrType::DateTime => "MIN(s.num)",
+        AttrType::Integer | AttrType::Decimal => "MIN(s.num)",
+        AttrType::DateTime => "MIN(s.tim)",
         _ => "MIN(s.txt)",
     };
     let key = |sql: Sql| {
@@ -380,36 +380,40 @@ async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry]) -> Result<
         .bind_text(id.to_string())
         .execute(&mut *tx.tx)
         .await?;
-    // Rows with a number and rows with text go in separate statements, so that no statement binds
-    // a NULL where another row binds a number: PostgreSQL's driver would declare the two differently.
-    let (numbers, texts): (Vec<&IndexEntry>, Vec<&IndexEntry>) = rows.iter().partition(|r| r.num.is_some());
-    for (chunk_rows, numeric) in numbers
-        .chunks(INDEX_CHUNK)
-        .map(|c| (c, true))
-        .chain(texts.chunks(INDEX_CHUNK).map(|c| (c, false)))
-    {
-        let mut sql = Sql::new("INSERT INTO scim_index (resource_id, attr, elem, sub, txt, num) VALUES ");
-        for (i, row) in chunk_rows.iter().enumerate() {
-            if i > 0 {
-                sql = sql.push(", ");
+    // Rows with text, numbers and dateTimes go in separate statements, each binding one kind in
+    // every row: PostgreSQL's driver declares a NULL number differently from a number, and a
+    // prepared statement keeps the types it was first declared with.
+    let kind = |r: &&IndexEntry| match (r.num, r.tim) {
+        (Some(_), _) => 1,
+        (None, Some(_)) => 2,
+        (None, None) => 0,
+    };
+    for wanted in 0..3 {
+        let group: Vec<&IndexEntry> = rows.iter().filter(|r| kind(r) == wanted).collect();
+        for chunk_rows in group.chunks(INDEX_CHUNK) {
+            let mut sql = Sql::new("INSERT INTO scim_index (resource_id, attr, elem, sub, txt, num, tim) VALUES ");
+            for (i, row) in chunk_rows.iter().enumerate() {
+                if i > 0 {
+                    sql = sql.push(", ");
+                }
+                sql = sql
+                    .push("(")
+                    .bind_text(id.to_string())
+                    .push(", ")
+                    .bind_text(row.attr.clone())
+                    .push(", ")
+                    .bind_int(row.elem)
+                    .push(", ")
+                    .bind_text(row.sub.clone())
+                    .push(", ");
+                sql = match wanted {
+                    1 => sql.push("NULL, ").bind_opt_float(row.num).push(", NULL)"),
+                    2 => sql.push("NULL, NULL, ").bind_opt_int(row.tim).push(")"),
+                    _ => sql.bind_opt_text(row.txt.clone()).push(", NULL, NULL)"),
+                };
             }
-            sql = sql
-                .push("(")
-                .bind_text(id.to_string())
-                .push(", ")
-                .bind_text(row.attr.clone())
-                .push(", ")
-                .bind_int(row.elem)
-                .push(", ")
-                .bind_text(row.sub.clone())
-                .push(", ");
-            sql = if numeric {
-                sql.push("NULL, ").bind_opt_float(row.num).push(")")
-            } else {
-                sql.bind_opt_text(row.txt.clone()).push(", NULL)")
-            };
+            sql.execute(&mut *tx.tx).await?;
         }
-        sql.execute(&mut *tx.tx).await?;
     }
     Ok(())
 }
@@ -457,6 +461,9 @@ impl SqlStore {
             Kind::Users => " FROM users r WHERE ",
             Kind::Groups => " FROM groups r WHERE ",
         };
+        if let Some(filter) = search.filter {
+            crate::domain::scim::supported::check(filter, schema)?;
+        }
         let with_filter = |sql: Sql| -> Result<Sql> {
             match search.filter {
                 Some(filter) => translator.condition(sql.push(from), filter),

@@ -394,8 +394,10 @@ fn resolve<'a>(schema: &'a ResourceSchema, path: &AttrPath) -> Result<super::sch
     schema.resolve(path).map_err(|e| invalid(e.to_string()))
 }
 
-/// Whether `resource` (a full SCIM JSON resource) satisfies `filter`; validates the filter first.
+/// Whether `resource` (a full SCIM JSON resource) satisfies `filter`; validates the filter first,
+/// including the rules of [`super::supported`] that the database translation shares.
 pub fn matches(filter: &Filter, resource: &Value, schema: &ResourceSchema) -> Result<bool> {
+    super::supported::check(filter, schema)?;
     validate(filter, schema)?;
     eval(filter, resource, schema)
 }

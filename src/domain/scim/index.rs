@@ -18,8 +18,10 @@ pub struct IndexEntry {
     pub sub: String,
     /// Comparable text ([`hex_key`] of the folded value) for strings, references, binaries and booleans.
     pub txt: Option<String>,
-    /// Numbers, and dateTimes as microseconds since the epoch.
+    /// Numbers.
     pub num: Option<f64>,
+    /// DateTimes, as microseconds since the epoch.
+    pub tim: Option<i64>,
 }
 
 /// Encodes text byte by byte as lower-case hex pairs each followed by `.`: byte order is kept,
@@ -44,14 +46,42 @@ pub fn attr_key(extension: Option<&str>, name: &str) -> String {
     }
 }
 
-/// The stored columns for an operand.
-pub fn operand_columns(operand: &Operand) -> (Option<String>, Option<f64>) {
+/// The stored value of an operand: which column holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// `txt`: hex-encoded folded text (strings, references, binaries, booleans).
+    Txt(String),
+    /// `num`: numbers.
+    Num(f64),
+    /// `tim`: dateTimes in microseconds since the epoch.
+    Tim(i64),
+}
+
+/// The column and value an operand is stored and compared as.
+pub fn operand_column(operand: &Operand) -> Column {
     match operand {
-        Operand::Text(text) => (Some(hex_key(text)), None),
-        Operand::Boolean(b) => (Some(hex_key(if *b { "true" } else { "false" })), None),
-        Operand::Number(n) => (None, Some(*n)),
-        // Microseconds since the epoch fit an f64 exactly until the year 2255.
-        Operand::DateTime(micros) => (None, Some(*micros as f64)),
+        Operand::Text(text) => Column::Txt(hex_key(text)),
+        Operand::Boolean(b) => Column::Txt(hex_key(if *b { "true" } else { "false" })),
+        Operand::Number(n) => Column::Num(*n),
+        Operand::DateTime(micros) => Column::Tim(*micros),
+    }
+}
+
+fn entry(attr: &str, elem: i64, sub: String, column: Option<Column>) -> IndexEntry {
+    let (mut txt, mut num, mut tim) = (None, None, None);
+    match column {
+        Some(Column::Txt(t)) => txt = Some(t),
+        Some(Column::Num(n)) => num = Some(n),
+        Some(Column::Tim(t)) => tim = Some(t),
+        None => {}
+    }
+    IndexEntry {
+        attr: attr.to_owned(),
+        elem,
+        sub,
+        txt,
+        num,
+        tim,
     }
 }
 
@@ -111,41 +141,19 @@ fn push_value(out: &mut Vec<IndexEntry>, attr: &str, elem: i64, def: &AttributeD
         if object.values().all(is_absent) {
             return;
         }
-        out.push(IndexEntry {
-            attr: attr.to_owned(),
-            elem,
-            sub: String::new(),
-            txt: None,
-            num: None,
-        });
+        out.push(entry(attr, elem, String::new(), None));
         for (name, value) in object {
             let Some(sub) = def.sub(name) else { continue };
             if is_absent(value) {
                 continue;
             }
-            let (txt, num) = stored_operand(sub, value)
-                .map(|o| operand_columns(&o))
-                .unwrap_or((None, None));
-            out.push(IndexEntry {
-                attr: attr.to_owned(),
-                elem,
-                sub: sub.name.to_lowercase(),
-                txt,
-                num,
-            });
+            let column = stored_operand(sub, value).map(|o| operand_column(&o));
+            out.push(entry(attr, elem, sub.name.to_lowercase(), column));
         }
         return;
     }
-    let (txt, num) = stored_operand(def, value)
-        .map(|o| operand_columns(&o))
-        .unwrap_or((None, None));
-    out.push(IndexEntry {
-        attr: attr.to_owned(),
-        elem,
-        sub: String::new(),
-        txt,
-        num,
-    });
+    let column = stored_operand(def, value).map(|o| operand_column(&o));
+    out.push(entry(attr, elem, String::new(), column));
 }
 
 /// Whether a JSON value counts as absent (null, "", [] or {}).

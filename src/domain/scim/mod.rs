@@ -13,3 +13,4 @@ pub mod path;
 pub mod projection;
 pub mod resource;
 pub mod schema;
+pub mod supported;

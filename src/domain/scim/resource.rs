@@ -18,6 +18,18 @@ use uuid::Uuid;
 /// Attributes of a User resource that the hub computes and never stores from input.
 const USER_COMPUTED: &[&str] = &["id", "meta", "schemas", "groups", "password"];
 
+/// Attributes of a User resource held in the profile columns (or, for `name` and `emails`,
+/// partly): whatever `extensions` holds under these names is replaced when the resource is built.
+const PROJECTED: &[&str] = &[
+    "userName",
+    "externalId",
+    "displayName",
+    "active",
+    "name",
+    "emails",
+    PROVISIO_USER_SCHEMA,
+];
+
 /// Key in a user's `extensions` recording that the source sent no `active` attribute: the user
 /// counts as active, and the resource is shown without `active`, as it was written.
 pub const ACTIVE_OMITTED: &str = "urn:provisio:internal:activeOmitted";
@@ -60,18 +72,55 @@ fn key_of<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a String> 
     object.keys().find(|k| k.eq_ignore_ascii_case(name))
 }
 
+/// Removes every key equal to `name` regardless of case; returns the value of the first.
 fn take(object: &mut Map<String, Value>, name: &str) -> Option<Value> {
-    let key = key_of(object, name)?.clone();
-    object.remove(&key)
+    let keys: Vec<String> = object
+        .keys()
+        .filter(|k| k.eq_ignore_ascii_case(name))
+        .cloned()
+        .collect();
+    let mut first = None;
+    for key in keys {
+        let value = object.remove(&key);
+        if first.is_none() {
+            first = value;
+        }
+    }
+    first
+}
+
+/// Keeps one of each set of keys that differ only in case (attribute names ignore case, so a
+/// resource never shows two of them), also inside extension objects.
+fn dedupe_keys(object: &mut Map<String, Value>) {
+    let mut seen: Vec<String> = Vec::new();
+    object.retain(|key, _| {
+        let folded = key.to_ascii_lowercase();
+        if seen.contains(&folded) {
+            false
+        } else {
+            seen.push(folded);
+            true
+        }
+    });
+    for (key, value) in object.iter_mut() {
+        if key.starts_with("urn:")
+            && let Value::Object(inner) = value
+        {
+            dedupe_keys(inner);
+        }
+    }
 }
 
 /// The full SCIM resource of `user` (before `attributes`/`excludedAttributes` projection).
 /// `groups` are the user's groups; `base` is the SCIM base URL (`https://host/scim/v2`).
 pub fn user_resource(user: &User, groups: &[Reference], base: &str) -> Value {
     let mut out = user.extensions.clone();
-    for computed in USER_COMPUTED {
-        take(&mut out, computed);
+    for computed in USER_COMPUTED.iter().chain(PROJECTED) {
+        if *computed != "name" && *computed != "emails" {
+            take(&mut out, computed);
+        }
     }
+    dedupe_keys(&mut out);
     let id = user.id.to_string();
     out.insert("id".into(), Value::String(id.clone()));
     if let Some(external) = &user.external_id {
