@@ -100,6 +100,11 @@ impl Scim {
             "create {user_name}: {}",
             answer.body
         );
+        let location = answer.headers.get("location").and_then(|v| v.to_str().ok());
+        assert_eq!(location, answer.body["meta"]["location"].as_str(), "Location on 201");
+        assert!(location.is_some_and(|l| l.ends_with(answer.body["id"].as_str().unwrap_or("?"))));
+        let content_type = answer.headers.get("content-type").and_then(|v| v.to_str().ok());
+        assert_eq!(content_type, Some("application/scim+json"));
         answer.body
     }
 
@@ -708,6 +713,20 @@ async fn identity_provider_patch_forms(backend: Backend) {
         answer.body["groups"][0]["value"],
         id_of(&group),
         "groups are read-only, not cleared"
+    );
+    // null and "" clear an attribute just as leaving it out does.
+    let put = json!({"schemas": [USER], "userName": "test.user@okta.local", "displayName": null, "nickName": "",
+                     "title": "Tester"});
+    let answer = scim.send(Method::PUT, &okta_user, Some(put), &[]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    for cleared in ["displayName", "nickName", "name", "emails"] {
+        assert!(answer.body.get(cleared).is_none(), "{cleared} cleared: {}", answer.body);
+    }
+    assert_eq!(answer.body["title"], "Tester");
+    assert!(
+        answer.body.get("active").is_none(),
+        "active left out stays out: {}",
+        answer.body
     );
 
     // Atomic: a PATCH whose second operation fails changes nothing.
