@@ -578,10 +578,6 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    if std::env::var("DIAG").is_ok() {
-        diagnose(options.users).await;
-        return;
-    }
     println!(
         "scim benchmark: {} users, {} clients, target {:?}",
         options.users, options.clients, options.target
@@ -595,94 +591,4 @@ async fn main() {
         scim2 = run_workload(start_scim2().await, options.users, options.clients).await;
     }
     print_table(&options, &provisio, &scim2);
-}
-
-async fn diagnose(users: usize) {
-    use provisio::domain::user::{NewUser, UserSource};
-    use provisio::service::DirectoryService;
-    for (with_server, conc, serial) in [
-        (false, 1usize, false),
-        (false, 8, false),
-        (false, 8, true),
-        (false, 2, false),
-        (false, 2, true),
-    ] {
-        let gate = Arc::new(tokio::sync::Mutex::new(()));
-        let dir = tempfile::tempdir().expect("dir");
-        let database = DatabaseConfig::Sqlite {
-            data_dir: dir.path().to_owned(),
-        };
-        let store = provisio::server::open_store(&database).await.expect("store");
-        let mut stop = None;
-        if with_server {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let config = Config {
-                listen: listener.local_addr().expect("a"),
-                database,
-                log_format: LogFormat::Human,
-                log_level: "warn".into(),
-                max_body_bytes: 1 << 20,
-                shutdown_timeout: Duration::from_secs(10),
-                secret_key_file: dir.path().join("secret.key"),
-                request_timeout: Duration::from_secs(30),
-                engine: EngineConfig::default(),
-                report_retention: time::Duration::days(180),
-                workers: WorkerConfig::default(),
-            };
-            let shutdown = CancellationToken::new();
-            let s2 = shutdown.clone();
-            let st = store.clone();
-            let task = tokio::spawn(async move { provisio::server::run(st, listener, &config, s2).await });
-            stop = Some((shutdown, task));
-        }
-        let directory = DirectoryService::new(store.clone());
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for k in 0..conc {
-            let directory = directory.clone();
-            let gate = gate.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut samples = Vec::new();
-                for i in (k..users).step_by(conc) {
-                    let t = Instant::now();
-                    let _held = if serial { Some(gate.lock().await) } else { None };
-                    directory
-                        .create_user(
-                            NewUser {
-                                username: username(i),
-                                given_name: Some("B".into()),
-                                email: Some(format!("{}@x.example", username(i))),
-                                ..Default::default()
-                            },
-                            UserSource::Scim,
-                            &Actor::System,
-                        )
-                        .await
-                        .expect("create");
-                    samples.push(t.elapsed().as_secs_f64() * 1000.0);
-                }
-                samples
-            }));
-        }
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.expect("t"));
-        }
-        let secs = started.elapsed().as_secs_f64();
-        all.sort_by(f64::total_cmp);
-        println!(
-            "direct create_user server={with_server} conc={conc}: {:.0}/s p50 {:.2} p99 {:.2} max {:.2} mean {:.2}",
-            users as f64 / secs,
-            percentile(&all, 50.0),
-            percentile(&all, 99.0),
-            all[all.len() - 1],
-            all.iter().sum::<f64>() / all.len() as f64
-        );
-        if let Some((s, t)) = stop {
-            s.cancel();
-            let _ = t.await;
-        } else {
-            store.close().await;
-        }
-    }
 }
