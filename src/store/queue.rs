@@ -169,6 +169,15 @@ impl SqlStore {
 
 impl QueueStore for SqlStore {
     async fn dispatch_changes(&self, limit: u32) -> Result<usize> {
+        // A read first: no write transaction (and no wait for the writers' turn) when nothing is new.
+        let pending = Sql::new(
+            "SELECT 1 AS n FROM change_log WHERE seq > (SELECT last_seq FROM change_cursors WHERE name = 'outbound') LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        if pending.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.begin_write().await?;
         Sql::new("UPDATE change_cursors SET last_seq = last_seq WHERE name = 'outbound'")
             .execute(&mut *tx.tx)

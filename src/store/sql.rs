@@ -31,6 +31,10 @@ pub enum Backend {
 pub struct SqlStore {
     pub(super) pool: AnyPool,
     backend: Backend,
+    /// Queues this process's write transactions in arrival order. They are serialised by the
+    /// change-log lock anyway (`begin_write`); queueing here first means a writer waits its turn
+    /// instead of polling the database's lock (SQLite's busy handler sleeps in growing steps).
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl From<sqlx::Error> for Error {
@@ -98,7 +102,11 @@ impl SqlStore {
             .connect(url)
             .await
             .map_err(|e| Error::Storage(format!("cannot open the database: {}", redact_url_error(e))))?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// Opens (creating if needed) the embedded SQLite store in `data_dir`.
@@ -164,11 +172,12 @@ impl SqlStore {
     /// Starts a directory write: takes the change-log lock first, so that writers are serialised
     /// and change sequence numbers commit in order, without gaps.
     pub(super) async fn begin_write(&self) -> Result<WriteTx> {
+        let gate = self.write_gate.clone().lock_owned().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE change_sequence SET last_seq = last_seq WHERE id = 1")
             .execute(&mut *tx)
             .await?;
-        Ok(WriteTx { tx })
+        Ok(WriteTx { tx, _gate: gate })
     }
 }
 
@@ -184,6 +193,8 @@ fn redact_url_error(err: sqlx::Error) -> String {
 /// A transaction that holds the change-log lock; every directory change goes through one.
 pub(super) struct WriteTx {
     pub(super) tx: Transaction<'static, Any>,
+    /// This process's turn to write, released with the transaction.
+    _gate: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
