@@ -77,6 +77,12 @@ impl IntoResponse for ScimError {
                 HeaderValue::from_static("Bearer realm=\"scim\""),
             );
         }
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body was never read: the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
