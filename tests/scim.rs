@@ -264,9 +264,25 @@ async fn tokens_guard_the_scim_server(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     let answer = scim.send_as(Some(&printed), Method::GET, "/Users", None, &[]).await;
     assert_scim_error(&answer, StatusCode::UNAUTHORIZED, None, "a revoked token");
-    // Admin tokens are not listed among SCIM tokens, nor revocable there.
-    let (status, _) = scim.hub.call(Method::GET, "/api/v1/tokens", None).await;
-    assert_eq!(status, StatusCode::OK);
+    // Admin tokens and SCIM tokens are listed and revoked apart.
+    let admin_tokens = scim.hub.get("/api/v1/tokens").await;
+    let admin_tokens = admin_tokens.as_array().expect("tokens");
+    assert!(admin_tokens.iter().all(|t| t["scope"] == "api"), "{admin_tokens:?}");
+    assert!(!admin_tokens.iter().any(|t| t["name"] == "okta" || t["name"] == "entra"));
+    let admin_id = admin_tokens[0]["id"].as_str().expect("id");
+    let (status, _) = scim
+        .hub
+        .call(Method::DELETE, &format!("/api/v1/scim-tokens/{admin_id}"), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "an admin token is not revoked as a SCIM token"
+    );
+    assert_eq!(
+        scim.hub.get("/api/v1/tokens").await.as_array().map(Vec::len),
+        Some(admin_tokens.len())
+    );
     scim.hub.stop().await;
 }
 

@@ -33,7 +33,6 @@ use provisio::domain::scim::ast::{AttrPath, Filter};
 use provisio::domain::scim::discovery::group_resource_schema;
 use provisio::domain::scim::eval;
 use provisio::domain::scim::filter::parse_filter;
-use provisio::domain::scim::resource::{Reference, group_resource, user_resource};
 use provisio::domain::scim::schema::{
     AttrType, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, PROVISIO_USER_SCHEMA, ResourceSchema, USER_SCHEMA,
 };
@@ -43,7 +42,7 @@ use provisio::service::scim::{ResourceKind, ScimLimits};
 use provisio::service::{DirectoryService, ScimService};
 use provisio::store::{ScimSearch, ScimStore, SqlStore};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -254,45 +253,15 @@ impl Directory {
             .search_users(&self.user_schema, &everything)
             .await
             .expect("all users");
-        let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-        let mut groups_of: HashMap<Uuid, Vec<Reference>> = HashMap::new();
-        for (user, group) in self.store.group_refs(&ids).await.expect("group references") {
-            groups_of.entry(user).or_default().push(group);
-        }
-        self.users = users
-            .iter()
-            .map(|u| {
-                let refs = groups_of.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
-                (u.id, user_resource(u, refs, BASE))
-            })
-            .collect();
+        let resources = self.scim.user_resources(&users, BASE).await.expect("user resources");
+        self.users = users.iter().map(|u| u.id).zip(resources).collect();
         let (_, groups) = self
             .store
             .search_groups(&self.group_schema, &everything)
             .await
             .expect("all groups");
-        let ids: Vec<Uuid> = groups.iter().map(|g| g.id).collect();
-        let mut members_of: HashMap<Uuid, Vec<Reference>> = HashMap::new();
-        for (group, member) in self.store.member_refs(&ids).await.expect("member references") {
-            members_of.entry(group).or_default().push(member);
-        }
-        self.groups = groups
-            .iter()
-            .map(|g| {
-                let refs = members_of.get(&g.id).map(Vec::as_slice).unwrap_or(&[]);
-                (g.id, group_resource(g, refs, BASE))
-            })
-            .collect();
-        let stored = self
-            .store
-            .query_scalar("SELECT COUNT(*) FROM users")
-            .await
-            .expect("count");
-        assert_eq!(
-            usize::try_from(stored).ok(),
-            Some(self.users.len()),
-            "an unfiltered search returns every user"
-        );
+        let resources = self.scim.group_resources(&groups, BASE).await.expect("group resources");
+        self.groups = groups.iter().map(|g| g.id).zip(resources).collect();
     }
 
     fn of(&self, kind: ResourceKind) -> (&ResourceSchema, &[(Uuid, Value)]) {

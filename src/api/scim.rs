@@ -433,15 +433,7 @@ async fn resource_type(
     headers: HeaderMap,
 ) -> ScimResult<Response> {
     let types = state.scim.resource_types(&base_url(&headers)).await?;
-    let found = types
-        .into_iter()
-        .find(|t| {
-            t.get("id")
-                .and_then(Value::as_str)
-                .is_some_and(|i| i.eq_ignore_ascii_case(&id))
-        })
-        .ok_or_else(|| Error::not_found("ResourceType", &id))?;
-    Ok(scim_json(StatusCode::OK, &found))
+    Ok(scim_json(StatusCode::OK, &find_by_id(types, &id, "ResourceType")?))
 }
 
 async fn schemas(State(state): State<AppState>, _: ScimSource, headers: HeaderMap) -> ScimResult<Response> {
@@ -457,15 +449,19 @@ async fn schema(
     headers: HeaderMap,
 ) -> ScimResult<Response> {
     let schemas = state.scim.schemas(&base_url(&headers)).await?;
-    let found = schemas
+    Ok(scim_json(StatusCode::OK, &find_by_id(schemas, &id, "Schema")?))
+}
+
+/// The discovery document whose `id` is `id` (regardless of case).
+fn find_by_id(documents: Vec<Value>, id: &str, kind: &'static str) -> ScimResult<Value> {
+    documents
         .into_iter()
-        .find(|s| {
-            s.get("id")
+        .find(|d| {
+            d.get("id")
                 .and_then(Value::as_str)
-                .is_some_and(|i| i.eq_ignore_ascii_case(&id))
+                .is_some_and(|i| i.eq_ignore_ascii_case(id))
         })
-        .ok_or_else(|| Error::not_found("Schema", &id))?;
-    Ok(scim_json(StatusCode::OK, &found))
+        .ok_or_else(|| ScimError(Error::not_found(kind, id)))
 }
 
 async fn bulk(

@@ -130,6 +130,30 @@ pub struct NewUser {
     pub extensions: Option<Map<String, Value>>,
 }
 
+impl NewUser {
+    /// The update that makes an existing user hold exactly these fields: absent ones are cleared,
+    /// custom attributes not given are removed (`definitions` lists them all), `active` defaults to
+    /// `true`, and `extensions` is replaced (emptied when absent).
+    pub fn into_replacement(self, definitions: &[AttributeDefinition]) -> UserUpdate {
+        let mut attributes = self.attributes;
+        for def in definitions {
+            attributes.entry(def.name.clone()).or_insert(Value::Null);
+        }
+        UserUpdate {
+            username: Some(self.username),
+            given_name: Some(self.given_name),
+            family_name: Some(self.family_name),
+            display_name: Some(self.display_name),
+            formatted_name: Some(self.formatted_name),
+            email: Some(self.email),
+            active: Some(self.active.unwrap_or(true)),
+            external_id: Some(self.external_id),
+            attributes,
+            extensions: Some(self.extensions.unwrap_or_default()),
+        }
+    }
+}
+
 /// A partial change to a user: absent fields stay as they are, `null` clears a field.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -170,7 +170,18 @@ where
     /// Applies `update` to `user` as loaded: fails with a conflict if the user changed since.
     pub async fn replace_user(&self, user: &User, update: UserUpdate, actor: &Actor) -> Result<User> {
         let definitions = self.store.list_attributes().await?;
-        let (next, changed) = user.apply(update, &definitions, now())?;
+        self.replace_user_with(user, update, &definitions, actor).await
+    }
+
+    /// [`Self::replace_user`] with the custom attribute definitions the caller already read.
+    pub async fn replace_user_with(
+        &self,
+        user: &User,
+        update: UserUpdate,
+        definitions: &[AttributeDefinition],
+        actor: &Actor,
+    ) -> Result<User> {
+        let (next, changed) = user.apply(update, definitions, now())?;
         if changed.is_empty() {
             return Ok(user.clone());
         }

@@ -5,6 +5,7 @@
 //! passes parsed parameters and the base URL, and maps errors to SCIM error bodies.
 
 use crate::domain::admin::Actor;
+use crate::domain::attribute::AttributeDefinition;
 use crate::domain::error::ScimErrorType;
 use crate::domain::group::Group;
 use crate::domain::scim::ast::AttrPath;
@@ -15,7 +16,7 @@ use crate::domain::scim::discovery::{
 use crate::domain::scim::filter::parse_filter;
 use crate::domain::scim::patch::{PatchOp, PatchOperation, PatchRequest, apply_patch, parse_patch_request};
 use crate::domain::scim::projection::Projection;
-use crate::domain::scim::resource::{Reference, group_fields, group_resource, user_fields, user_resource};
+use crate::domain::scim::resource::{group_fields, group_resource, user_fields, user_resource};
 use crate::domain::scim::schema::{GROUP_SCHEMA, ResourceSchema, USER_SCHEMA};
 use crate::domain::user::{User, UserSource};
 use crate::domain::values::{GroupName, profile_text};
@@ -272,10 +273,15 @@ where
         user_resource_schema(&definitions)
     }
 
-    async fn schema_of(&self, kind: ResourceKind) -> Result<ResourceSchema> {
+    /// The resource type's schema, with the custom attribute definitions it was built from
+    /// (none for groups), read once per request.
+    async fn schema_of(&self, kind: ResourceKind) -> Result<(ResourceSchema, Vec<AttributeDefinition>)> {
         match kind {
-            ResourceKind::User => self.user_schema().await,
-            ResourceKind::Group => group_resource_schema(),
+            ResourceKind::User => {
+                let definitions = self.store.list_attributes().await?;
+                Ok((user_resource_schema(&definitions)?, definitions))
+            }
+            ResourceKind::Group => Ok((group_resource_schema()?, Vec::new())),
         }
     }
 
@@ -312,24 +318,20 @@ where
 
     // ---- reads ----
 
-    async fn user_resources(&self, users: &[User], base: &str) -> Result<Vec<Value>> {
+    /// The full SCIM resources of `users` (with `groups` from their memberships), before projection.
+    pub async fn user_resources(&self, users: &[User], base: &str) -> Result<Vec<Value>> {
         let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-        let mut groups: HashMap<Uuid, Vec<Reference>> = HashMap::new();
-        for (user, group) in self.store.group_refs(&ids).await? {
-            groups.entry(user).or_default().push(group);
-        }
+        let groups = by_owner(self.store.group_refs(&ids).await?);
         Ok(users
             .iter()
             .map(|u| user_resource(u, groups.get(&u.id).map(Vec::as_slice).unwrap_or(&[]), base))
             .collect())
     }
 
-    async fn group_resources(&self, groups: &[Group], base: &str) -> Result<Vec<Value>> {
+    /// The full SCIM resources of `groups` (with their `members`), before projection.
+    pub async fn group_resources(&self, groups: &[Group], base: &str) -> Result<Vec<Value>> {
         let ids: Vec<Uuid> = groups.iter().map(|g| g.id).collect();
-        let mut members: HashMap<Uuid, Vec<Reference>> = HashMap::new();
-        for (group, member) in self.store.member_refs(&ids).await? {
-            members.entry(group).or_default().push(member);
-        }
+        let members = by_owner(self.store.member_ids(&ids).await?);
         Ok(groups
             .iter()
             .map(|g| group_resource(g, members.get(&g.id).map(Vec::as_slice).unwrap_or(&[]), base))
@@ -362,7 +364,7 @@ where
 
     /// `GET /Users/{id}` or `/Groups/{id}`, projected.
     pub async fn get(&self, kind: ResourceKind, id: &str, params: &ListParams, base: &str) -> Result<ScimResource> {
-        let schema = self.schema_of(kind).await?;
+        let (schema, _) = self.schema_of(kind).await?;
         let projection = Projection::parse(
             params.attributes.as_deref(),
             params.excluded_attributes.as_deref(),
@@ -387,7 +389,7 @@ where
 
     /// `GET /Users` or `/Groups` (and `POST /.search`): a ListResponse.
     pub async fn list(&self, kind: ResourceKind, params: &ListParams, base: &str) -> Result<Value> {
-        let schema = self.schema_of(kind).await?;
+        let (schema, _) = self.schema_of(kind).await?;
         let projection = Projection::parse(
             params.attributes.as_deref(),
             params.excluded_attributes.as_deref(),
@@ -570,7 +572,7 @@ where
         if params.attributes.is_none() && params.excluded_attributes.is_none() {
             return Ok(());
         }
-        let schema = self.schema_of(kind).await?;
+        let (schema, _) = self.schema_of(kind).await?;
         let projection = Projection::parse(
             params.attributes.as_deref(),
             params.excluded_attributes.as_deref(),
@@ -584,15 +586,12 @@ where
 
     /// `POST /Users` or `/Groups`: creates the resource; returns it (default projection).
     pub async fn create(&self, kind: ResourceKind, body: Value, actor: &Actor, base: &str) -> Result<ScimResource> {
-        let schema = self.schema_of(kind).await?;
+        let (schema, _) = self.schema_of(kind).await?;
         let resource = canonical(body, json!({"schemas": [schema.core.id.clone()]}), &schema)?;
         match kind {
             ResourceKind::User => {
                 let fields = user_fields(&resource)?;
-                let user = self
-                    .directory
-                    .create_user(fields.into_new_user(), UserSource::Scim, actor)
-                    .await?;
+                let user = self.directory.create_user(fields, UserSource::Scim, actor).await?;
                 self.user_answer(&user, &schema, base).await
             }
             ResourceKind::Group => {
@@ -654,14 +653,14 @@ where
         actor: &Actor,
         base: &str,
     ) -> Result<ScimResource> {
-        let schema = self.schema_of(kind).await?;
+        let (schema, definitions) = self.schema_of(kind).await?;
         match kind {
             ResourceKind::User => {
                 let (user, current) = self.load_user(id, base).await?;
                 check_if_match(if_match, user.version)?;
                 let start = json!({"schemas": [USER_SCHEMA], "id": current["id"].clone()});
                 let resource = canonical(body, start, &schema)?;
-                let user = self.write_user(&user, &resource, actor).await?;
+                let user = self.write_user(&user, &resource, &definitions, actor).await?;
                 self.user_answer(&user, &schema, base).await
             }
             ResourceKind::Group => {
@@ -685,14 +684,14 @@ where
         actor: &Actor,
         base: &str,
     ) -> Result<ScimResource> {
-        let schema = self.schema_of(kind).await?;
+        let (schema, definitions) = self.schema_of(kind).await?;
         let request = parse_patch_request(body)?;
         match kind {
             ResourceKind::User => {
                 let (user, current) = self.load_user(id, base).await?;
                 check_if_match(if_match, user.version)?;
                 let resource = apply_patch(&current, &request, &schema)?;
-                let user = self.write_user(&user, &resource, actor).await?;
+                let user = self.write_user(&user, &resource, &definitions, actor).await?;
                 self.user_answer(&user, &schema, base).await
             }
             ResourceKind::Group => {
@@ -705,10 +704,15 @@ where
         }
     }
 
-    async fn write_user(&self, user: &User, resource: &Value, actor: &Actor) -> Result<User> {
-        let definitions = self.store.list_attributes().await?;
-        let update = user_fields(resource)?.into_replacement(&definitions);
-        self.directory.replace_user(user, update, actor).await
+    async fn write_user(
+        &self,
+        user: &User,
+        resource: &Value,
+        definitions: &[AttributeDefinition],
+        actor: &Actor,
+    ) -> Result<User> {
+        let update = user_fields(resource)?.into_replacement(definitions);
+        self.directory.replace_user_with(user, update, definitions, actor).await
     }
 
     async fn write_group(&self, group: &Group, resource: &Value, actor: &Actor) -> Result<Group> {
@@ -742,6 +746,15 @@ where
         }
         Ok(())
     }
+}
+
+/// Groups `(owner, item)` pairs by owner, keeping their order.
+fn by_owner<T>(pairs: Vec<(Uuid, T)>) -> HashMap<Uuid, Vec<T>> {
+    let mut out: HashMap<Uuid, Vec<T>> = HashMap::new();
+    for (owner, item) in pairs {
+        out.entry(owner).or_default().push(item);
+    }
+    out
 }
 
 /// Parses a `sortBy` attribute path (URN-qualified or not, with an optional sub-attribute).

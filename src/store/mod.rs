@@ -164,8 +164,8 @@ pub trait ScimStore: Send + Sync {
     ) -> impl Future<Output = Result<(u64, Vec<Group>)>> + Send;
     /// `(user, group)` pairs: the groups of each of `users`.
     fn group_refs(&self, users: &[Uuid]) -> impl Future<Output = Result<Vec<(Uuid, Reference)>>> + Send;
-    /// `(group, user)` pairs: the members of each of `groups`.
-    fn member_refs(&self, groups: &[Uuid]) -> impl Future<Output = Result<Vec<(Uuid, Reference)>>> + Send;
+    /// `(group, user)` id pairs: the members of each of `groups`, in the order they were added.
+    fn member_ids(&self, groups: &[Uuid]) -> impl Future<Output = Result<Vec<(Uuid, Uuid)>>> + Send;
     /// Creates (`previous_version` = `None`) or replaces a group, and when `members` is given makes
     /// them its exact membership, all in one transaction with one change event per change.
     /// A replaced group must still have `previous_version`.

@@ -548,26 +548,16 @@ impl ScimStore for SqlStore {
         Ok(out)
     }
 
-    async fn member_refs(&self, groups: &[Uuid]) -> Result<Vec<(Uuid, Reference)>> {
+    async fn member_ids(&self, groups: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
         let mut out = Vec::new();
         for chunk in groups.chunks(200) {
-            let rows = Sql::new(
-                "SELECT m.group_id, u.id, u.username, u.display_name FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id IN ",
-            )
-            .bind_text_list(chunk.iter().map(Uuid::to_string))
-            .push(" ORDER BY m.added_at, u.id")
-            .fetch_all(&self.pool)
-            .await?;
+            let rows = Sql::new("SELECT group_id, user_id FROM group_members WHERE group_id IN ")
+                .bind_text_list(chunk.iter().map(Uuid::to_string))
+                .push(" ORDER BY added_at, user_id")
+                .fetch_all(&self.pool)
+                .await?;
             for row in rows {
-                let display: Option<String> = get(&row, "display_name")?;
-                let username: String = get(&row, "username")?;
-                out.push((
-                    get_uuid(&row, "group_id")?,
-                    Reference {
-                        id: get_uuid(&row, "id")?,
-                        display: display.unwrap_or(username),
-                    },
-                ));
+                out.push((get_uuid(&row, "group_id")?, get_uuid(&row, "user_id")?));
             }
         }
         Ok(out)

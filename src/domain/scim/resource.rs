@@ -5,10 +5,9 @@
 //! lives in the user's `extensions` document, in SCIM form, so a resource round-trips unchanged.
 
 use super::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, PROVISIO_USER_SCHEMA, USER_SCHEMA};
-use crate::domain::attribute::AttributeDefinition;
 use crate::domain::error::{Error, Result, ScimErrorType};
 use crate::domain::group::Group;
-use crate::domain::user::{NewUser, User, UserUpdate};
+use crate::domain::user::{NewUser, User};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -213,31 +212,6 @@ fn primary_index(emails: &[Value]) -> Option<usize> {
     Some(primary.unwrap_or(0))
 }
 
-/// The directory fields held by a User resource.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UserFields {
-    /// `userName`.
-    pub username: String,
-    /// `name.givenName`.
-    pub given_name: Option<String>,
-    /// `name.familyName`.
-    pub family_name: Option<String>,
-    /// `displayName`.
-    pub display_name: Option<String>,
-    /// `name.formatted`.
-    pub formatted_name: Option<String>,
-    /// The primary (else first) email's value.
-    pub email: Option<String>,
-    /// `active` (true when absent).
-    pub active: bool,
-    /// `externalId`.
-    pub external_id: Option<String>,
-    /// The Provisio extension: custom attribute values.
-    pub attributes: BTreeMap<String, Value>,
-    /// Everything else, in SCIM form.
-    pub extensions: Map<String, Value>,
-}
-
 fn text(value: Option<Value>, field: &str) -> Result<Option<String>> {
     match value {
         None | Some(Value::Null) => Ok(None),
@@ -250,8 +224,10 @@ fn text(value: Option<Value>, field: &str) -> Result<Option<String>> {
     }
 }
 
-/// Splits a canonical User resource (as the PATCH engine produces it) into directory fields.
-pub fn user_fields(resource: &Value) -> Result<UserFields> {
+/// Splits a canonical User resource (as the PATCH engine produces it) into the directory's input
+/// for the user: profile fields, custom attributes (the Provisio extension), and the rest of the
+/// resource as `extensions`. `active` is always given (true when the resource leaves it out).
+pub fn user_fields(resource: &Value) -> Result<NewUser> {
     let Some(object) = resource.as_object() else {
         return Err(Error::scim(
             ScimErrorType::InvalidSyntax,
@@ -308,60 +284,22 @@ pub fn user_fields(resource: &Value) -> Result<UserFields> {
         };
         attributes = custom.into_iter().filter(|(_, v)| !v.is_null()).collect();
     }
-    Ok(UserFields {
+    Ok(NewUser {
         username,
         given_name,
         family_name,
         display_name,
         formatted_name,
         email,
-        active,
+        active: Some(active),
         external_id,
         attributes,
-        extensions: rest,
+        extensions: Some(rest),
     })
 }
 
-impl UserFields {
-    /// The input that creates a user with these fields.
-    pub fn into_new_user(self) -> NewUser {
-        NewUser {
-            username: self.username,
-            given_name: self.given_name,
-            family_name: self.family_name,
-            display_name: self.display_name,
-            formatted_name: self.formatted_name,
-            email: self.email,
-            active: Some(self.active),
-            external_id: self.external_id,
-            attributes: self.attributes,
-            extensions: Some(self.extensions),
-        }
-    }
-
-    /// The update that makes a user hold exactly these fields (custom attributes not given are removed).
-    pub fn into_replacement(self, definitions: &[AttributeDefinition]) -> UserUpdate {
-        let mut attributes = self.attributes;
-        for def in definitions {
-            attributes.entry(def.name.clone()).or_insert(Value::Null);
-        }
-        UserUpdate {
-            username: Some(self.username),
-            given_name: Some(self.given_name),
-            family_name: Some(self.family_name),
-            display_name: Some(self.display_name),
-            formatted_name: Some(self.formatted_name),
-            email: Some(self.email),
-            active: Some(self.active),
-            external_id: Some(self.external_id),
-            attributes,
-            extensions: Some(self.extensions),
-        }
-    }
-}
-
 /// The full SCIM resource of `group` with its `members`.
-pub fn group_resource(group: &Group, members: &[Reference], base: &str) -> Value {
+pub fn group_resource(group: &Group, members: &[Uuid], base: &str) -> Value {
     let id = group.id.to_string();
     let mut out = Map::new();
     out.insert("schemas".into(), json!([GROUP_SCHEMA]));
@@ -373,7 +311,7 @@ pub fn group_resource(group: &Group, members: &[Reference], base: &str) -> Value
     if !members.is_empty() {
         let list = members
             .iter()
-            .map(|m| json!({"value": m.id.to_string(), "$ref": format!("{base}/Users/{}", m.id), "type": "User"}))
+            .map(|m| json!({"value": m.to_string(), "$ref": format!("{base}/Users/{m}"), "type": "User"}))
             .collect();
         out.insert("members".into(), Value::Array(list));
     }
@@ -471,7 +409,7 @@ mod tests {
         let fields = user_fields(&input).unwrap();
         assert_eq!(fields.email.as_deref(), Some("bj@example.com"));
         assert_eq!(fields.given_name.as_deref(), Some("Barbara"));
-        assert!(!fields.active);
+        assert_eq!(fields.active, Some(false));
         let user = User {
             id: Uuid::nil(),
             username: fields.username.clone(),
@@ -480,11 +418,11 @@ mod tests {
             display_name: None,
             formatted_name: None,
             email: fields.email.clone(),
-            active: fields.active,
+            active: false,
             external_id: None,
             source: UserSource::Scim,
             attributes: fields.attributes.clone(),
-            extensions: fields.extensions.clone(),
+            extensions: fields.extensions.clone().unwrap_or_default(),
             version: 3,
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
