@@ -42,7 +42,14 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
     let key = SecretKey::load_or_create(&config.secret_key_file)?;
     let wake = Wake::default();
     let http = http_client(config.request_timeout).map_err(Error::Config)?;
-    let engine = Arc::new(Engine::new(store.clone(), key.clone(), http, config.engine.clone()));
+    let metrics = Arc::new(crate::telemetry::Metrics::new());
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        key.clone(),
+        http,
+        config.engine.clone(),
+        metrics.store.clone(),
+    ));
     let tasks = TaskTracker::new();
     worker::spawn(engine, config.workers.clone(), wake.clone(), &tasks, shutdown.clone());
     spawn_retention(
@@ -52,7 +59,7 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
         shutdown.clone(),
     );
     tasks.close();
-    let state = AppState::new(store.clone(), key, wake, config.max_body_bytes);
+    let state = AppState::new(store.clone(), key, wake, metrics, config.max_body_bytes);
     let app = api::router(state);
     let stopping = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move { stopping.cancelled().await });

@@ -2,7 +2,7 @@
 //! `{"error": {"code": "validation_failed", "message": "...", "field": "email"}}`.
 
 use crate::domain::Error;
-use crate::domain::error::ScimErrorType;
+use crate::domain::error::{ScimErrorType, StoreFault};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -45,7 +45,59 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
         Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         Error::TooManyOperations { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Config(_) | Error::Schema(_) | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Seconds a client is asked to wait (`Retry-After`) when the store refuses work for a passing reason.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
+/// Marks a response whose request failed in the store, so that the metrics middleware can count
+/// it and track the store's health without every handler doing so.
+#[derive(Debug, Clone)]
+pub struct StorageFailure {
+    /// The passing cause, or `None` for another storage error.
+    pub fault: Option<StoreFault>,
+    /// The database's own words.
+    pub detail: String,
+}
+
+/// The message an error response shows. A passing store condition names its cause (it is logged
+/// once per outage by the store's health tracker, not per request); other server errors are
+/// logged here and answered without detail; client errors say what was wrong.
+pub(crate) fn server_error_message(error: &Error, status: StatusCode) -> String {
+    if error.store_fault().is_some() {
+        // Logged once per outage by the store's health tracker, not once per request.
+        error
+            .store_fault()
+            .map(StoreFault::message)
+            .unwrap_or_default()
+            .to_owned()
+    } else if status.is_server_error() {
+        tracing::error!(error = %error, "request failed");
+        "the hub could not complete the request; the server log has the details".to_owned()
+    } else {
+        error.to_string()
+    }
+}
+
+/// Adds `Retry-After` and the [`StorageFailure`] marker to a response for a storage error.
+pub(crate) fn mark_storage_failure(error: &Error, response: &mut Response) {
+    let fault = error.store_fault();
+    match error {
+        Error::StoreUnavailable { detail, .. } | Error::Storage(detail) => {
+            response.extensions_mut().insert(StorageFailure {
+                fault,
+                detail: detail.clone(),
+            });
+        }
+        _ => return,
+    }
+    if fault.is_some() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER_SECS));
     }
 }
 
@@ -62,12 +114,7 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
-        let message = if status.is_server_error() {
-            tracing::error!(error = %self.0, "request failed");
-            "the hub could not complete the request; the server log has the details".to_owned()
-        } else {
-            self.0.to_string()
-        };
+        let message = server_error_message(&self.0, status);
         let field = match &self.0 {
             Error::Validation { field, .. } => Some(field.clone()),
             Error::Conflict { field, .. } => field.clone(),
@@ -86,6 +133,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        mark_storage_failure(&self.0, &mut response);
         response
     }
 }

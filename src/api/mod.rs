@@ -32,7 +32,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
 use std::time::Instant;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -63,7 +63,7 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state over a migrated store.
-    pub fn new(store: SqlStore, key: SecretKey, wake: Wake, max_body_bytes: usize) -> Self {
+    pub fn new(store: SqlStore, key: SecretKey, wake: Wake, metrics: Arc<Metrics>, max_body_bytes: usize) -> Self {
         Self {
             directory: DirectoryService::new(store.clone()),
             auth: AuthService::new(store.clone()),
@@ -72,7 +72,7 @@ impl AppState {
             scim: ScimService::new(store.clone(), ScimLimits::default()),
             wake,
             store,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             max_body_bytes,
         }
     }
@@ -164,17 +164,39 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
-        .layer(TraceLayer::new_for_http())
+        // Failed requests are logged where their error is mapped (once per storage outage for a
+        // store that refuses work), not again per response here.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)))
         .with_state(state)
 }
 
+/// Ready when the store answers and takes writes: a write transaction is committed on every call,
+/// and during a storage outage the hub stays not ready until writes have gone without a failure
+/// for a short while (so a lucky small write on a full disk does not flap readiness).
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => "ready".into_response(),
+    let health = &state.metrics.store;
+    match state.store.probe_write().await {
+        Ok(()) => health.succeeded(),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+            health.error(&e);
+            if e.store_fault().is_none() {
+                tracing::warn!(error = %e, "readiness check failed");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: the database failed; the server log has the details",
+                )
+                    .into_response();
+            }
         }
+    }
+    match health.outage() {
+        None => "ready".into_response(),
+        Some(fault) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, error::STORE_RETRY_AFTER_SECS.to_string())],
+            format!("not ready: {}", fault.message()),
+        )
+            .into_response(),
     }
 }
 
@@ -206,6 +228,16 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
     let response = next.run(request).await;
     if mutating && response.status().is_success() {
         state.wake.changed();
+        if !route.ends_with(".search") {
+            // A mutating request succeeded, so its writes were committed.
+            state.metrics.store.succeeded();
+        }
+    }
+    if let Some(failure) = response.extensions().get::<error::StorageFailure>() {
+        match failure.fault {
+            Some(fault) => state.metrics.store.failed(fault, &failure.detail),
+            None => state.metrics.store.error(&Error::Storage(failure.detail.clone())),
+        }
     }
     state.metrics.observe_request(
         &method,

@@ -53,12 +53,7 @@ pub fn scim_status(error: &Error) -> (StatusCode, Option<ScimErrorType>) {
 /// The status and RFC 7644 §3.12 body of an error.
 pub fn error_body(error: &Error) -> (u16, Value) {
     let (status, scim_type) = scim_status(error);
-    let detail = if status.is_server_error() {
-        tracing::error!(error = %error, "SCIM request failed");
-        "the hub could not complete the request; the server log has the details".to_owned()
-    } else {
-        error.to_string()
-    };
+    let detail = super::error::server_error_message(error, status);
     let mut body = json!({"schemas": [ERROR_SCHEMA], "status": status.as_u16().to_string(), "detail": detail});
     if let Some(scim_type) = scim_type {
         body["scimType"] = Value::String(scim_type.as_str().to_owned());
@@ -83,6 +78,7 @@ impl IntoResponse for ScimError {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        super::error::mark_storage_failure(&self.0, &mut response);
         response
     }
 }

@@ -51,6 +51,15 @@ pub enum Error {
     /// The database failed; the message never contains secrets.
     #[error("storage error: {0}")]
     Storage(String),
+    /// The store cannot take work now (disk full, database unreachable); the same request can
+    /// succeed later without any change. Nothing of the request was stored.
+    #[error("{} ({detail})", .fault.message())]
+    StoreUnavailable {
+        /// What keeps the store from working.
+        fault: StoreFault,
+        /// The database's own words, for the server log.
+        detail: String,
+    },
     /// A SCIM request broke a rule that RFC 7644 names with a `scimType` (bad filter, bad PATCH path, ...).
     #[error("{detail}")]
     Scim {
@@ -71,6 +80,43 @@ pub enum Error {
     /// An `If-Match` precondition did not hold: the resource changed since the client read it.
     #[error("{0}")]
     PreconditionFailed(String),
+}
+
+/// Why the store cannot take work for now. Each clears by itself once the cause is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreFault {
+    /// The disk (or the database's size limit) is full.
+    Full,
+    /// The database cannot write to its disk (an I/O error, or a read-only file system or server).
+    Io,
+    /// The database server cannot be reached, is restarting, or dropped the connection.
+    Unreachable,
+}
+
+impl StoreFault {
+    /// What an administrator reads: the cause and what to do.
+    pub fn message(self) -> &'static str {
+        match self {
+            StoreFault::Full => {
+                "the database is full: the hub refuses writes until disk space is freed; nothing of this request was stored"
+            }
+            StoreFault::Io => {
+                "the database cannot write to its disk: the hub refuses writes until it can; nothing of this request was stored"
+            }
+            StoreFault::Unreachable => {
+                "the database cannot be reached: the hub retries by itself; nothing of this request was stored"
+            }
+        }
+    }
+
+    /// A short label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreFault::Full => "full",
+            StoreFault::Io => "io",
+            StoreFault::Unreachable => "unreachable",
+        }
+    }
 }
 
 /// The `scimType` values of RFC 7644 §3.12.
@@ -130,6 +176,7 @@ impl Error {
             Error::Config(_) => "configuration_error",
             Error::Schema(_) => "schema_error",
             Error::Storage(_) => "storage_error",
+            Error::StoreUnavailable { .. } => "storage_unavailable",
             Error::Scim { scim_type, .. } => scim_type.as_str(),
             Error::PreconditionFailed(_) => "precondition_failed",
             Error::MethodNotAllowed(_) => "method_not_allowed",
@@ -158,6 +205,14 @@ impl Error {
         Error::Scim {
             scim_type,
             detail: detail.into(),
+        }
+    }
+
+    /// The fault when the store refused the work for a passing reason (full, unreachable).
+    pub fn store_fault(&self) -> Option<StoreFault> {
+        match self {
+            Error::StoreUnavailable { fault, .. } => Some(*fault),
+            _ => None,
         }
     }
 

@@ -13,9 +13,11 @@ use crate::domain::user::User;
 use crate::domain::{Error, now};
 use crate::secrets::SecretKey;
 use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, StoredApp, UserStore};
+use crate::telemetry::StoreHealth;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -44,6 +46,12 @@ pub enum JobResult {
     },
     /// A permanent failure: the job becomes a dead letter.
     Failed {
+        /// What failed.
+        error: String,
+    },
+    /// The hub's own store refused work (disk full, database unreachable): not the target's
+    /// fault, so run again later without spending an attempt or counting against the app.
+    StoreUnavailable {
         /// What failed.
         error: String,
     },
@@ -107,7 +115,14 @@ pub struct Engine<S> {
     http: reqwest::Client,
     config: EngineConfig,
     flows: FlowRegistry,
+    health: Arc<StoreHealth>,
+    /// Report rows of actions taken while the store refused writes, stored as soon as it takes them.
+    unsaved_reports: Mutex<Vec<Report>>,
 }
+
+/// Most report rows kept in memory while the store refuses writes; workers stop claiming work
+/// while it refuses writes, so only the jobs in hand add to it.
+const MAX_UNSAVED_REPORTS: usize = 100_000;
 
 /// Who a job is about, for its report records.
 #[derive(Clone)]
@@ -121,6 +136,8 @@ struct Subject {
 /// Records the report rows of one job run.
 struct Recorder<'a, S> {
     store: &'a S,
+    health: &'a StoreHealth,
+    unsaved: &'a Mutex<Vec<Report>>,
     job: &'a Job,
     app: &'a App,
     subject: Subject,
@@ -198,8 +215,20 @@ impl<S: ReportStore> Recorder<'_, S> {
             correlation_id: self.job.correlation_id.clone(),
             cause: self.job.cause.clone(),
         };
-        if let Err(e) = self.store.insert_report(&report).await {
-            tracing::error!(error = %e, "cannot store a provisioning report record");
+        match self.store.insert_report(&report).await {
+            Ok(()) => {}
+            Err(e) if e.store_fault().is_some() => {
+                // The action happened: keep its record until the store takes it.
+                self.health.error(&e);
+                if let Ok(mut unsaved) = self.unsaved.lock() {
+                    if unsaved.len() < MAX_UNSAVED_REPORTS {
+                        unsaved.push(report);
+                    } else {
+                        tracing::error!("too many report records wait for the store; one is dropped");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot store a provisioning report record"),
         }
     }
 }
@@ -241,20 +270,60 @@ impl<S> Engine<S>
 where
     S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
 {
-    /// An engine over `store`, decrypting app tokens with `key`, sending over `http`.
-    pub fn new(store: S, key: SecretKey, http: reqwest::Client, config: EngineConfig) -> Self {
+    /// An engine over `store`, decrypting app tokens with `key`, sending over `http`, telling
+    /// `health` when the store refuses work.
+    pub fn new(
+        store: S,
+        key: SecretKey,
+        http: reqwest::Client,
+        config: EngineConfig,
+        health: Arc<StoreHealth>,
+    ) -> Self {
         Self {
             store,
             key,
             http,
             config,
             flows: FlowRegistry::default(),
+            health,
+            unsaved_reports: Mutex::new(Vec::new()),
         }
     }
 
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The store's health as the engine sees it.
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
+    }
+
+    /// Stores the report rows kept while the store refused writes. On failure they stay kept.
+    pub async fn save_unsaved_reports(&self) -> Result<(), Error> {
+        let pending = match self.unsaved_reports.lock() {
+            Ok(mut unsaved) if !unsaved.is_empty() => std::mem::take(&mut *unsaved),
+            _ => return Ok(()),
+        };
+        let result = self.store.insert_reports(&pending).await;
+        if result.is_err()
+            && let Ok(mut unsaved) = self.unsaved_reports.lock()
+        {
+            let newer = std::mem::replace(&mut *unsaved, pending);
+            unsaved.extend(newer);
+        }
+        result
+    }
+
+    /// Logs a failed store write of the engine's bookkeeping, or, when the store refuses work for
+    /// a passing reason, leaves it to the health tracker (one line per outage, not per write).
+    fn store_failed(&self, what: &str, error: &Error) {
+        if error.store_fault().is_some() {
+            self.health.error(error);
+        } else {
+            tracing::error!(%error, "{what}");
+        }
     }
 
     fn backoff(&self, attempt: i64) -> Duration {
@@ -280,6 +349,7 @@ where
         let stored = match self.store.get_app(job.app_id).await {
             Ok(Some(stored)) => stored,
             Ok(None) => return JobResult::Done,
+            Err(e) if e.store_fault().is_some() => return JobResult::StoreUnavailable { error: e.to_string() },
             Err(e) => {
                 return JobResult::Retry {
                     after: self.backoff(job.attempts),
@@ -351,11 +421,11 @@ where
                     not_before: Some(probe_at),
                 };
                 if let Err(e) = self.store.enqueue(&probe).await {
-                    tracing::error!(error = %e, "cannot queue the quarantine probe");
+                    self.store_failed("cannot queue the quarantine probe", &e);
                 }
             }
             Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "cannot record the app's health"),
+            Err(e) => self.store_failed("cannot record the app's health", &e),
         }
     }
 
@@ -369,7 +439,7 @@ where
                     .set_connection(job.app_id, ConnectionStatus::Failed, Some(&message), None, now())
                     .await
                 {
-                    tracing::error!(error = %err, "cannot record the connection failure");
+                    self.store_failed("cannot record the connection failure", &err);
                 }
                 JobResult::Deferred { error: message }
             }
@@ -395,7 +465,7 @@ where
                         )
                         .await
                 {
-                    tracing::error!(error = %err, "cannot record the next probe time");
+                    self.store_failed("cannot record the next probe time", &err);
                 }
                 JobResult::Retry {
                     after,
@@ -403,6 +473,10 @@ where
                 }
             }
             Err(StepError::Target(e)) => JobResult::Failed { error: e.to_string() },
+            Err(StepError::Hub(e)) if e.store_fault().is_some() => {
+                self.health.error(&e);
+                JobResult::StoreUnavailable { error: e.to_string() }
+            }
             Err(StepError::Hub(e @ (Error::Storage(_) | Error::Schema(_)))) => JobResult::Retry {
                 after: self.backoff(job.attempts),
                 error: e.to_string(),
@@ -542,6 +616,8 @@ where
         };
         let recorder = Recorder {
             store: &self.store,
+            health: &self.health,
+            unsaved: &self.unsaved_reports,
             job,
             app,
             subject,
@@ -1016,6 +1092,8 @@ where
         };
         let recorder = Recorder {
             store: &self.store,
+            health: &self.health,
+            unsaved: &self.unsaved_reports,
             job,
             app,
             subject,
@@ -1325,6 +1403,8 @@ where
         };
         let recorder = Recorder {
             store: &self.store,
+            health: &self.health,
+            unsaved: &self.unsaved_reports,
             job,
             app,
             subject,

@@ -3,6 +3,7 @@
 //! job in hand first.
 
 use super::engine::{Engine, JobResult};
+use crate::domain::job::Job;
 use crate::domain::now;
 use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, UserStore};
 use std::sync::Arc;
@@ -81,23 +82,28 @@ pub fn spawn<S>(
                             tracing::warn!(jobs = n, "took over jobs whose worker stopped");
                             wake.jobs_queued();
                         }
-                        Err(e) => tracing::error!(error = %e, "requeueing expired jobs failed"),
+                        Err(e) => store_failed(&engine, "requeueing expired jobs failed", &e),
                     }
                     next_reap = tokio::time::Instant::now()
                         + (lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
                 }
+                let mut wait = poll;
                 match engine.store().dispatch_changes(500).await {
                     Ok(0) => {}
                     Ok(_) => {
+                        engine.health().succeeded();
                         wake.jobs_queued();
                         continue;
                     }
-                    Err(e) => tracing::error!(error = %e, "dispatching changes failed"),
+                    Err(e) => {
+                        store_failed(&engine, "dispatching changes failed", &e);
+                        wait = STORE_WAIT;
+                    }
                 }
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = wake.changes.notified() => {},
-                    () = tokio::time::sleep(poll) => {},
+                    () = tokio::time::sleep(wait) => {},
                 }
             }
         });
@@ -113,23 +119,10 @@ pub fn spawn<S>(
                 let lease_until = now() + config.lease;
                 match engine.store().claim(&owner, now(), lease_until).await {
                     Ok(Some(job)) => {
+                        // The claim was a committed write.
+                        engine.health().succeeded();
                         let result = engine.run(&job).await;
-                        let store = engine.store();
-                        let finished = match &result {
-                            JobResult::Done => store.complete(&job, &owner).await,
-                            JobResult::Retry { after, error } => {
-                                store.retry_later(&job, &owner, now() + *after, error, true).await
-                            }
-                            JobResult::Deferred { error } => {
-                                store
-                                    .retry_later(&job, &owner, now() + Duration::from_secs(5), error, false)
-                                    .await
-                            }
-                            JobResult::Failed { error } => store.fail(&job, &owner, error).await,
-                        };
-                        if let Err(e) = finished {
-                            tracing::error!(error = %e, job = %job.id, "cannot record the end of a job");
-                        }
+                        finish(&engine, &job, &owner, &result, &shutdown).await;
                         if !matches!(result, JobResult::Done) {
                             tracing::warn!(job = %job.id, ?result, "job did not complete");
                         }
@@ -142,14 +135,78 @@ pub fn spawn<S>(
                         }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "claiming a job failed");
+                        store_failed(&engine, "claiming a job failed", &e);
                         tokio::select! {
                             () = shutdown.cancelled() => break,
-                            () = tokio::time::sleep(config.poll * 4) => {},
+                            () = tokio::time::sleep(STORE_WAIT) => {},
                         }
                     }
                 }
             }
         });
+    }
+}
+
+/// How long a task waits before trying the store again after it refused work.
+const STORE_WAIT: Duration = Duration::from_secs(1);
+
+/// Logs a failed store operation of a background task, or leaves a passing store condition to the
+/// health tracker, which logs once per outage.
+fn store_failed<S>(engine: &Engine<S>, what: &str, error: &crate::domain::Error)
+where
+    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
+{
+    if error.store_fault().is_some() {
+        engine.health().error(error);
+    } else {
+        tracing::error!(%error, "{what}");
+    }
+}
+
+/// Records how a job ended, together with the report rows its actions left unsaved. While the
+/// store refuses writes this is tried again (the worker keeps the job's lease meanwhile), so an
+/// outage neither loses the end of a job nor spends one of its attempts; at shutdown the job is
+/// left to its lease, after which any node takes it over.
+async fn finish<S>(engine: &Engine<S>, job: &Job, owner: &str, result: &JobResult, shutdown: &CancellationToken)
+where
+    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone + 'static,
+{
+    let store = engine.store();
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let saved = match engine.save_unsaved_reports().await {
+            Ok(()) => match result {
+                JobResult::Done => store.complete(job, owner).await,
+                JobResult::Retry { after, error } => store.retry_later(job, owner, now() + *after, error, true).await,
+                JobResult::Deferred { error } => {
+                    store
+                        .retry_later(job, owner, now() + Duration::from_secs(5), error, false)
+                        .await
+                }
+                JobResult::StoreUnavailable { error } => {
+                    store.retry_later(job, owner, now() + STORE_WAIT, error, false).await
+                }
+                JobResult::Failed { error } => store.fail(job, owner, error).await,
+            },
+            Err(e) => Err(e),
+        };
+        match saved {
+            Ok(()) => {
+                engine.health().succeeded();
+                return;
+            }
+            Err(e) if e.store_fault().is_some() => {
+                engine.health().error(&e);
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {},
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, job = %job.id, "cannot record the end of a job");
+                return;
+            }
+        }
     }
 }

@@ -102,7 +102,7 @@ impl AppStore for SqlStore {
         let mut tx = self.begin_write().await?;
         let clash = Sql::new("SELECT id FROM apps WHERE name_key = ")
             .bind_text(app.name.to_lowercase())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?;
         if clash.is_some() {
             return Err(Error::conflict(
@@ -134,7 +134,7 @@ impl AppStore for SqlStore {
         .bind_int(app.version).push(", ")
         .bind_int(micros(app.created_at)).push(", ")
         .bind_int(micros(app.updated_at)).push(")")
-        .execute(&mut *tx.tx)
+        .execute(tx.conn())
         .await?;
         tx.record(NewChange {
             entity: EntityKind::App,
@@ -161,7 +161,7 @@ impl AppStore for SqlStore {
             .bind_text(app.name.to_lowercase())
             .push(" AND id <> ")
             .bind_text(app.id.to_string())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?;
         if clash.is_some() {
             return Err(Error::conflict(
@@ -197,7 +197,7 @@ impl AppStore for SqlStore {
             .bind_text(app.id.to_string())
             .push(" AND version = ")
             .bind_int(previous_version)
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         if updated == 0 {
             return Err(Error::Conflict {
@@ -225,7 +225,7 @@ impl AppStore for SqlStore {
         let row = select_apps()
             .push(" WHERE id = ")
             .bind_text(id.to_string())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?
             .ok_or_else(|| Error::not_found("app", id))?;
         let app = app_from_row(&row)?.app;
@@ -236,7 +236,7 @@ impl AppStore for SqlStore {
             "DELETE FROM sync_jobs WHERE app_id = ",
             "DELETE FROM apps WHERE id = ",
         ] {
-            Sql::new(table).bind_text(id.to_string()).execute(&mut *tx.tx).await?;
+            Sql::new(table).bind_text(id.to_string()).execute(tx.conn()).await?;
         }
         tx.record(NewChange {
             entity: EntityKind::App,
@@ -302,14 +302,14 @@ impl AppStore for SqlStore {
         let mut tx = self.begin_write().await?;
         let app = Sql::new("SELECT id FROM apps WHERE id = ")
             .bind_text(policy.app_id.to_string())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?;
         if app.is_none() {
             return Err(Error::not_found("app", policy.app_id));
         }
         let group = Sql::new("SELECT id FROM groups WHERE id = ")
             .bind_text(policy.group_id.to_string())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?;
         if group.is_none() {
             return Err(Error::not_found("group", policy.group_id));
@@ -318,7 +318,7 @@ impl AppStore for SqlStore {
             .bind_text(policy.app_id.to_string())
             .push(" AND group_id = ")
             .bind_text(policy.group_id.to_string())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?;
         if clash.is_some() {
             return Err(Error::conflict("group", "this group already has a policy for this app"));
@@ -334,7 +334,7 @@ impl AppStore for SqlStore {
             .push(", ")
             .bind_int(micros(policy.created_at))
             .push(")")
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         tx.record(NewChange {
             entity: EntityKind::Policy,
@@ -352,13 +352,13 @@ impl AppStore for SqlStore {
         let mut tx = self.begin_write().await?;
         let row = Sql::new("SELECT id, name, app_id, group_id, created_at FROM policies WHERE id = ")
             .bind_text(id.to_string())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?
             .ok_or_else(|| Error::not_found("policy", id))?;
         let policy = policy_from_row(&row)?;
         Sql::new("DELETE FROM policies WHERE id = ")
             .bind_text(id.to_string())
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         tx.record(NewChange {
             entity: EntityKind::Policy,

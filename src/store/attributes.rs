@@ -28,7 +28,7 @@ pub(super) fn attribute_from_row(row: &AnyRow) -> Result<AttributeDefinition> {
 }
 
 async fn count(tx: &mut WriteTx, sql: Sql) -> Result<i64> {
-    let row = sql.fetch_optional(&mut *tx.tx).await?;
+    let row = sql.fetch_optional(tx.conn()).await?;
     match row {
         Some(row) => get(&row, "n"),
         None => Ok(0),
@@ -86,7 +86,7 @@ impl AttributeStore for SqlStore {
         let existing = select_attributes()
             .push(" WHERE lower(name) = ")
             .bind_text(def.name.to_lowercase())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?;
         if existing.is_some() {
             return Err(Error::conflict(
@@ -108,7 +108,7 @@ impl AttributeStore for SqlStore {
             .bind_opt_text(def.description.clone()).push(", ")
             .bind_int(micros(def.created_at)).push(", ")
             .bind_int(micros(def.updated_at)).push(")")
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         tx.record(NewChange {
             entity: EntityKind::Attribute,
@@ -127,7 +127,7 @@ impl AttributeStore for SqlStore {
         let row = select_attributes()
             .push(" WHERE name = ")
             .bind_text(def.name.clone())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?
             .ok_or_else(|| Error::not_found("attribute", &def.name))?;
         let before = attribute_from_row(&row)?;
@@ -161,7 +161,7 @@ impl AttributeStore for SqlStore {
             .bind_int(micros(def.updated_at))
             .push(" WHERE name = ")
             .bind_text(def.name.clone())
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         tx.record(NewChange {
             entity: EntityKind::Attribute,
@@ -180,7 +180,7 @@ impl AttributeStore for SqlStore {
         let row = select_attributes()
             .push(" WHERE name = ")
             .bind_text(name.to_owned())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?
             .ok_or_else(|| Error::not_found("attribute", name))?;
         let before = attribute_from_row(&row)?;
@@ -195,7 +195,7 @@ impl AttributeStore for SqlStore {
         }
         Sql::new("DELETE FROM attribute_definitions WHERE name = ")
             .bind_text(name.to_owned())
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         tx.record(NewChange {
             entity: EntityKind::Attribute,

@@ -45,7 +45,7 @@ pub(super) async fn load_group(tx: &mut WriteTx, id: Uuid) -> Result<Group> {
     let row = select_groups()
         .push(" WHERE g.id = ")
         .bind_text(id.to_string())
-        .fetch_optional(&mut *tx.tx)
+        .fetch_optional(tx.conn())
         .await?
         .ok_or_else(|| Error::not_found("group", id))?;
     group_from_row(&row)
@@ -56,7 +56,7 @@ pub(super) async fn name_taken(tx: &mut WriteTx, id: Uuid, name: &str) -> Result
         .bind_text(name.to_lowercase())
         .push(" AND id <> ")
         .bind_text(id.to_string())
-        .fetch_optional(&mut *tx.tx)
+        .fetch_optional(tx.conn())
         .await?;
     if clash.is_some() {
         return Err(Error::conflict(
@@ -72,7 +72,7 @@ pub(super) async fn bump_group(tx: &mut WriteTx, id: Uuid, now: OffsetDateTime) 
         .bind_int(micros(now))
         .push(" WHERE id = ")
         .bind_text(id.to_string())
-        .execute(&mut *tx.tx)
+        .execute(tx.conn())
         .await?;
     Ok(())
 }
@@ -97,7 +97,7 @@ pub(super) async fn insert_group_row(tx: &mut WriteTx, group: &Group, actor: &Ac
         .push(", ")
         .bind_int(micros(group.updated_at))
         .push(")")
-        .execute(&mut *tx.tx)
+        .execute(tx.conn())
         .await?;
     tx.record(NewChange {
         entity: EntityKind::Group,
@@ -180,7 +180,7 @@ impl GroupStore for SqlStore {
             .bind_text(name.key())
             .push(" WHERE id = ")
             .bind_text(id.to_string())
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         bump_group(&mut tx, id, now).await?;
         let after = load_group(&mut tx, id).await?;
@@ -204,7 +204,7 @@ impl GroupStore for SqlStore {
         let members = Sql::new("SELECT user_id FROM group_members WHERE group_id = ")
             .bind_text(id.to_string())
             .push(" ORDER BY user_id")
-            .fetch_all(&mut *tx.tx)
+            .fetch_all(tx.conn())
             .await?;
         let mut member_ids = Vec::new();
         for row in members {
@@ -222,12 +222,12 @@ impl GroupStore for SqlStore {
         }
         Sql::new("DELETE FROM group_members WHERE group_id = ")
             .bind_text(id.to_string())
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         super::scim::unindex(&mut tx, id).await?;
         Sql::new("DELETE FROM groups WHERE id = ")
             .bind_text(id.to_string())
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         tx.record(NewChange {
             entity: EntityKind::Group,
@@ -247,7 +247,7 @@ impl GroupStore for SqlStore {
         load_group(&mut tx, group).await?;
         let exists = Sql::new("SELECT id FROM users WHERE id = ")
             .bind_text(user.to_string())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?;
         if exists.is_none() {
             return Err(Error::not_found("user", user));
@@ -256,7 +256,7 @@ impl GroupStore for SqlStore {
             .bind_text(group.to_string())
             .push(" AND user_id = ")
             .bind_text(user.to_string())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?;
         if already.is_some() {
             return Ok(false);
@@ -268,7 +268,7 @@ impl GroupStore for SqlStore {
             .push(", ")
             .bind_int(micros(now))
             .push(")")
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         bump_group(&mut tx, group, now).await?;
         tx.record(NewChange {
@@ -291,7 +291,7 @@ impl GroupStore for SqlStore {
             .bind_text(group.to_string())
             .push(" AND user_id = ")
             .bind_text(user.to_string())
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         if removed == 0 {
             return Ok(false);

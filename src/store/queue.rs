@@ -75,13 +75,13 @@ async fn insert_jobs(tx: &mut WriteTx, jobs: &[NewJob]) -> Result<()> {
                 .bind_int(created)
                 .push(")");
         }
-        sql.push(" ON CONFLICT DO NOTHING").execute(&mut *tx.tx).await?;
+        sql.push(" ON CONFLICT DO NOTHING").execute(tx.conn()).await?;
     }
     Ok(())
 }
 
 async fn ids(tx: &mut WriteTx, sql: Sql) -> Result<Vec<String>> {
-    let rows = sql.fetch_all(&mut *tx.tx).await?;
+    let rows = sql.fetch_all(tx.conn()).await?;
     rows.iter().map(|r| get(r, "id")).collect()
 }
 
@@ -108,7 +108,7 @@ async fn apps_pushing_group(tx: &mut WriteTx, group: &str) -> Result<Vec<String>
             .push(" UNION SELECT app_id FROM app_groups WHERE group_id = ")
             .bind_text(group.to_owned())
             .push(")")
-            .fetch_all(&mut *tx.tx)
+            .fetch_all(tx.conn())
             .await?;
     let mut out = Vec::new();
     for row in rows {
@@ -125,7 +125,7 @@ async fn apps_pushing_group(tx: &mut WriteTx, group: &str) -> Result<Vec<String>
 async fn app_pushes_groups(tx: &mut WriteTx, app: &str) -> Result<bool> {
     let row = Sql::new("SELECT features FROM apps WHERE id = ")
         .bind_text(app.to_owned())
-        .fetch_optional(&mut *tx.tx)
+        .fetch_optional(tx.conn())
         .await?;
     match row {
         Some(row) => {
@@ -180,10 +180,10 @@ impl QueueStore for SqlStore {
         }
         let mut tx = self.begin_write().await?;
         Sql::new("UPDATE change_cursors SET last_seq = last_seq WHERE name = 'outbound'")
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         let cursor: i64 = match Sql::new("SELECT last_seq FROM change_cursors WHERE name = 'outbound'")
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?
         {
             Some(row) => get(&row, "last_seq")?,
@@ -193,7 +193,7 @@ impl QueueStore for SqlStore {
             .bind_int(cursor)
             .push(" ORDER BY seq LIMIT ")
             .bind_int(i64::from(limit.max(1)))
-            .fetch_all(&mut *tx.tx)
+            .fetch_all(tx.conn())
             .await?;
         if rows.is_empty() {
             return Ok(0);
@@ -262,7 +262,7 @@ impl QueueStore for SqlStore {
                     }
                     let push_groups = Sql::new("SELECT features, connection_status FROM apps WHERE id = ")
                         .bind_text(entity_id.clone())
-                        .fetch_optional(&mut *tx.tx)
+                        .fetch_optional(tx.conn())
                         .await?;
                     if let Some(row) = push_groups {
                         let features: String = get(&row, "features")?;
@@ -293,7 +293,7 @@ impl QueueStore for SqlStore {
         Sql::new("UPDATE change_cursors SET last_seq = ")
             .bind_int(last)
             .push(" WHERE name = 'outbound'")
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         tx.commit().await?;
         Ok(rows.len())
@@ -308,7 +308,7 @@ impl QueueStore for SqlStore {
             .bind_text(job.subject_kind.as_str())
             .push(" AND subject_id = ")
             .bind_text(job.subject_id.clone())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?
             .ok_or_else(|| Error::Storage("the queued job vanished".into()))?;
         let id: String = get(&row, "id")?;
@@ -318,7 +318,7 @@ impl QueueStore for SqlStore {
                 .bind_text(run.clone())
                 .push(" WHERE id = ")
                 .bind_text(id.clone())
-                .execute(&mut *tx.tx)
+                .execute(tx.conn())
                 .await?;
         }
         tx.commit().await?;

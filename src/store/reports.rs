@@ -184,9 +184,9 @@ impl ReportStore for SqlStore {
     }
 
     async fn insert_reports(&self, reports: &[Report]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for chunk in reports.chunks(25) {
-            insert_sql(chunk).execute(&mut *tx).await?;
+            insert_sql(chunk).execute(tx.conn()).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -378,7 +378,7 @@ fn order_by(sql: Sql, schema: &ResourceSchema, kind: Kind, sort: Option<(&AttrPa
 async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry]) -> Result<()> {
     Sql::new("DELETE FROM scim_index WHERE resource_id = ")
         .bind_text(id.to_string())
-        .execute(&mut *tx.tx)
+        .execute(tx.conn())
         .await?;
     // Rows with text, numbers and dateTimes go in separate statements, each binding one kind in
     // every row: PostgreSQL's driver declares a NULL number differently from a number, and a
@@ -412,7 +412,7 @@ async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry]) -> Result<
                     _ => sql.bind_opt_text(row.txt.clone()).push(", NULL, NULL)"),
                 };
             }
-            sql.execute(&mut *tx.tx).await?;
+            sql.execute(tx.conn()).await?;
         }
     }
     Ok(())
@@ -422,7 +422,7 @@ async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry]) -> Result<
 pub(super) async fn index_user(tx: &mut WriteTx, user: &User) -> Result<()> {
     let rows = super::attributes::select_attributes()
         .push(" ORDER BY name")
-        .fetch_all(&mut *tx.tx)
+        .fetch_all(tx.conn())
         .await?;
     let definitions = rows
         .iter()
@@ -444,7 +444,7 @@ pub(super) async fn index_group(tx: &mut WriteTx, group: &Group) -> Result<()> {
 pub(super) async fn unindex(tx: &mut WriteTx, id: Uuid) -> Result<()> {
     Sql::new("DELETE FROM scim_index WHERE resource_id = ")
         .bind_text(id.to_string())
-        .execute(&mut *tx.tx)
+        .execute(tx.conn())
         .await?;
     Ok(())
 }
@@ -605,7 +605,7 @@ impl ScimStore for SqlStore {
                     .bind_opt_text(group.external_id.clone())
                     .push(" WHERE id = ")
                     .bind_text(group.id.to_string())
-                    .execute(&mut *tx.tx)
+                    .execute(tx.conn())
                     .await?;
             }
         }
@@ -613,7 +613,7 @@ impl ScimStore for SqlStore {
         if let Some(wanted) = members {
             let rows = Sql::new("SELECT user_id FROM group_members WHERE group_id = ")
                 .bind_text(group.id.to_string())
-                .fetch_all(&mut *tx.tx)
+                .fetch_all(tx.conn())
                 .await?;
             let current = rows
                 .iter()
@@ -624,7 +624,7 @@ impl ScimStore for SqlStore {
             for chunk in added.chunks(200) {
                 let found = Sql::new("SELECT id FROM users WHERE id IN ")
                     .bind_text_list(chunk.iter().map(Uuid::to_string))
-                    .fetch_all(&mut *tx.tx)
+                    .fetch_all(tx.conn())
                     .await?;
                 let found = found.iter().map(|r| get_uuid(r, "id")).collect::<Result<Vec<_>>>()?;
                 if let Some(missing) = chunk.iter().find(|id| !found.contains(id)) {
@@ -643,7 +643,7 @@ impl ScimStore for SqlStore {
                     .push(", ")
                     .bind_int(micros(now))
                     .push(")")
-                    .execute(&mut *tx.tx)
+                    .execute(tx.conn())
                     .await?;
             }
             for user in &removed {
@@ -651,7 +651,7 @@ impl ScimStore for SqlStore {
                     .bind_text(group.id.to_string())
                     .push(" AND user_id = ")
                     .bind_text(user.to_string())
-                    .execute(&mut *tx.tx)
+                    .execute(tx.conn())
                     .await?;
             }
             for (users, operation) in [(&added, ChangeOp::Added), (&removed, ChangeOp::Removed)] {

@@ -2,10 +2,12 @@
 //! query builder, value conversions, and the write transaction that appends to the change log.
 
 use crate::domain::change::NewChange;
+use crate::domain::error::StoreFault;
 use crate::domain::{Error, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationType, Migrator};
-use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row};
 use std::path::Path;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -53,7 +55,64 @@ impl From<sqlx::Error> for Error {
                 };
             }
         }
-        Error::Storage(err.to_string())
+        match store_fault(&err) {
+            Some(fault) => Error::StoreUnavailable {
+                fault,
+                detail: err.to_string(),
+            },
+            None => Error::Storage(err.to_string()),
+        }
+    }
+}
+
+/// Whether `err` is a passing condition of the database (full, unreachable, I/O) rather than a
+/// bad statement or bad data: work refused for such a reason succeeds later unchanged.
+fn store_fault(err: &sqlx::Error) -> Option<StoreFault> {
+    match err {
+        sqlx::Error::Database(db) => {
+            if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                let code = sqlx::error::DatabaseError::code(sqlite).and_then(|c| c.parse::<i32>().ok())?;
+                sqlite_fault(code)
+            } else if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                postgres_fault(pg.code())
+            } else {
+                None
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Some(StoreFault::Unreachable),
+        _ => None,
+    }
+}
+
+/// SQLite result codes (primary code in the low byte of an extended one) that pass by themselves.
+fn sqlite_fault(code: i32) -> Option<StoreFault> {
+    const SQLITE_BUSY: i32 = 5;
+    const SQLITE_LOCKED: i32 = 6;
+    const SQLITE_NOMEM: i32 = 7;
+    const SQLITE_READONLY: i32 = 8;
+    const SQLITE_IOERR: i32 = 10;
+    const SQLITE_FULL: i32 = 13;
+    const SQLITE_CANTOPEN: i32 = 14;
+    match code & 0xff {
+        SQLITE_FULL => Some(StoreFault::Full),
+        SQLITE_IOERR | SQLITE_READONLY | SQLITE_CANTOPEN | SQLITE_NOMEM => Some(StoreFault::Io),
+        SQLITE_BUSY | SQLITE_LOCKED => Some(StoreFault::Unreachable),
+        _ => None,
+    }
+}
+
+/// PostgreSQL SQLSTATEs that pass by themselves: out of space or resources, shutting down or
+/// starting up, connection lost, read-only (a standby), I/O trouble.
+fn postgres_fault(code: &str) -> Option<StoreFault> {
+    match code {
+        "53100" => Some(StoreFault::Full),
+        "58030" | "25006" | "53000" | "53200" => Some(StoreFault::Io),
+        _ if code.starts_with("08") || code.starts_with("57P") || code == "53300" => Some(StoreFault::Unreachable),
+        _ => None,
     }
 }
 
@@ -84,7 +143,9 @@ impl SqlStore {
                 "the database URL must start with sqlite:// or postgres://".into(),
             ));
         };
-        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        // A request waits at most this long for a connection; while the database is down or
+        // restarting, it is then answered 503 instead of hanging.
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         options = match backend {
             // One file, many readers, one writer at a time: WAL lets readers go on while a write commits.
             Backend::Sqlite => options.max_connections(8).after_connect(|conn, _| {
@@ -173,11 +234,21 @@ impl SqlStore {
     /// and change sequence numbers commit in order, without gaps.
     pub(super) async fn begin_write(&self) -> Result<WriteTx> {
         let gate = self.write_gate.clone().lock_owned().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = WriteTx::begin(&self.pool, Some(gate)).await?;
         sqlx::query("UPDATE change_sequence SET last_seq = last_seq WHERE id = 1")
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
-        Ok(WriteTx { tx, _gate: gate })
+        Ok(tx)
+    }
+
+    /// Starts a transaction that does not touch the change log (report rows).
+    pub(super) async fn begin(&self) -> Result<WriteTx> {
+        WriteTx::begin(&self.pool, None).await
+    }
+
+    /// Proves that the store takes writes now: one write transaction, committed. Readiness uses it.
+    pub async fn probe_write(&self) -> Result<()> {
+        self.begin_write().await?.commit().await
     }
 }
 
@@ -190,18 +261,61 @@ fn redact_url_error(err: sqlx::Error) -> String {
     }
 }
 
-/// A transaction that holds the change-log lock; every directory change goes through one.
+/// A write transaction on a connection of its own. The transaction is begun and ended here, with
+/// plain `BEGIN` and `COMMIT`, and never handed back unfinished: unless `commit` succeeds, the
+/// connection is closed instead of returned to the pool, which ends the transaction on the
+/// server (rolled back). So a connection whose transaction state is in doubt after an error
+/// (SQLite may roll a transaction back by itself on `SQLITE_FULL`, `SQLITE_IOERR`, ...; a
+/// PostgreSQL connection may be cut) never serves another request, and success means committed.
 pub(super) struct WriteTx {
-    pub(super) tx: Transaction<'static, Any>,
-    /// This process's turn to write, released with the transaction.
-    _gate: tokio::sync::OwnedMutexGuard<()>,
+    conn: PoolConnection<Any>,
+    committed: bool,
+    /// This process's turn to write (directory writes only), released with the transaction.
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    async fn begin(pool: &AnyPool, gate: Option<tokio::sync::OwnedMutexGuard<()>>) -> Result<Self> {
+        let conn = pool.acquire().await?;
+        let mut tx = Self {
+            conn,
+            committed: false,
+            _gate: gate,
+        };
+        sqlx::query("BEGIN").execute(tx.conn()).await?;
+        Ok(tx)
+    }
+
+    /// The connection the transaction runs on.
+    pub(super) fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+
+    /// Commits. Success means the database acknowledged the commit; on any error the
+    /// connection is closed and nothing of the transaction is committed by this process.
+    pub(super) async fn commit(mut self) -> Result<()> {
+        sqlx::query("COMMIT").execute(self.conn()).await?;
+        // The connection is clean again and may go back to the pool.
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        // Not committed (an error, or the caller's future was dropped): whatever state the
+        // transaction is in, closing the connection rolls it back and keeps it out of the pool.
+        if !self.committed {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 impl WriteTx {
     /// Appends `change` to the log with the next sequence number.
     pub(super) async fn record(&mut self, change: NewChange) -> Result<i64> {
         let row = sqlx::query("UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.conn())
             .await?;
         let seq: i64 = row.try_get(0)?;
         Sql::new(
@@ -223,15 +337,9 @@ impl WriteTx {
         .push(", ")
         .bind_text(change.data.to_string())
         .push(")")
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await?;
         Ok(seq)
-    }
-
-    /// Commits.
-    pub(super) async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
-        Ok(())
     }
 }
 

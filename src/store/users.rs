@@ -93,7 +93,7 @@ impl SqlStore {
 async fn write_attribute_values(tx: &mut WriteTx, user: &User) -> Result<()> {
     Sql::new("DELETE FROM user_attribute_values WHERE user_id = ")
         .bind_text(user.id.to_string())
-        .execute(&mut *tx.tx)
+        .execute(tx.conn())
         .await?;
     for (name, value) in &user.attributes {
         Sql::new("INSERT INTO user_attribute_values (user_id, name, value) VALUES (")
@@ -103,7 +103,7 @@ async fn write_attribute_values(tx: &mut WriteTx, user: &User) -> Result<()> {
             .push(", ")
             .bind_text(value.to_string())
             .push(")")
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
     }
     Ok(())
@@ -114,7 +114,7 @@ async fn username_taken(tx: &mut WriteTx, user: &User) -> Result<()> {
         .bind_text(user.username_key())
         .push(" AND id <> ")
         .bind_text(user.id.to_string())
-        .fetch_optional(&mut *tx.tx)
+        .fetch_optional(tx.conn())
         .await?;
     if clash.is_some() {
         return Err(Error::conflict(
@@ -133,7 +133,7 @@ pub(super) async fn record_membership_removals(tx: &mut WriteTx, user_id: Uuid, 
     let rows = Sql::new("SELECT group_id FROM group_members WHERE user_id = ")
         .bind_text(user_id.to_string())
         .push(" ORDER BY group_id")
-        .fetch_all(&mut *tx.tx)
+        .fetch_all(tx.conn())
         .await?;
     let mut groups = Vec::new();
     for row in rows {
@@ -174,7 +174,7 @@ impl UserStore for SqlStore {
             .bind_int(user.version).push(", ")
             .bind_int(micros(user.created_at)).push(", ")
             .bind_int(micros(user.updated_at)).push(")")
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         write_attribute_values(&mut tx, user).await?;
         super::scim::index_user(&mut tx, user).await?;
@@ -293,7 +293,7 @@ impl UserStore for SqlStore {
             .bind_text(user.id.to_string())
             .push(" AND version = ")
             .bind_int(previous_version)
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         if updated == 0 {
             return Err(Error::Conflict {
@@ -323,27 +323,27 @@ impl UserStore for SqlStore {
         let Some(row) = select_users()
             .push(" WHERE id = ")
             .bind_text(id.to_string())
-            .fetch_optional(&mut *tx.tx)
+            .fetch_optional(tx.conn())
             .await?
         else {
             return Err(Error::not_found("user", id));
         };
         let mut users = vec![user_from_row(&row)?];
-        self.attach_attributes(&mut *tx.tx, &mut users).await?;
+        self.attach_attributes(tx.conn(), &mut users).await?;
         let user = users.pop().ok_or_else(|| Error::not_found("user", id))?;
         let groups = record_membership_removals(&mut tx, id, actor).await?;
         Sql::new("DELETE FROM group_members WHERE user_id = ")
             .bind_text(id.to_string())
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         Sql::new("DELETE FROM user_attribute_values WHERE user_id = ")
             .bind_text(id.to_string())
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         super::scim::unindex(&mut tx, id).await?;
         Sql::new("DELETE FROM users WHERE id = ")
             .bind_text(id.to_string())
-            .execute(&mut *tx.tx)
+            .execute(tx.conn())
             .await?;
         tx.record(NewChange {
             entity: EntityKind::User,

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod disk;
+pub mod postgres;
 pub mod referee;
 
 use provisio::config::{Config, DatabaseConfig, LogFormat};
@@ -355,12 +357,35 @@ pub struct HubProcess {
 impl HubProcess {
     /// Starts `provisio serve` on a free port over the given store and key file, and waits until it answers.
     pub async fn spawn(store_flags: &[String], key_file: &std::path::Path, extra: &[&str]) -> Self {
+        Self::start(store_flags, key_file, extra, None).await
+    }
+
+    /// Like [`HubProcess::spawn`], with the log (info level) written to `log_file`.
+    pub async fn spawn_logging(
+        store_flags: &[String],
+        key_file: &std::path::Path,
+        extra: &[&str],
+        log_file: &std::path::Path,
+    ) -> Self {
+        Self::start(store_flags, key_file, extra, Some(log_file)).await
+    }
+
+    async fn start(
+        store_flags: &[String],
+        key_file: &std::path::Path,
+        extra: &[&str],
+        log_file: Option<&std::path::Path>,
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
             .local_addr()
             .expect("addr")
             .port();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_provisio"));
+        let stderr = match log_file {
+            Some(path) => std::process::Stdio::from(std::fs::File::create(path).expect("log file")),
+            None => std::process::Stdio::null(),
+        };
         tied_to_test(&mut command)
             .arg("serve")
             .args(store_flags)
@@ -370,11 +395,11 @@ impl HubProcess {
                 "--secret-key-file",
                 &key_file.display().to_string(),
                 "--log-level",
-                "warn",
+                if log_file.is_some() { "info" } else { "warn" },
             ])
             .args(extra)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(stderr);
         let child = command.spawn().expect("start provisio serve");
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
