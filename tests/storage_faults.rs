@@ -474,10 +474,9 @@ async fn full_disk_during_provisioning_waits_without_spending_attempts() {
         during < count,
         "the disk filled before provisioning ended ({during} of {count})"
     );
-    assert!(
-        client.storage_errors("full").await > 0.0,
-        "the engine met the full store"
-    );
+    let errors = client.storage_errors("full").await;
+    assert!(errors > 0.0, "the engine met the full store");
+    eprintln!("provisioning: disk full at {during} of {count} users; {errors} storage errors");
 
     let users = target.users().await;
     let names: BTreeSet<&str> = users.iter().filter_map(|u| u["userName"].as_str()).collect();
@@ -661,4 +660,13 @@ async fn postgres_cut_and_restarted_during_provisioning() {
     );
     store.close().await;
     assert!(hub.stop().success());
+    // The cut and the restart are separate outages (or one, when they come close together):
+    // each is logged once when it starts and once when it ends.
+    let text = std::fs::read_to_string(&log).expect("hub log");
+    let started = text.matches("the database cannot be reached").count();
+    let ended = text.matches("the store takes writes again").count();
+    assert!(
+        started >= 1 && started == ended,
+        "one line per outage start and end:\n{text}"
+    );
 }

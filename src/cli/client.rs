@@ -44,6 +44,7 @@ impl ClientError {
                 404 => 4,
                 409 => 5,
                 401 | 403 => 6,
+                503 => 8,
                 _ => 1,
             },
             ClientError::Unreachable { .. } => 7,

@@ -123,7 +123,8 @@ pub fn spawn<S>(
                         engine.health().succeeded();
                         let result = engine.run(&job).await;
                         finish(&engine, &job, &owner, &result, &shutdown).await;
-                        if !matches!(result, JobResult::Done) {
+                        // Store outages are logged once by the health tracker, not per job.
+                        if !matches!(result, JobResult::Done | JobResult::StoreUnavailable { .. }) {
                             tracing::warn!(job = %job.id, ?result, "job did not complete");
                         }
                     }

@@ -314,10 +314,14 @@ impl Drop for WriteTx {
 impl WriteTx {
     /// Appends `change` to the log with the next sequence number.
     pub(super) async fn record(&mut self, change: NewChange) -> Result<i64> {
-        let row = sqlx::query("UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")
-            .fetch_one(self.conn())
+        // Run to its end, like every statement with RETURNING (see `Sql::fetch_optional`).
+        let rows = sqlx::query("UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")
+            .fetch_all(self.conn())
             .await?;
-        let seq: i64 = row.try_get(0)?;
+        let seq: i64 = rows
+            .first()
+            .ok_or_else(|| Error::Storage("the change sequence row is missing".into()))?
+            .try_get(0)?;
         Sql::new(
             "INSERT INTO change_log (seq, occurred_at, entity, entity_id, related_id, operation, actor, data) VALUES (",
         )
@@ -457,12 +461,14 @@ impl Sql {
         Ok(self.query().fetch_all(executor).await?)
     }
 
-    /// Fetches at most one row.
+    /// Fetches the first row, if any. The statement is always run to its end: SQLite commits a
+    /// statement outside a transaction (e.g. `UPDATE ... RETURNING`) only when it finishes, and a
+    /// statement abandoned after its first row would have that commit's failure go unseen.
     pub(super) async fn fetch_optional<'c, E>(&self, executor: E) -> Result<Option<AnyRow>>
     where
         E: sqlx::Executor<'c, Database = Any>,
     {
-        Ok(self.query().fetch_optional(executor).await?)
+        Ok(self.query().fetch_all(executor).await?.into_iter().next())
     }
 }
 
