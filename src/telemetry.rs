@@ -50,7 +50,7 @@ pub struct RouteLabels {
 /// Labels of the storage error counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StoreErrorLabels {
-    /// `full`, `io`, `unreachable` (passing conditions) or `other`.
+    /// `full`, `io`, `unreachable`, `busy` (passing conditions) or `other`.
     pub cause: &'static str,
 }
 

@@ -91,6 +91,8 @@ pub enum StoreFault {
     Io,
     /// The database server cannot be reached, is restarting, or dropped the connection.
     Unreachable,
+    /// The database stayed locked by another writer for longer than the hub waits.
+    Busy,
 }
 
 impl StoreFault {
@@ -106,6 +108,9 @@ impl StoreFault {
             StoreFault::Unreachable => {
                 "the database cannot be reached: the hub retries by itself; nothing of this request was stored"
             }
+            StoreFault::Busy => {
+                "the database is locked by another writer for too long: retry shortly; nothing of this request was stored"
+            }
         }
     }
 
@@ -115,6 +120,7 @@ impl StoreFault {
             StoreFault::Full => "full",
             StoreFault::Io => "io",
             StoreFault::Unreachable => "unreachable",
+            StoreFault::Busy => "busy",
         }
     }
 }

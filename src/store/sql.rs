@@ -100,7 +100,7 @@ fn sqlite_fault(code: i32) -> Option<StoreFault> {
     match code & 0xff {
         SQLITE_FULL => Some(StoreFault::Full),
         SQLITE_IOERR | SQLITE_READONLY | SQLITE_CANTOPEN | SQLITE_NOMEM => Some(StoreFault::Io),
-        SQLITE_BUSY | SQLITE_LOCKED => Some(StoreFault::Unreachable),
+        SQLITE_BUSY | SQLITE_LOCKED => Some(StoreFault::Busy),
         _ => None,
     }
 }
