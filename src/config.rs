@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// Keep request and response bodies (redacted, truncated) in report records. Default: true.
     #[arg(long, env = "PROVISIO_REPORT_BODIES", value_name = "BOOL")]
     pub report_bodies: Option<bool>,
+    /// Seconds between looks for accounts deactivated long enough to be deleted (apps with
+    /// delete_deactivated_after_days). Default: 3600.
+    #[arg(long, env = "PROVISIO_DEPROVISION_SWEEP", value_name = "SECS")]
+    pub deprovision_sweep: Option<u64>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -111,6 +115,7 @@ struct FileConfig {
     report_bodies: Option<bool>,
     quarantine_after: Option<i64>,
     job_lease: Option<u64>,
+    deprovision_sweep: Option<u64>,
 }
 
 /// Which database to open.
@@ -279,6 +284,9 @@ impl ServeArgs {
             workers: crate::outbound::WorkerConfig {
                 workers,
                 lease,
+                deprovision_sweep: std::time::Duration::from_secs(
+                    self.deprovision_sweep.or(file.deprovision_sweep).unwrap_or(3600).max(1),
+                ),
                 ..Default::default()
             },
             listen,

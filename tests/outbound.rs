@@ -53,7 +53,14 @@ async fn seed_walkthrough_monday(backend: Backend) {
         .connect_app(json!({"name": "Monday", "base_url": target.base_url, "token": target.token, "preset": "monday"}))
         .await;
     let app_id = app["id"].as_str().unwrap().to_owned();
-    assert_eq!(app["deprovision"], "deactivate");
+    assert_eq!(
+        app["deprovision"],
+        json!({"on_unassign": "deactivate", "on_deactivate": "deactivate", "on_delete": "deactivate", "delete_deactivated_after_days": null})
+    );
+    assert_eq!(
+        app["features"]["push_groups"], true,
+        "the Monday.com preset pushes teams"
+    );
     assert_eq!(app["capabilities"]["patch"], true);
     assert!(app.get("token").is_none());
 
@@ -144,7 +151,7 @@ async fn seed_walkthrough_monday(backend: Backend) {
     assert_eq!(target.user("alice").await.unwrap()["active"], false);
 
     // An app set to delete: the account is gone.
-    let (status, _) = hub
+    let (status, changed) = hub
         .call(
             Method::PATCH,
             &format!("/api/v1/apps/{app_id}"),
@@ -152,6 +159,14 @@ async fn seed_walkthrough_monday(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(changed["deprovision"]["on_delete"], "delete");
+    assert!(
+        changed["notices"][0]
+            .as_str()
+            .unwrap()
+            .contains("accounts already deactivated stay deactivated"),
+        "{changed}"
+    );
     add_user(&hub, "dave", "Dave", "Brown", "dave@example.com", "Ops").await;
     hub.call(Method::PUT, "/api/v1/groups/Monday%20Users/members/dave", None)
         .await;
@@ -163,9 +178,9 @@ async fn seed_walkthrough_monday(backend: Backend) {
     hub.call(Method::DELETE, "/api/v1/users/dave", None).await;
     hub.settle(&app_id).await;
     assert_eq!(target.user_by_id(&dave_id).await.0, StatusCode::NOT_FOUND);
-    // The deactivated accounts of the directory's deleted and inactive users are deleted too now.
-    assert!(target.user("alice").await.is_none());
-    assert!(target.user("bob").await.is_none());
+    // Accounts deactivated before the change stay deactivated: a setting change deletes nothing.
+    assert_eq!(target.user("alice").await.unwrap()["active"], false);
+    assert_eq!(target.user("bob").await.unwrap()["active"], false);
 
     // Group push: the group and its membership match.
     hub.post("/api/v1/users/bob/activate", json!({})).await;
@@ -227,9 +242,8 @@ async fn seed_walkthrough_monday(backend: Backend) {
     let creates = hub.store.query_scalar(&format!(
         "SELECT COUNT(*) FROM provisioning_reports WHERE app_id = '{app_id}' AND operation = 'create' AND outcome = 'success'"
     )).await.unwrap();
-    // alice, bob, dave and erin, and bob once more: his account was deleted when the app switched
-    // to deletion while he was inactive, so reactivating him created a new one.
-    assert_eq!(creates, 5);
+    // alice, bob, dave and erin: bob's deactivated account was reactivated, not created again.
+    assert_eq!(creates, 4);
     hub.stop().await;
 }
 

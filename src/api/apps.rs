@@ -7,7 +7,7 @@ use super::extract::{Admin, ApiJson, ApiQuery};
 use crate::domain::app::{App, AppAccount, Policy};
 use crate::domain::job::Job;
 use crate::domain::mapping::Preset;
-use crate::service::apps::{AppUpdate, JobView, NewApp, NewPolicy, PlanLine, SyncRun};
+use crate::service::apps::{AppUpdate, AppUpdated, JobView, NewApp, NewPolicy, PlanLine, SyncRun};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -70,16 +70,17 @@ pub async fn get_app(State(state): State<AppState>, _: Admin, Path(app): Path<St
     Ok(Json(state.apps.get_app(&app).await?))
 }
 
-/// Changes an app.
+/// Changes an app: only the fields given (features and deprovisioning field by field). The answer
+/// is the app, with `notices` saying what a deprovisioning change does to existing accounts.
 #[utoipa::path(patch, path = "/api/v1/apps/{app}", tag = "apps", request_body = AppUpdate, params(("app" = String, Path, description = "App id or name")),
-    responses((status = 200, body = App), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = AppUpdated), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update_app(
     State(state): State<AppState>,
     Admin(actor): Admin,
     Path(app): Path<String>,
     ApiJson(update): ApiJson<AppUpdate>,
-) -> ApiResult<Json<App>> {
-    Ok(Json(state.apps.update_app(&app, update, &actor).await?))
+) -> ApiResult<Json<AppUpdated>> {
+    Ok(Json(state.apps.update_app_explained(&app, update, &actor).await?))
 }
 
 /// Removes an app from the hub.

@@ -8,6 +8,7 @@ mod changes;
 pub mod error;
 mod extract;
 mod groups;
+mod mapping;
 mod reports;
 pub mod scim;
 mod users;
@@ -124,6 +125,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::create_app, apps::list_apps))
         .routes(routes!(apps::get_app, apps::update_app, apps::delete_app))
         .routes(routes!(apps::test_app))
+        .routes(routes!(mapping::mapping_rows))
+        .routes(routes!(mapping::set_rule, mapping::remove_rule))
         .routes(routes!(apps::preview))
         .routes(routes!(apps::accounts))
         .routes(routes!(apps::provision))

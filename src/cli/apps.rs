@@ -1,8 +1,10 @@
 //! The remote commands for apps, policies and provisioning: `apps`, `policies`, `provision`, `sync`.
 
 use super::RemoteArgs;
+use super::app_settings::{SettingsArgs, show_app};
 use super::client::{Client, ClientError, encode};
-use super::output::{cell, print_fields, print_json, print_table};
+use super::mapping::MappingAction;
+use super::output::{cell, print_json, print_table};
 use super::remote::connect;
 use crate::api::{QueuedJob, SyncAnswer};
 use crate::domain::app::{App, AppAccount, Policy};
@@ -36,12 +38,15 @@ pub enum AppsCommand {
         /// Mapping as a JSON file (a list of {"target", "source"} rules); default: the preset's.
         #[arg(long, value_name = "FILE")]
         mapping_file: Option<PathBuf>,
-        /// `deactivate` or `delete` accounts of users who lose access.
-        #[arg(long)]
-        deprovision: Option<String>,
-        /// Also create the policy groups in the app and keep their members.
+        /// Also create the policy groups in the app and keep their members (same as --enable push_groups).
         #[arg(long)]
         push_groups: bool,
+        /// Define the custom attributes the preset's mapping reads (as strings) when missing.
+        #[arg(long)]
+        create_attributes: bool,
+        /// Features and deprovisioning.
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
     /// List apps.
     List,
@@ -63,18 +68,26 @@ pub enum AppsCommand {
         /// Read a new token from this file (`-` for standard input).
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
-        /// New mapping from a JSON file.
+        /// New mapping from a JSON file (replaces the whole mapping; see `apps mapping` for one row).
         #[arg(long, value_name = "FILE")]
         mapping_file: Option<PathBuf>,
-        /// `deactivate` or `delete`.
-        #[arg(long)]
-        deprovision: Option<String>,
-        /// Features as JSON, e.g. '{"push_groups": true}'.
+        /// Features to change as JSON, e.g. '{"push_groups": true}' (the others stay).
         #[arg(long, value_name = "JSON")]
         features: Option<String>,
         /// Enable (true) or disable (false) provisioning.
         #[arg(long)]
         enabled: Option<bool>,
+        /// Features and deprovisioning.
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Show the attribute mapping as a table, or change one row of it.
+    Mapping {
+        /// Id or name.
+        app: String,
+        /// What to change (nothing: show the table).
+        #[command(subcommand)]
+        action: Option<MappingAction>,
     },
     /// Remove an app from the hub (accounts in the app are left alone).
     Delete {
@@ -186,51 +199,6 @@ fn read_json(path: &PathBuf) -> Result<Value, ClientError> {
     serde_json::from_str(&text).map_err(|e| ClientError::Usage(format!("{} is not valid JSON: {e}", path.display())))
 }
 
-fn show_app(remote: &RemoteArgs, app: &App) {
-    if remote.json {
-        print_json(app);
-        return;
-    }
-    let features = &app.features;
-    let on: Vec<&str> = [
-        (features.create_users, "create"),
-        (features.update_users, "update"),
-        (features.deactivate_users, "deactivate"),
-        (features.delete_users, "delete"),
-        (features.push_groups, "push-groups"),
-    ]
-    .iter()
-    .filter(|(enabled, _)| *enabled)
-    .map(|(_, name)| *name)
-    .collect();
-    print_fields(&[
-        ("id", app.id.to_string()),
-        ("name", app.name.clone()),
-        ("base_url", app.base_url.clone()),
-        ("preset", cell(&app.preset)),
-        ("enabled", app.enabled.to_string()),
-        ("features", on.join(", ")),
-        ("deprovision", app.deprovision.as_str().to_owned()),
-        ("connection", app.connection_status.as_str().to_owned()),
-        ("connection_message", cell(&app.connection_message)),
-        ("state", app.state.as_str().to_owned()),
-        ("state_reason", cell(&app.state_reason)),
-        (
-            "next_probe_at",
-            app.next_probe_at.map(super::output::when).unwrap_or_else(|| "-".into()),
-        ),
-        ("flow", serde_json::to_string(&app.flow).unwrap_or_default()),
-        (
-            "capabilities",
-            app.capabilities
-                .as_ref()
-                .map(|c| serde_json::to_string(c).unwrap_or_default())
-                .unwrap_or_else(|| "-".into()),
-        ),
-        ("mapping_rules", app.mapping.rules.len().to_string()),
-    ]);
-}
-
 async fn wait_for_job(client: &Client, id: &str) -> Result<JobView, ClientError> {
     for _ in 0..600 {
         let view: JobView = client
@@ -279,19 +247,25 @@ pub async fn apps(remote: &RemoteArgs, command: AppsCommand) -> Result<(), Clien
             token_file,
             preset,
             mapping_file,
-            deprovision,
             push_groups,
+            create_attributes,
+            mut settings,
         } => {
             let token = read_token(token_file.as_ref())?;
-            let mut body = json!({"name": name, "base_url": url, "token": token, "preset": preset});
+            let mut body = Map::new();
+            body.insert("name".into(), json!(name));
+            body.insert("base_url".into(), json!(url));
+            body.insert("token".into(), json!(token));
+            body.insert("preset".into(), json!(preset));
             if let Some(path) = mapping_file {
-                body["mapping"] = read_json(&path)?;
-            }
-            if let Some(d) = deprovision {
-                body["deprovision"] = json!(d);
+                body.insert("mapping".into(), read_json(&path)?);
             }
             if push_groups {
-                body["features"] = json!({"push_groups": true});
+                settings.enable_push_groups();
+            }
+            settings.apply(&mut body)?;
+            if create_attributes {
+                body.insert("create_attributes".into(), json!(true));
             }
             let app: App = client.request(Method::POST, "/api/v1/apps", Some(&body)).await?;
             if !remote.json {
@@ -334,9 +308,9 @@ pub async fn apps(remote: &RemoteArgs, command: AppsCommand) -> Result<(), Clien
             url,
             token_file,
             mapping_file,
-            deprovision,
             features,
             enabled,
+            settings,
         } => {
             let mut body = Map::new();
             if let Some(name) = name {
@@ -351,9 +325,6 @@ pub async fn apps(remote: &RemoteArgs, command: AppsCommand) -> Result<(), Clien
             if let Some(path) = mapping_file {
                 body.insert("mapping".into(), read_json(&path)?);
             }
-            if let Some(d) = deprovision {
-                body.insert("deprovision".into(), json!(d));
-            }
             if let Some(f) = features {
                 let value: Value =
                     serde_json::from_str(&f).map_err(|e| ClientError::Usage(format!("--features is not JSON: {e}")))?;
@@ -362,14 +333,24 @@ pub async fn apps(remote: &RemoteArgs, command: AppsCommand) -> Result<(), Clien
             if let Some(enabled) = enabled {
                 body.insert("enabled".into(), json!(enabled));
             }
+            settings.apply(&mut body)?;
             if body.is_empty() {
                 return Err(ClientError::Usage("nothing to change".into()));
             }
-            let app: App = client
+            let updated: Value = client
                 .request(Method::PATCH, &format!("/api/v1/apps/{}", encode(&app)), Some(&body))
                 .await?;
+            let notices: Vec<String> = serde_json::from_value(updated["notices"].clone()).unwrap_or_default();
+            let app: App = serde_json::from_value(updated)
+                .map_err(|e| ClientError::Other(format!("the hub sent an unexpected app: {e}")))?;
             show_app(remote, &app);
+            if !remote.json {
+                for notice in notices {
+                    eprintln!("note: {notice}");
+                }
+            }
         }
+        AppsCommand::Mapping { app, action } => super::mapping::mapping(remote, &client, &app, action).await?,
         AppsCommand::Delete { app } => {
             client
                 .request_empty(Method::DELETE, &format!("/api/v1/apps/{}", encode(&app)), NO_BODY)

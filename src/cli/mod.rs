@@ -1,8 +1,10 @@
 //! The `provisio` command line: server-side commands (`serve`, `migrate`, `admin-token`) that open
 //! the store directly, and remote commands that talk to a running hub's REST API.
 
+mod app_settings;
 mod apps;
 pub mod client;
+mod mapping;
 pub mod output;
 mod remote;
 mod reports;

@@ -45,37 +45,314 @@ impl Default for Features {
     }
 }
 
-/// What happens to the account of a user who is no longer assigned.
+impl Features {
+    /// Every feature by its short name (as `apps show` lists them and `--enable` takes them).
+    pub fn named(&self) -> [(&'static str, bool); 5] {
+        [
+            ("create", self.create_users),
+            ("update", self.update_users),
+            ("deactivate", self.deactivate_users),
+            ("delete", self.delete_users),
+            ("push_groups", self.push_groups),
+        ]
+    }
+
+    /// These features with the fields that `patch` names changed and the others kept.
+    pub fn merged(self, patch: &FeaturesPatch) -> Features {
+        Features {
+            create_users: patch.create_users.unwrap_or(self.create_users),
+            update_users: patch.update_users.unwrap_or(self.update_users),
+            deactivate_users: patch.deactivate_users.unwrap_or(self.deactivate_users),
+            delete_users: patch.delete_users.unwrap_or(self.delete_users),
+            push_groups: patch.push_groups.unwrap_or(self.push_groups),
+        }
+    }
+}
+
+/// A change to some provisioning features: the fields it names are set, the others are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesPatch {
+    /// Create accounts for newly assigned users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_users: Option<bool>,
+    /// Push profile changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_users: Option<bool>,
+    /// Deactivate accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivate_users: Option<bool>,
+    /// Delete accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_users: Option<bool>,
+    /// Push the policy groups and their membership.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_groups: Option<bool>,
+}
+
+impl FeaturesPatch {
+    /// Switches the feature called `name` on or off. Takes the short names of [`Features::named`]
+    /// and the field names (`push_groups`, `delete_users`), with `-` or `_`.
+    pub fn set(&mut self, name: &str, on: bool) -> Result<()> {
+        let slot = match name.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "create" | "create_users" => &mut self.create_users,
+            "update" | "update_users" => &mut self.update_users,
+            "deactivate" | "deactivate_users" => &mut self.deactivate_users,
+            "delete" | "delete_users" => &mut self.delete_users,
+            "push_groups" | "groups" => &mut self.push_groups,
+            _ => {
+                return Err(Error::invalid(
+                    "features",
+                    format!(
+                        "'{name}' is not a feature; the features are create, update, deactivate, delete and push_groups"
+                    ),
+                ));
+            }
+        };
+        *slot = Some(on);
+        Ok(())
+    }
+
+    /// Whether the patch names no feature.
+    pub fn is_empty(&self) -> bool {
+        *self == FeaturesPatch::default()
+    }
+}
+
+/// What happens to an account when its user loses access for one reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum Deprovision {
+pub enum DeprovisionAction {
     /// Set `active` to false (the account stays and can be reactivated).
     #[default]
     Deactivate,
     /// Delete the account.
     Delete,
+    /// Leave the account as it is (only for users who leave the groups that give access).
+    Nothing,
 }
 
-impl Deprovision {
+impl DeprovisionAction {
+    /// The name used in the API and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeprovisionAction::Deactivate => "deactivate",
+            DeprovisionAction::Delete => "delete",
+            DeprovisionAction::Nothing => "nothing",
+        }
+    }
+
+    /// Parses `deactivate`, `delete` or `nothing`.
+    pub fn parse(field: &str, value: &str) -> Result<Self> {
+        match value {
+            "deactivate" => Ok(DeprovisionAction::Deactivate),
+            "delete" => Ok(DeprovisionAction::Delete),
+            "nothing" => Ok(DeprovisionAction::Nothing),
+            other => Err(Error::invalid(
+                field,
+                format!("'{other}' is not 'deactivate', 'delete' or 'nothing'"),
+            )),
+        }
+    }
+}
+
+/// Why a user no longer has access to an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLoss {
+    /// Active in the directory, but no longer in a group with a policy for the app.
+    Unassigned,
+    /// Deactivated in the directory.
+    Deactivated,
+    /// Deleted from the directory.
+    Deleted,
+}
+
+impl AccessLoss {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
-            Deprovision::Deactivate => "deactivate",
-            Deprovision::Delete => "delete",
+            AccessLoss::Unassigned => "unassigned",
+            AccessLoss::Deactivated => "deactivated",
+            AccessLoss::Deleted => "deleted",
         }
     }
 
     /// Parses the stored name.
     pub fn parse(value: &str) -> Result<Self> {
         match value {
-            "deactivate" => Ok(Deprovision::Deactivate),
-            "delete" => Ok(Deprovision::Delete),
-            other => Err(Error::invalid(
-                "deprovision",
-                format!("'{other}' is not 'deactivate' or 'delete'"),
-            )),
+            "unassigned" => Ok(AccessLoss::Unassigned),
+            "deactivated" => Ok(AccessLoss::Deactivated),
+            "deleted" => Ok(AccessLoss::Deleted),
+            other => Err(Error::Storage(format!("unknown access loss '{other}'"))),
         }
     }
+}
+
+/// Longest "delete accounts deactivated for N days" setting: ten years.
+pub const MAX_DELETE_AFTER_DAYS: u32 = 3650;
+
+/// Deprovisioning per event: what happens to a user's account when they leave the groups that
+/// give access, are deactivated, or are deleted in the directory; and whether accounts that stay
+/// deactivated are deleted after a number of days.
+///
+/// A change of these settings applies from then on: accounts already deactivated are not deleted
+/// because a choice changed (only a new event for their user, or the days rule, deletes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deprovisioning {
+    /// The user left every group that gives access: `deactivate`, `delete` or `nothing`.
+    pub on_unassign: DeprovisionAction,
+    /// The user was deactivated in the directory: `deactivate` or `delete`.
+    pub on_deactivate: DeprovisionAction,
+    /// The user was deleted from the directory: `deactivate` or `delete`.
+    pub on_delete: DeprovisionAction,
+    /// Delete accounts that have been deactivated this many days (`null`: never).
+    pub delete_deactivated_after_days: Option<u32>,
+}
+
+impl Default for Deprovisioning {
+    fn default() -> Self {
+        Self::uniform(DeprovisionAction::Deactivate)
+    }
+}
+
+impl Deprovisioning {
+    /// The same action for every event, no deletion after days.
+    pub fn uniform(action: DeprovisionAction) -> Self {
+        Self {
+            on_unassign: action,
+            on_deactivate: action,
+            on_delete: action,
+            delete_deactivated_after_days: None,
+        }
+    }
+
+    /// What happens on `loss`.
+    pub fn action(&self, loss: AccessLoss) -> DeprovisionAction {
+        match loss {
+            AccessLoss::Unassigned => self.on_unassign,
+            AccessLoss::Deactivated => self.on_deactivate,
+            AccessLoss::Deleted => self.on_delete,
+        }
+    }
+
+    /// Refuses `nothing` for deactivated and deleted users and an out-of-range number of days.
+    pub fn validate(&self) -> Result<()> {
+        for (field, action) in [
+            ("deprovision.on_deactivate", self.on_deactivate),
+            ("deprovision.on_delete", self.on_delete),
+        ] {
+            if action == DeprovisionAction::Nothing {
+                return Err(Error::invalid(
+                    field,
+                    "must be 'deactivate' or 'delete': a user who lost their directory account must lose their app access",
+                ));
+            }
+        }
+        if let Some(days) = self.delete_deactivated_after_days
+            && !(1..=MAX_DELETE_AFTER_DAYS).contains(&days)
+        {
+            return Err(Error::invalid(
+                "deprovision.delete_deactivated_after_days",
+                format!("must be between 1 and {MAX_DELETE_AFTER_DAYS} days, or null for never"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// These settings with `change` applied.
+    pub fn merged(self, change: &DeprovisioningChange) -> Result<Deprovisioning> {
+        let merged = match change {
+            DeprovisioningChange::All(action) => Deprovisioning {
+                delete_deactivated_after_days: self.delete_deactivated_after_days,
+                ..Deprovisioning::uniform(DeprovisionAction::parse("deprovision", action)?)
+            },
+            DeprovisioningChange::Fields(fields) => Deprovisioning {
+                on_unassign: fields.on_unassign.unwrap_or(self.on_unassign),
+                on_deactivate: fields.on_deactivate.unwrap_or(self.on_deactivate),
+                on_delete: fields.on_delete.unwrap_or(self.on_delete),
+                delete_deactivated_after_days: match fields.delete_deactivated_after_days {
+                    None => self.delete_deactivated_after_days,
+                    Some(0) => None,
+                    Some(days) => Some(days),
+                },
+            },
+        };
+        merged.validate()?;
+        Ok(merged)
+    }
+
+    /// The stored form: JSON.
+    pub fn to_stored(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads the stored form; a bare `deactivate` or `delete` (stored before per-event choices
+    /// existed) applies to every event.
+    pub fn from_stored(text: &str) -> Result<Self> {
+        match text {
+            "deactivate" => Ok(Self::uniform(DeprovisionAction::Deactivate)),
+            "delete" => Ok(Self::uniform(DeprovisionAction::Delete)),
+            json => {
+                serde_json::from_str(json).map_err(|e| Error::Storage(format!("stored deprovisioning settings: {e}")))
+            }
+        }
+    }
+
+    /// What a change from `before` to these settings does to accounts that exist, in words for
+    /// the administrator (empty when nothing about deprovisioning changed).
+    pub fn change_notices(&self, before: &Deprovisioning) -> Vec<String> {
+        let mut notices = Vec::new();
+        if self.on_unassign != before.on_unassign
+            || self.on_deactivate != before.on_deactivate
+            || self.on_delete != before.on_delete
+        {
+            notices.push(
+                "the new choices apply when a user loses access from now on; accounts already deactivated stay deactivated and are not deleted because of this change"
+                    .to_owned(),
+            );
+        }
+        if self.delete_deactivated_after_days != before.delete_deactivated_after_days {
+            notices.push(match self.delete_deactivated_after_days {
+                Some(days) => format!(
+                    "accounts deactivated for {days} days or more, including those deactivated before this change (counted from their deactivation), will be deleted by the engine's next sweep"
+                ),
+                None => "accounts that stay deactivated are no longer deleted after a number of days".to_owned(),
+            });
+        }
+        notices
+    }
+}
+
+/// A change to the deprovisioning settings: one action for every event (`"delete"`), or the
+/// fields to change (`{"on_unassign": "nothing", "delete_deactivated_after_days": 30}`; 0 days
+/// switches the deletion after days off).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum DeprovisioningChange {
+    /// `deactivate` or `delete` for every event.
+    All(String),
+    /// Only the fields given.
+    Fields(DeprovisioningFields),
+}
+
+/// The fields of a [`DeprovisioningChange`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeprovisioningFields {
+    /// See [`Deprovisioning::on_unassign`].
+    #[serde(default)]
+    pub on_unassign: Option<DeprovisionAction>,
+    /// See [`Deprovisioning::on_deactivate`].
+    #[serde(default)]
+    pub on_deactivate: Option<DeprovisionAction>,
+    /// See [`Deprovisioning::on_delete`].
+    #[serde(default)]
+    pub on_delete: Option<DeprovisionAction>,
+    /// Days after which deactivated accounts are deleted; 0 switches it off.
+    #[serde(default)]
+    pub delete_deactivated_after_days: Option<u32>,
 }
 
 /// The result of the last connection check.
@@ -212,12 +489,12 @@ pub struct App {
     pub name: String,
     /// Always `scim` for now: an outbound SCIM 2.0 destination.
     pub kind: String,
-    /// SCIM base URL (e.g. `https://api.monday.com/scim/v2`).
+    /// SCIM base URL (e.g. `https://example.monday.com/scim/v2`).
     pub base_url: String,
     /// Provisioning features switched on.
     pub features: Features,
-    /// What deprovisioning does.
-    pub deprovision: Deprovision,
+    /// What deprovisioning does, per event.
+    pub deprovision: Deprovisioning,
     /// Whether the engine provisions this app at all.
     pub enabled: bool,
     /// SCIM target attribute <- source rules.
@@ -331,6 +608,12 @@ pub struct AppAccount {
     /// The last pushed resource.
     #[schema(value_type = Object)]
     pub pushed: Value,
+    /// When the account was deactivated (while it is).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deactivated_at: Option<OffsetDateTime>,
+    /// Why its user lost access (while the account is deactivated).
+    pub lost_access: Option<AccessLoss>,
     /// When it last changed.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]

@@ -128,7 +128,8 @@ impl TargetPath {
     }
 
     /// Case-insensitive key of the whole path; equal keys set the same value.
-    fn key(&self) -> String {
+    /// What the path sets, for comparing paths: names regardless of case, filter terms in any order.
+    pub(crate) fn key(&self) -> String {
         let mut key = self.attribute_key();
         if !self.filter.is_empty() {
             let mut terms: Vec<String> = self
@@ -937,6 +938,9 @@ pub struct Preset {
     pub description: String,
     /// What happens to an app account when its user loses access (`deactivate`).
     pub deprovision: String,
+    /// The provisioning features an app created from the preset starts with.
+    #[serde(default)]
+    pub features: crate::domain::app::Features,
     /// The attribute mapping.
     pub mapping: Mapping,
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod group;
 pub mod job;
 pub mod mapping;
+pub mod mapping_rows;
 pub mod scim;
 pub mod user;
 pub mod values;

@@ -3,9 +3,11 @@
 //! job is done, should be retried, or failed.
 
 use super::flow::FlowRegistry;
-use super::plan::{UserPlan, attribute_diff, fingerprint, plan_user};
+use super::plan::{UserPlan, access_loss, attribute_diff, fingerprint, plan_user};
 use super::scim::{ScimClient, ScimError, ScimResponse, encode_query, filter_literal};
-use crate::domain::app::{AccountState, App, AppAccount, AppGroup, AppState, Capabilities, ConnectionStatus};
+use crate::domain::app::{
+    AccessLoss, AccountState, App, AppAccount, AppGroup, AppState, Capabilities, ConnectionStatus,
+};
 use crate::domain::group::Group;
 use crate::domain::job::{Job, Operation, Outcome, Report, SubjectKind, report_body};
 use crate::domain::mapping::patch_operations;
@@ -645,7 +647,8 @@ where
             _ => None,
         };
         let before = account.as_ref().map(|a| (a.state, a.target_id.clone()));
-        match plan_user(app, desired, account.as_ref()) {
+        let loss = access_loss(user.as_ref());
+        match plan_user(app, desired, account.as_ref(), loss, now()) {
             // Nothing to do is not an action: no report record.
             UserPlan::NoChange => {}
             UserPlan::Skip { reason } => {
@@ -679,7 +682,7 @@ where
                 let account = account
                     .as_ref()
                     .ok_or_else(|| Error::Storage("a deactivation plan needs an account".into()))?;
-                self.deactivate_user(&recorder, app, client, account).await?;
+                self.deactivate_user(&recorder, app, client, account, loss).await?;
             }
             UserPlan::Delete => {
                 let account = account
@@ -724,7 +727,9 @@ where
         target_id: String,
         desired: &Value,
         state: AccountState,
+        lost_access: Option<AccessLoss>,
     ) -> Step<()> {
+        let deactivated = state == AccountState::Deactivated;
         let account = AppAccount {
             app_id: app.id,
             user_id,
@@ -737,6 +742,8 @@ where
             state,
             fingerprint: fingerprint(desired),
             pushed: desired.clone(),
+            deactivated_at: deactivated.then(now),
+            lost_access: if deactivated { lost_access } else { None },
             updated_at: now(),
         };
         self.store.save_account(&account).await?;
@@ -777,7 +784,7 @@ where
                 let id = resource_id(&response).ok_or_else(|| ScimError::NotScim {
                     message: "the target created the user but returned no id".into(),
                 })?;
-                self.save_account(app, user_id, id, &desired, AccountState::Active)
+                self.save_account(app, user_id, id, &desired, AccountState::Active, None)
                     .await
             }
             Err(StepError::Target(e)) if e.status() == Some(409) => {
@@ -843,7 +850,7 @@ where
             )
             .await?;
         }
-        self.save_account(app, user_id, id, &desired, AccountState::Active)
+        self.save_account(app, user_id, id, &desired, AccountState::Active, None)
             .await
     }
 
@@ -975,6 +982,7 @@ where
             account.target_id.clone(),
             &desired,
             AccountState::Active,
+            None,
         )
         .await
     }
@@ -985,6 +993,7 @@ where
         app: &App,
         client: &ScimClient,
         account: &AppAccount,
+        loss: AccessLoss,
     ) -> Step<()> {
         let mut desired = account.pushed.clone();
         if let Value::Object(map) = &mut desired {
@@ -1012,6 +1021,7 @@ where
                     account.target_id.clone(),
                     &desired,
                     AccountState::Deactivated,
+                    Some(loss),
                 )
                 .await
             }
@@ -1022,6 +1032,7 @@ where
                     account.target_id.clone(),
                     &desired,
                     AccountState::Deleted,
+                    None,
                 )
                 .await
             }

@@ -2,12 +2,14 @@
 //! desired resource (present when the user is assigned) and what the engine last pushed.
 //! The engine executes the plan; `sync --dry-run` prints it.
 
-use crate::domain::app::{AccountState, App, AppAccount, Deprovision};
+use crate::domain::app::{AccessLoss, AccountState, App, AppAccount, DeprovisionAction};
 use crate::domain::job::is_secret_key;
 use crate::domain::mapping::patch_operations;
+use crate::domain::user::User;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 /// What the engine will do for one user.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -114,9 +116,26 @@ pub fn attribute_diff(previous: &Value, desired: &Value) -> Value {
     Value::Object(diff)
 }
 
+/// Why `user` (`None`: deleted from the directory) has no access to an app it is not assigned to.
+pub fn access_loss(user: Option<&User>) -> AccessLoss {
+    match user {
+        None => AccessLoss::Deleted,
+        Some(user) if !user.active => AccessLoss::Deactivated,
+        Some(_) => AccessLoss::Unassigned,
+    }
+}
+
 /// Decides what to do for one user in `app`. `desired` is the rendered resource when the user is
-/// assigned (active and in a group with a policy for the app), `None` otherwise.
-pub fn plan_user(app: &App, desired: Option<Value>, account: Option<&AppAccount>) -> UserPlan {
+/// assigned (active and in a group with a policy for the app), `None` otherwise; then `loss` says
+/// why (see [`access_loss`]) and the app's per-event deprovisioning applies. `now` decides whether
+/// a deactivated account is old enough for the app's deletion after days.
+pub fn plan_user(
+    app: &App,
+    desired: Option<Value>,
+    account: Option<&AppAccount>,
+    loss: AccessLoss,
+    now: OffsetDateTime,
+) -> UserPlan {
     let features = app.features;
     match (desired, account) {
         (Some(desired), None) => create(features.create_users, desired),
@@ -143,18 +162,49 @@ pub fn plan_user(app: &App, desired: Option<Value>, account: Option<&AppAccount>
             }
         }
         (None, None) => UserPlan::NoChange,
-        (None, Some(account)) => match (account.state, app.deprovision) {
-            (AccountState::Deleted, _) => UserPlan::NoChange,
-            (AccountState::Active, Deprovision::Deactivate) if features.deactivate_users => UserPlan::Deactivate,
-            (AccountState::Active, Deprovision::Deactivate) => UserPlan::Skip {
+        (None, Some(account)) => plan_deprovision(app, account, loss, now),
+    }
+}
+
+/// What to do with the account of a user who has no access (any more), for the reason `loss`.
+/// An active account gets the app's action for that reason. A deactivated account is deleted
+/// only when the deletion after days is due, or when a new reason arrived whose action is
+/// `delete` (e.g. its user, deactivated for leaving the groups, is now deleted): a change of the
+/// settings alone never deletes accounts that are already deactivated.
+fn plan_deprovision(app: &App, account: &AppAccount, loss: AccessLoss, now: OffsetDateTime) -> UserPlan {
+    let features = app.features;
+    let rules = app.deprovision;
+    let delete = || {
+        if features.delete_users {
+            UserPlan::Delete
+        } else {
+            UserPlan::Skip {
+                reason: "deleting users is switched off for this app".into(),
+            }
+        }
+    };
+    match account.state {
+        AccountState::Deleted => UserPlan::NoChange,
+        AccountState::Active => match rules.action(loss) {
+            DeprovisionAction::Nothing => UserPlan::NoChange,
+            DeprovisionAction::Deactivate if features.deactivate_users => UserPlan::Deactivate,
+            DeprovisionAction::Deactivate => UserPlan::Skip {
                 reason: "deactivating users is switched off for this app".into(),
             },
-            (_, Deprovision::Delete) if features.delete_users => UserPlan::Delete,
-            (AccountState::Active, Deprovision::Delete) => UserPlan::Skip {
-                reason: "deleting users is switched off for this app".into(),
-            },
-            (AccountState::Deactivated, _) => UserPlan::NoChange,
+            DeprovisionAction::Delete => delete(),
         },
+        AccountState::Deactivated => {
+            let due = match (rules.delete_deactivated_after_days, account.deactivated_at) {
+                (Some(days), Some(since)) => now - since >= time::Duration::days(i64::from(days)),
+                _ => false,
+            };
+            let new_reason = account.lost_access.is_some_and(|before| before != loss);
+            if due || (new_reason && rules.action(loss) == DeprovisionAction::Delete) {
+                delete()
+            } else {
+                UserPlan::NoChange
+            }
+        }
     }
 }
 

@@ -23,6 +23,8 @@ pub struct WorkerConfig {
     pub poll: Duration,
     /// This node's name in leases.
     pub node: String,
+    /// How often deactivated accounts are checked against their app's deletion after days.
+    pub deprovision_sweep: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -32,6 +34,7 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(120),
             poll: Duration::from_millis(250),
             node: format!("node-{}", uuid::Uuid::now_v7().simple()),
+            deprovision_sweep: Duration::from_secs(3600),
         }
     }
 }
@@ -71,9 +74,23 @@ pub fn spawn<S>(
         let shutdown = shutdown.clone();
         let poll = config.poll;
         let lease = config.lease;
+        let sweep = config.deprovision_sweep;
         tracker.spawn(async move {
             let mut next_reap = tokio::time::Instant::now();
+            let mut next_sweep = tokio::time::Instant::now() + sweep.min(Duration::from_secs(60));
             loop {
+                // Accounts deactivated for as many days as their app allows get a job that deletes them.
+                if tokio::time::Instant::now() >= next_sweep {
+                    match engine.store().queue_expired_deactivations(now()).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(accounts = n, "deactivated accounts are due for deletion");
+                            wake.jobs_queued();
+                        }
+                        Err(e) => store_failed(&engine, "looking for deactivated accounts to delete failed", &e),
+                    }
+                    next_sweep = tokio::time::Instant::now() + sweep;
+                }
                 // Jobs of a worker that died (its lease ran out) go back to the queue.
                 if tokio::time::Instant::now() >= next_reap {
                     match engine.store().requeue_expired(now()).await {

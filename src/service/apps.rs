@@ -3,11 +3,12 @@
 
 use crate::domain::admin::Actor;
 use crate::domain::app::{
-    AccountState, App, AppAccount, AppState, ConnectionStatus, Deprovision, Features, FlowControl, Policy,
-    validate_base_url, validate_name,
+    AccountState, App, AppAccount, AppState, ConnectionStatus, DeprovisionAction, Deprovisioning, DeprovisioningChange,
+    FeaturesPatch, FlowControl, Policy, validate_base_url, validate_name,
 };
 use crate::domain::job::{Job, NewJob, Operation, Outcome, Report, SubjectKind};
-use crate::domain::mapping::{Mapping, Preset, preset, presets};
+use crate::domain::mapping::{Mapping, MappingRule, Preset, preset, presets};
+use crate::domain::mapping_rows::MappingRow;
 use crate::domain::{Error, Result, now};
 use crate::outbound::plan::{UserPlan, attribute_diff, plan_user};
 use crate::secrets::SecretKey;
@@ -18,6 +19,18 @@ use crate::store::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// An app after a change, with what the change does to accounts that exist (the deprovisioning
+/// settings apply from then on; see [`Deprovisioning::change_notices`]).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AppUpdated {
+    /// The app as stored.
+    #[serde(flatten)]
+    pub app: App,
+    /// What the change means for existing accounts, in words; empty when nothing to say.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+}
 
 /// What an administrator supplies to connect an app.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -37,18 +50,25 @@ pub struct NewApp {
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
     pub mapping: Option<Mapping>,
-    /// Features; default: everything but group push.
+    /// Features to switch on or off; the others keep the preset's defaults (everything but group
+    /// push, which the Monday.com preset switches on).
     #[serde(default)]
-    pub features: Option<Features>,
-    /// Deprovisioning; default: the preset's (deactivate).
+    pub features: Option<FeaturesPatch>,
+    /// Deprovisioning: one choice for every event (`"deactivate"`, `"delete"`) or per event;
+    /// default: the preset's (deactivate).
     #[serde(default)]
-    pub deprovision: Option<Deprovision>,
+    #[schema(value_type = Option<Object>)]
+    pub deprovision: Option<DeprovisioningChange>,
     /// Whether to provision; default `true`.
     #[serde(default)]
     pub enabled: Option<bool>,
     /// Concurrency and rate ceilings; default 4 requests in flight, no rate ceiling.
     #[serde(default)]
     pub flow: Option<FlowControl>,
+    /// Define the custom attributes the preset's mapping reads (as strings) when they are missing,
+    /// instead of refusing the app.
+    #[serde(default)]
+    pub create_attributes: bool,
 }
 
 /// A change to an app; absent fields stay.
@@ -69,12 +89,14 @@ pub struct AppUpdate {
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
     pub mapping: Option<Mapping>,
-    /// New features.
+    /// Features to switch on or off; the ones not named keep their value.
     #[serde(default)]
-    pub features: Option<Features>,
-    /// New deprovisioning choice.
+    pub features: Option<FeaturesPatch>,
+    /// Deprovisioning choices to change: one for every event (`"delete"`) or the fields named
+    /// (`{"on_unassign": "nothing"}`); the others keep their value.
     #[serde(default)]
-    pub deprovision: Option<Deprovision>,
+    #[schema(value_type = Option<Object>)]
+    pub deprovision: Option<DeprovisioningChange>,
     /// Enable or disable provisioning.
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -182,12 +204,45 @@ where
             )
         })?;
         let mapping = input.mapping.unwrap_or_else(|| preset.mapping.clone());
-        let definitions = self.store.list_attributes().await?;
+        let mut definitions = self.store.list_attributes().await?;
+        let missing: Vec<String> = mapping
+            .custom_attributes_used()
+            .into_iter()
+            .filter(|name| !definitions.iter().any(|d| &d.name == name))
+            .collect();
+        if input.create_attributes && !missing.is_empty() {
+            // Only once everything else is known to be acceptable: a refused app defines nothing.
+            if self.store.get_app_by_name(&name).await?.is_some() {
+                return Err(Error::conflict("name", format!("an app named '{name}' exists")));
+            }
+            let flow = input.flow.unwrap_or_default();
+            flow.validate()?;
+            let trial = Deprovisioning::default();
+            if let Some(change) = &input.deprovision {
+                trial.merged(change)?;
+            }
+            for attribute in &missing {
+                let created = self
+                    .directory
+                    .create_attribute(
+                        crate::service::directory::NewAttribute {
+                            name: attribute.clone(),
+                            display_name: None,
+                            kind: crate::domain::attribute::AttributeType::String,
+                            required: false,
+                            description: Some(format!("defined for the app '{name}' ({} preset)", preset.name)),
+                        },
+                        actor,
+                    )
+                    .await?;
+                definitions.push(created);
+            }
+        }
         mapping.validate(&definitions).map_err(|e| match e {
             Error::Validation { field, message } if field.starts_with("mapping") => Error::Validation {
                 message: if input_is_preset_mapping(&preset, &mapping) {
                     format!(
-                        "{message} (the '{}' preset needs the custom attributes {:?}: create them first)",
+                        "{message} (the '{}' preset needs the custom attributes {:?}: create them first, or create the app with create_attributes: true, --create-attributes in the CLI)",
                         preset.name,
                         preset.custom_attributes_used()
                     )
@@ -205,10 +260,13 @@ where
             name,
             kind: "scim".into(),
             base_url,
-            features: input.features.unwrap_or_default(),
-            deprovision: match input.deprovision {
-                Some(d) => d,
-                None => Deprovision::parse(&preset.deprovision)?,
+            features: preset.features.merged(&input.features.unwrap_or_default()),
+            deprovision: {
+                let base = Deprovisioning::uniform(DeprovisionAction::parse("deprovision", &preset.deprovision)?);
+                match &input.deprovision {
+                    Some(change) => base.merged(change)?,
+                    None => base,
+                }
             },
             enabled: input.enabled.unwrap_or(true),
             mapping,
@@ -269,9 +327,16 @@ where
 
     /// Changes an app. A new URL or token resets the connection state and queues a check.
     pub async fn update_app(&self, reference: &str, update: AppUpdate, actor: &Actor) -> Result<App> {
+        Ok(self.update_app_explained(reference, update, actor).await?.app)
+    }
+
+    /// Changes an app like [`AppService::update_app`], and says what a change of the
+    /// deprovisioning settings does to accounts that exist.
+    pub async fn update_app_explained(&self, reference: &str, update: AppUpdate, actor: &Actor) -> Result<AppUpdated> {
         let mut stored = self.get_stored(reference).await?;
         let previous_version = stored.app.version;
         let mut changed = Vec::new();
+        let mut notices = Vec::new();
         let app = &mut stored.app;
         if let Some(name) = update.name {
             app.name = validate_name("name", &name)?;
@@ -294,13 +359,20 @@ where
             app.mapping = mapping;
             changed.push("mapping");
         }
-        if let Some(features) = update.features {
-            app.features = features;
-            changed.push("features");
+        if let Some(patch) = update.features {
+            let features = app.features.merged(&patch);
+            if features != app.features {
+                app.features = features;
+                changed.push("features");
+            }
         }
-        if let Some(deprovision) = update.deprovision {
-            app.deprovision = deprovision;
-            changed.push("deprovision");
+        if let Some(change) = update.deprovision {
+            let deprovision = app.deprovision.merged(&change)?;
+            if deprovision != app.deprovision {
+                notices = deprovision.change_notices(&app.deprovision);
+                app.deprovision = deprovision;
+                changed.push("deprovision");
+            }
         }
         if let Some(enabled) = update.enabled {
             app.enabled = enabled;
@@ -312,7 +384,10 @@ where
             changed.push("flow");
         }
         if changed.is_empty() {
-            return Ok(stored.app);
+            return Ok(AppUpdated {
+                app: stored.app,
+                notices,
+            });
         }
         if recheck {
             app.connection_status = ConnectionStatus::Unchecked;
@@ -324,7 +399,39 @@ where
         self.store
             .update_app(&stored, previous_version, &changed, actor)
             .await?;
-        Ok(stored.app)
+        Ok(AppUpdated {
+            app: stored.app,
+            notices,
+        })
+    }
+
+    /// The app's mapping as rows (target, source, transform, required).
+    pub async fn mapping_rows(&self, reference: &str) -> Result<Vec<MappingRow>> {
+        Ok(self.get_app(reference).await?.mapping.rows())
+    }
+
+    /// Sets one mapping rule: it replaces the rule for the same target attribute or is added. The
+    /// whole mapping is validated; a bad rule is refused with the reason and changes nothing.
+    pub async fn set_mapping_rule(&self, reference: &str, rule: MappingRule, actor: &Actor) -> Result<App> {
+        let app = self.get_app(reference).await?;
+        let mapping = app.mapping.with_rule(rule)?;
+        let update = AppUpdate {
+            mapping: Some(mapping),
+            ..AppUpdate::default()
+        };
+        self.update_app(&app.id.to_string(), update, actor).await
+    }
+
+    /// Removes the mapping rule for `target`; refused (mapping unchanged) when the mapping would
+    /// no longer be valid, e.g. without `userName`.
+    pub async fn remove_mapping_rule(&self, reference: &str, target: &str, actor: &Actor) -> Result<App> {
+        let app = self.get_app(reference).await?;
+        let mapping = app.mapping.without_rule(target)?;
+        let update = AppUpdate {
+            mapping: Some(mapping),
+            ..AppUpdate::default()
+        };
+        self.update_app(&app.id.to_string(), update, actor).await
     }
 
     /// Removes an app from the hub (its accounts in the target are left as they are).
@@ -499,7 +606,8 @@ where
                 (Some(user), true) => Some(app.mapping.render(user)?),
                 _ => None,
             };
-            let plan = plan_user(&app, desired, account.as_ref());
+            let loss = crate::outbound::plan::access_loss(user.as_ref());
+            let plan = plan_user(&app, desired, account.as_ref(), loss, now());
             let (operation, diff) = match &plan {
                 UserPlan::Update {
                     diff, reactivate: true, ..

@@ -4,7 +4,8 @@ use super::sql::{Sql, SqlStore, from_micros, get, get_bool, get_uuid, micros};
 use super::{AppStore, StoredApp};
 use crate::domain::admin::Actor;
 use crate::domain::app::{
-    AccountState, App, AppAccount, AppGroup, AppState, Capabilities, ConnectionStatus, Deprovision, Policy,
+    AccessLoss, AccountState, App, AppAccount, AppGroup, AppState, Capabilities, ConnectionStatus, Deprovisioning,
+    Policy,
 };
 use crate::domain::change::{ChangeOp, EntityKind, NewChange};
 use crate::domain::{Error, Result};
@@ -39,7 +40,7 @@ fn app_from_row(row: &AnyRow) -> Result<StoredApp> {
             kind: get(row, "kind")?,
             base_url: get(row, "base_url")?,
             features: json_column(row, "features")?,
-            deprovision: Deprovision::parse(&get::<String>(row, "deprovision")?)?,
+            deprovision: Deprovisioning::from_stored(&get::<String>(row, "deprovision")?)?,
             enabled: get_bool(row, "enabled")?,
             mapping: json_column(row, "mapping")?,
             preset: get(row, "preset")?,
@@ -88,6 +89,12 @@ fn account_from_row(row: &AnyRow) -> Result<AppAccount> {
         state: AccountState::parse(&get::<String>(row, "state")?)?,
         fingerprint: get(row, "fingerprint")?,
         pushed: json_column(row, "pushed")?,
+        deactivated_at: get::<Option<i64>>(row, "deactivated_at")?
+            .map(from_micros)
+            .transpose()?,
+        lost_access: get::<Option<String>>(row, "lost_access")?
+            .map(|text| AccessLoss::parse(&text))
+            .transpose()?,
         updated_at: from_micros(get(row, "updated_at")?)?,
     })
 }
@@ -122,7 +129,7 @@ impl AppStore for SqlStore {
         .bind_text(app.base_url.clone()).push(", ")
         .bind_text(stored.token_ciphertext.clone()).push(", ")
         .bind_text(to_json(&app.features)?).push(", ")
-        .bind_text(app.deprovision.as_str()).push(", ")
+        .bind_text(app.deprovision.to_stored()).push(", ")
         .bind_bool(app.enabled).push(", ")
         .bind_text(to_json(&app.mapping)?).push(", ")
         .bind_opt_text(app.preset.clone()).push(", ")
@@ -180,7 +187,7 @@ impl AppStore for SqlStore {
             .push(", features = ")
             .bind_text(to_json(&app.features)?)
             .push(", deprovision = ")
-            .bind_text(app.deprovision.as_str())
+            .bind_text(app.deprovision.to_stored())
             .push(", enabled = ")
             .bind_bool(app.enabled)
             .push(", mapping = ")
@@ -420,7 +427,7 @@ impl AppStore for SqlStore {
     }
 
     async fn get_account(&self, app: Uuid, user: Uuid) -> Result<Option<AppAccount>> {
-        let row = Sql::new("SELECT app_id, user_id, target_id, target_username, state, fingerprint, pushed, updated_at FROM app_accounts WHERE app_id = ")
+        let row = Sql::new("SELECT app_id, user_id, target_id, target_username, state, fingerprint, pushed, deactivated_at, lost_access, updated_at FROM app_accounts WHERE app_id = ")
             .bind_text(app.to_string())
             .push(" AND user_id = ")
             .bind_text(user.to_string())
@@ -430,7 +437,7 @@ impl AppStore for SqlStore {
     }
 
     async fn save_account(&self, account: &AppAccount) -> Result<()> {
-        Sql::new("INSERT INTO app_accounts (app_id, user_id, target_id, target_username, state, fingerprint, pushed, updated_at) VALUES (")
+        Sql::new("INSERT INTO app_accounts (app_id, user_id, target_id, target_username, state, fingerprint, pushed, deactivated_at, lost_access, updated_at) VALUES (")
             .bind_text(account.app_id.to_string()).push(", ")
             .bind_text(account.user_id.to_string()).push(", ")
             .bind_text(account.target_id.clone()).push(", ")
@@ -438,9 +445,12 @@ impl AppStore for SqlStore {
             .bind_text(account.state.as_str()).push(", ")
             .bind_text(account.fingerprint.clone()).push(", ")
             .bind_text(account.pushed.to_string()).push(", ")
+            .bind_opt_int(account.deactivated_at.map(micros)).push(", ")
+            .bind_opt_text(account.lost_access.map(AccessLoss::as_str)).push(", ")
             .bind_int(micros(account.updated_at))
             .push(") ON CONFLICT (app_id, user_id) DO UPDATE SET target_id = excluded.target_id, target_username = excluded.target_username, \
-                   state = excluded.state, fingerprint = excluded.fingerprint, pushed = excluded.pushed, updated_at = excluded.updated_at")
+                   state = excluded.state, fingerprint = excluded.fingerprint, pushed = excluded.pushed, \
+                   deactivated_at = excluded.deactivated_at, lost_access = excluded.lost_access, updated_at = excluded.updated_at")
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -457,7 +467,7 @@ impl AppStore for SqlStore {
     }
 
     async fn list_accounts(&self, app: Uuid) -> Result<Vec<AppAccount>> {
-        let rows = Sql::new("SELECT app_id, user_id, target_id, target_username, state, fingerprint, pushed, updated_at FROM app_accounts WHERE app_id = ")
+        let rows = Sql::new("SELECT app_id, user_id, target_id, target_username, state, fingerprint, pushed, deactivated_at, lost_access, updated_at FROM app_accounts WHERE app_id = ")
             .bind_text(app.to_string())
             .push(" ORDER BY target_username")
             .fetch_all(&self.pool)

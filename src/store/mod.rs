@@ -5,6 +5,7 @@ mod admins;
 mod apps;
 mod attributes;
 mod changes;
+mod expiry;
 mod groups;
 mod queue;
 mod reports;
@@ -318,6 +319,9 @@ pub trait QueueStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Job>>> + Send;
     /// Returns running jobs whose lease ran out (their worker died) to the queue; returns how many.
     fn requeue_expired(&self, now: OffsetDateTime) -> impl Future<Output = Result<u64>> + Send;
+    /// Queues a user job for every account deactivated at least as many days before `now` as
+    /// its app's `delete_deactivated_after_days` (apps that may delete users); returns how many.
+    fn queue_expired_deactivations(&self, now: OffsetDateTime) -> impl Future<Output = Result<usize>> + Send;
     /// Marks a claimed job done.
     fn complete(&self, job: &Job, owner: &str) -> impl Future<Output = Result<()>> + Send;
     /// Puts a claimed job back to wait until `not_before`.

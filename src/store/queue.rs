@@ -36,7 +36,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job> {
 }
 
 /// Inserts jobs in batches; a subject that already has a pending job keeps it (coalescing).
-async fn insert_jobs(tx: &mut WriteTx, jobs: &[NewJob]) -> Result<()> {
+pub(super) async fn insert_jobs(tx: &mut WriteTx, jobs: &[NewJob]) -> Result<()> {
     let created = micros(now());
     let mut seen = BTreeSet::new();
     let unique: Vec<&NewJob> = jobs
@@ -385,6 +385,10 @@ impl QueueStore for SqlStore {
             }
         }
         Ok(requeued)
+    }
+
+    async fn queue_expired_deactivations(&self, now: OffsetDateTime) -> Result<usize> {
+        super::expiry::queue_expired_deactivations(self, now).await
     }
 
     async fn complete(&self, job: &Job, owner: &str) -> Result<()> {

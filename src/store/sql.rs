@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "directory", include_str!("../../migrations/0001_directory.sql")),
     (2, "outbound", include_str!("../../migrations/0002_outbound.sql")),
     (3, "scim_server", include_str!("../../migrations/0003_scim_server.sql")),
+    (
+        4,
+        "deprovisioning",
+        include_str!("../../migrations/0004_deprovisioning.sql"),
+    ),
 ];
 
 /// The database kinds Provisio runs on; chosen once when connecting.

@@ -1,0 +1,57 @@
+//! `/api/v1/apps/{app}/mapping`: an app's attribute mapping as rows, and single-rule changes,
+//! each validated like a whole mapping (a bad rule is refused with the reason and changes nothing).
+
+use super::AppState;
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{Admin, ApiJson, ApiQuery};
+use crate::domain::app::App;
+use crate::domain::mapping::MappingRule;
+use crate::domain::mapping_rows::MappingRow;
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+
+/// The rule to remove.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTarget {
+    /// The SCIM attribute path of the rule (e.g. `emails[type eq "work"].value`), URL-encoded.
+    pub target: String,
+}
+
+/// The app's mapping, one row per rule.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/mapping", tag = "apps", params(("app" = String, Path, description = "App id or name")),
+    responses((status = 200, body = Vec<MappingRow>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn mapping_rows(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Vec<MappingRow>>> {
+    Ok(Json(state.apps.mapping_rows(&app).await?))
+}
+
+/// Sets the rule for one target attribute: replaces the rule for the same attribute or adds it.
+#[utoipa::path(put, path = "/api/v1/apps/{app}/mapping/rules", tag = "apps", request_body = MappingRule,
+    params(("app" = String, Path, description = "App id or name")),
+    responses((status = 200, body = App), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn set_rule(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(app): Path<String>,
+    ApiJson(rule): ApiJson<MappingRule>,
+) -> ApiResult<Json<App>> {
+    Ok(Json(state.apps.set_mapping_rule(&app, rule, &actor).await?))
+}
+
+/// Removes the rule for one target attribute (`?target=...`).
+#[utoipa::path(delete, path = "/api/v1/apps/{app}/mapping/rules", tag = "apps",
+    params(("app" = String, Path, description = "App id or name"), RuleTarget),
+    responses((status = 200, body = App), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn remove_rule(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(app): Path<String>,
+    ApiQuery(rule): ApiQuery<RuleTarget>,
+) -> ApiResult<Json<App>> {
+    Ok(Json(state.apps.remove_mapping_rule(&app, &rule.target, &actor).await?))
+}
