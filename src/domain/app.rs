@@ -197,7 +197,8 @@ pub const MAX_DELETE_AFTER_DAYS: u32 = 3650;
 /// deactivated are deleted after a number of days.
 ///
 /// A change of these settings applies from then on: accounts already deactivated are not deleted
-/// because a choice changed (only a new event for their user, or the days rule, deletes them).
+/// because a choice changed (only a new event for their user, or the days rule, deletes them);
+/// accounts left active under `nothing` get the new `on_unassign` choice when reconciled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Deprovisioning {
@@ -312,6 +313,12 @@ impl Deprovisioning {
                 "the new choices apply when a user loses access from now on; accounts already deactivated stay deactivated and are not deleted because of this change"
                     .to_owned(),
             );
+        }
+        if before.on_unassign == DeprovisionAction::Nothing && self.on_unassign != DeprovisionAction::Nothing {
+            notices.push(format!(
+                "accounts left active under 'nothing' for users who left the groups will now be {}d",
+                self.on_unassign.as_str()
+            ));
         }
         if self.delete_deactivated_after_days != before.delete_deactivated_after_days {
             notices.push(match self.delete_deactivated_after_days {
@@ -684,6 +691,49 @@ pub fn validate_name(field: &str, value: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deprovisioning_changes_merge_and_validate() {
+        let base = Deprovisioning::default();
+        let all: DeprovisioningChange = serde_json::from_str("\"delete\"").unwrap();
+        assert_eq!(
+            base.merged(&all).unwrap(),
+            Deprovisioning::uniform(DeprovisionAction::Delete)
+        );
+        let some: DeprovisioningChange =
+            serde_json::from_str(r#"{"on_unassign": "nothing", "delete_deactivated_after_days": 30}"#).unwrap();
+        let merged = base.merged(&some).unwrap();
+        assert_eq!(merged.on_unassign, DeprovisionAction::Nothing);
+        assert_eq!(merged.on_delete, DeprovisionAction::Deactivate);
+        assert_eq!(merged.delete_deactivated_after_days, Some(30));
+        let off: DeprovisioningChange = serde_json::from_str(r#"{"delete_deactivated_after_days": 0}"#).unwrap();
+        assert_eq!(merged.merged(&off).unwrap().delete_deactivated_after_days, None);
+        for bad in [
+            r#"{"on_delete": "nothing"}"#,
+            r#"{"delete_deactivated_after_days": 5000}"#,
+            "\"nothing\"",
+        ] {
+            let change: DeprovisioningChange = serde_json::from_str(bad).unwrap();
+            assert!(base.merged(&change).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<DeprovisioningChange>(r#"{"on_leave": "delete"}"#).is_err());
+        // Stored before per-event choices: one word for every event.
+        assert_eq!(
+            Deprovisioning::from_stored("delete").unwrap(),
+            Deprovisioning::uniform(DeprovisionAction::Delete)
+        );
+        assert_eq!(Deprovisioning::from_stored(&merged.to_stored()).unwrap(), merged);
+    }
+
+    #[test]
+    fn features_merge_and_set_by_name() {
+        let mut patch = FeaturesPatch::default();
+        patch.set("push-groups", true).unwrap();
+        patch.set("delete", false).unwrap();
+        assert!(patch.set("teleport", true).is_err());
+        let merged = Features::default().merged(&patch);
+        assert!(merged.push_groups && !merged.delete_users && merged.create_users && merged.update_users);
+    }
 
     #[test]
     fn base_urls() {

@@ -221,6 +221,109 @@ fn create(allowed: bool, desired: Value) -> UserPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::app::{AppState, ConnectionStatus, Deprovisioning, Features, FlowControl};
+    use crate::domain::mapping::Mapping;
+
+    fn app(deprovision: Deprovisioning) -> App {
+        App {
+            id: uuid::Uuid::now_v7(),
+            name: "App".into(),
+            kind: "scim".into(),
+            base_url: "http://127.0.0.1:9/v2".into(),
+            features: Features::default(),
+            deprovision,
+            enabled: true,
+            mapping: Mapping::default(),
+            preset: None,
+            capabilities: None,
+            connection_status: ConnectionStatus::Ok,
+            connection_message: None,
+            connection_checked_at: None,
+            flow: FlowControl::default(),
+            state: AppState::Active,
+            state_reason: None,
+            next_probe_at: None,
+            throttled_until: None,
+            consecutive_failures: 0,
+            version: 1,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn account(state: AccountState, lost: Option<AccessLoss>, days_ago: i64, now: OffsetDateTime) -> AppAccount {
+        AppAccount {
+            app_id: uuid::Uuid::now_v7(),
+            user_id: uuid::Uuid::now_v7(),
+            target_id: "t".into(),
+            target_username: "u".into(),
+            state,
+            fingerprint: String::new(),
+            pushed: json!({"userName": "u"}),
+            deactivated_at: (state == AccountState::Deactivated).then(|| now - time::Duration::days(days_ago)),
+            lost_access: lost,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn each_loss_gets_its_own_action() {
+        let now = OffsetDateTime::now_utc();
+        let rules = Deprovisioning {
+            on_unassign: DeprovisionAction::Nothing,
+            on_deactivate: DeprovisionAction::Deactivate,
+            on_delete: DeprovisionAction::Delete,
+            delete_deactivated_after_days: None,
+        };
+        let active = account(AccountState::Active, None, 0, now);
+        let plan = |loss| plan_user(&app(rules), None, Some(&active), loss, now);
+        assert_eq!(plan(AccessLoss::Unassigned), UserPlan::NoChange);
+        assert_eq!(plan(AccessLoss::Deactivated), UserPlan::Deactivate);
+        assert_eq!(plan(AccessLoss::Deleted), UserPlan::Delete);
+    }
+
+    #[test]
+    fn deactivated_accounts_are_deleted_only_by_a_new_reason_or_the_days_rule() {
+        let now = OffsetDateTime::now_utc();
+        let mut rules = Deprovisioning::uniform(DeprovisionAction::Delete);
+        let left = account(AccountState::Deactivated, Some(AccessLoss::Unassigned), 3, now);
+        // Same reason as when it was deactivated: a settings change alone deletes nothing.
+        assert_eq!(
+            plan_user(&app(rules), None, Some(&left), AccessLoss::Unassigned, now),
+            UserPlan::NoChange
+        );
+        // A new reason whose choice is delete.
+        assert_eq!(
+            plan_user(&app(rules), None, Some(&left), AccessLoss::Deleted, now),
+            UserPlan::Delete
+        );
+        rules.on_delete = DeprovisionAction::Deactivate;
+        assert_eq!(
+            plan_user(&app(rules), None, Some(&left), AccessLoss::Deleted, now),
+            UserPlan::NoChange
+        );
+        // The days rule.
+        rules.delete_deactivated_after_days = Some(3);
+        assert_eq!(
+            plan_user(&app(rules), None, Some(&left), AccessLoss::Unassigned, now),
+            UserPlan::Delete
+        );
+        rules.delete_deactivated_after_days = Some(4);
+        assert_eq!(
+            plan_user(&app(rules), None, Some(&left), AccessLoss::Unassigned, now),
+            UserPlan::NoChange
+        );
+        // Deleting switched off: said, not done.
+        let mut switched_off = app(Deprovisioning {
+            delete_deactivated_after_days: Some(1),
+            ..rules
+        });
+        switched_off.features.delete_users = false;
+        assert!(matches!(
+            plan_user(&switched_off, None, Some(&left), AccessLoss::Unassigned, now),
+            UserPlan::Skip { .. }
+        ));
+    }
 
     #[test]
     fn diff_names_changed_leaves() {
