@@ -4,6 +4,7 @@ use super::AppState;
 use super::error::ApiResult;
 use super::extract::{Admin, ApiQuery};
 use crate::domain::change::ChangeEvent;
+use crate::domain::values::page_limit;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
@@ -29,7 +30,7 @@ pub async fn list_changes(
     Ok(Json(
         state
             .directory
-            .changes_after(query.after.unwrap_or(0), query.limit.unwrap_or(100))
+            .changes_after(query.after.unwrap_or(0), page_limit(query.limit, 100, 10_000)?)
             .await?,
     ))
 }

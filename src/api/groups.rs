@@ -6,6 +6,7 @@ use super::extract::{Admin, ApiJson, ApiQuery};
 use crate::domain::Page;
 use crate::domain::group::{Group, GroupRename, NewGroup};
 use crate::domain::user::{User, UserSource};
+use crate::domain::values::page_limit;
 use crate::store::GroupQuery;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -56,7 +57,7 @@ pub async fn list_groups(
         .list_groups(&GroupQuery {
             search: query.q,
             cursor: query.cursor,
-            limit: query.limit.unwrap_or(100),
+            limit: page_limit(query.limit, 100, 1000)?,
         })
         .await?;
     Ok(Json(page))
@@ -109,7 +110,7 @@ pub async fn list_members(
     Ok(Json(
         state
             .directory
-            .list_members(&group, query.cursor, query.limit.unwrap_or(100))
+            .list_members(&group, query.cursor, page_limit(query.limit, 100, 1000)?)
             .await?,
     ))
 }

@@ -6,6 +6,7 @@ use super::extract::{Admin, ApiJson, ApiQuery};
 use crate::domain::Page;
 use crate::domain::group::Group;
 use crate::domain::user::{NewUser, User, UserSource, UserUpdate};
+use crate::domain::values::page_limit;
 use crate::store::UserQuery;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -54,7 +55,7 @@ pub async fn list_users(
             active: query.active,
             group: None,
             cursor: query.cursor,
-            limit: query.limit.unwrap_or(100),
+            limit: page_limit(query.limit, 100, 1000)?,
         })
         .await?;
     Ok(Json(page))

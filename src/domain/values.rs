@@ -16,7 +16,71 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-/// A user's login name: 1 to 256 characters, no surrounding white space, no control characters.
+/// Whether `c` shows as nothing (or as another character) where names are displayed: Unicode
+/// format characters (category Cf: zero-width spaces and joiners, direction marks and overrides,
+/// the byte-order mark, tags), fillers that render blank, and spaces other than U+0020.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    ) || (c.is_whitespace() && c != ' ')
+}
+
+/// A name as stored: in Unicode NFC (so that the same name typed on two systems is one name),
+/// refused when it holds characters that are invisible or look like something else.
+fn normalized_name(field: &str, value: &str) -> Result<String> {
+    use unicode_normalization::UnicodeNormalization;
+    if let Some(c) = value.chars().find(|c| is_invisible(*c)) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "must not contain invisible or format characters (found U+{:04X}), which would make it look like another name",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(value.nfc().collect())
+}
+
+/// The page size a list request asks for: `default` when not given; 0 or more than `max` is the
+/// client's error (not silently replaced).
+pub fn page_limit(value: Option<u32>, default: u32, max: u32) -> Result<u32> {
+    match value {
+        None => Ok(default),
+        Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+        Some(limit) => Err(Error::BadRequest(format!(
+            "limit must be between 1 and {max}, not {limit}"
+        ))),
+    }
+}
+
+/// A user's login name: 1 to 256 characters, no surrounding white space, no control, format or
+/// other invisible characters, stored in Unicode NFC.
 /// Unique in the directory regardless of letter case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -32,7 +96,7 @@ impl Username {
             return Err(Error::invalid("username", "must not start or end with white space"));
         }
         check_text("username", value, MAX_NAME_LEN)?;
-        Ok(Self(value.to_owned()))
+        Ok(Self(normalized_name("username", value)?))
     }
 
     /// The case-folded form that uniqueness and look-ups use.
@@ -158,7 +222,8 @@ pub fn profile_text(field: &str, value: Option<String>) -> Result<Option<String>
     }
 }
 
-/// A group's display name: 1 to 256 characters, trimmed, unique regardless of case.
+/// A group's display name: 1 to 256 characters, trimmed, no invisible characters, in Unicode NFC,
+/// unique regardless of case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct GroupName(String);
@@ -173,7 +238,7 @@ impl GroupName {
             return Err(Error::invalid("name", "must not start or end with white space"));
         }
         check_text("name", value, MAX_NAME_LEN)?;
-        Ok(Self(value.to_owned()))
+        Ok(Self(normalized_name("name", value)?))
     }
 
     /// The case-folded form that uniqueness uses.
@@ -204,6 +269,28 @@ impl From<GroupName> for String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn names_are_nfc_and_never_invisible() {
+        // "é" typed as e + combining acute is stored as the one precomposed character.
+        assert_eq!(Username::parse("jose\u{0301}").unwrap().as_str(), "jos\u{e9}");
+        assert_eq!(GroupName::parse("Cafe\u{0301}").unwrap().as_str(), "Caf\u{e9}");
+        for bad in [
+            "adm\u{200b}in",
+            "admin\u{200d}",
+            "\u{feff}admin",
+            "ad\u{202e}nim",
+            "ad\u{00ad}min",
+            "adm\u{00a0}in",
+            "a\u{3164}b",
+            "x\u{e0061}",
+        ] {
+            let err = Username::parse(bad).unwrap_err();
+            assert!(err.to_string().contains("invisible"), "{bad:?}: {err}");
+            assert!(GroupName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Username::parse("Zoë Ünal").is_ok());
+    }
 
     #[test]
     fn emails() {

@@ -188,7 +188,7 @@ where
             operation,
             subject_kind,
             cursor: params.cursor.clone(),
-            limit: params.limit.unwrap_or(50),
+            limit: crate::domain::values::page_limit(params.limit, 50, 1000)?,
         })
     }
 
