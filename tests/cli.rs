@@ -133,9 +133,29 @@ async fn cli_directory_walkthrough(backend: Backend) {
     );
     let groups = ok(hub.cli(&["groups", "list"]));
     assert!(groups.contains("R&D"));
-    ok(hub.cli(&["groups", "delete", "R&D"]));
-    ok(hub.cli(&["users", "delete", "bob"]));
-    ok(hub.cli(&["attributes", "delete", "badge"]));
+    // Off a terminal, destructive commands do nothing without --yes and say why.
+    for args in [
+        ["groups", "delete", "R&D"],
+        ["users", "delete", "bob"],
+        ["attributes", "delete", "badge"],
+    ] {
+        let refused = hub.cli(&args);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            said.contains("--yes") && said.contains("nothing was done"),
+            "{args:?}: {said}"
+        );
+    }
+    assert!(String::from_utf8_lossy(&hub.cli(&["users", "delete", "bob"]).stderr).contains("Delete user 'bob'"));
+    assert_eq!(
+        json(hub.cli(&["groups", "show", "R&D", "--json"]))["name"],
+        "R&D",
+        "nothing deleted"
+    );
+    ok(hub.cli(&["groups", "delete", "R&D", "--yes"]));
+    ok(hub.cli(&["users", "delete", "bob", "--yes"]));
+    ok(hub.cli(&["attributes", "delete", "badge", "--yes"]));
     assert_eq!(
         json(hub.cli(&["users", "list", "--all", "--json"]))["items"]
             .as_array()

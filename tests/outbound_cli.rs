@@ -48,13 +48,21 @@ async fn cli_provisioning(backend: Backend) {
         "monday",
     ]));
     let tested = ok(hub.cli(&["apps", "test", "Monday"]));
-    assert!(tested.contains("connection          ok"), "{tested}");
+    assert!(
+        tested
+            .lines()
+            .any(|l| l.starts_with("connection ") && l.trim_end().ends_with(" ok")),
+        "{tested}"
+    );
     assert!(!tested.contains(&target.token));
 
     ok(hub.cli(&["groups", "create", "Staff"]));
     ok(hub.cli(&["policies", "create", "--app", "Monday", "--group", "Staff"]));
     let policies = ok(hub.cli(&["policies", "list", "--app", "Monday"]));
     assert!(policies.contains("Monday for Staff"), "{policies}");
+    let row = policies.lines().find(|l| l.starts_with("Monday for Staff")).unwrap();
+    let cells: Vec<&str> = row.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(&cells[1..3], ["Monday", "Staff"], "app and group by name: {policies}");
     ok(hub.cli(&[
         "users",
         "add",
@@ -102,7 +110,8 @@ async fn cli_provisioning(backend: Backend) {
     );
     ok(hub.cli(&["apps", "update", "Monday", "--enabled", "true"]));
     let synced = ok(hub.cli(&["sync", "--app", "Monday"]));
-    assert!(synced.contains("1 done, 0 failed"), "{synced}");
+    // alice, and the Staff team (the Monday.com preset pushes teams).
+    assert!(synced.contains("2 done, 0 failed"), "{synced}");
     eventually(20, "the new title to arrive", || async {
         (target.user("alice").await?["title"] == "CEO").then_some(())
     })
@@ -110,7 +119,7 @@ async fn cli_provisioning(backend: Backend) {
     let accounts = ok(hub.cli(&["apps", "accounts", "Monday"]));
     assert!(accounts.contains("alice") && accounts.contains("active"), "{accounts}");
 
-    // Errors: unknown app, unreadable mapping.
+    // Errors: unknown app, unreadable mapping, no token and no terminal.
     assert_eq!(hub.cli(&["apps", "show", "Nope"]).status.code(), Some(4));
     assert_eq!(
         hub.cli(&["apps", "update", "Monday", "--mapping-file", "/nonexistent.json"])
@@ -118,6 +127,22 @@ async fn cli_provisioning(backend: Backend) {
             .code(),
         Some(2)
     );
+    let no_token = hub.cli(&["apps", "create", "Other", "--url", &target.base_url]);
+    assert_eq!(no_token.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("--token-file"));
+
+    // A policy is deleted by name; an app only with --yes off a terminal.
+    ok(hub.cli(&["policies", "delete", "monday for staff"]));
+    assert!(!ok(hub.cli(&["policies", "list"])).contains("Monday for Staff"));
+    let refused = hub.cli(&["apps", "delete", "Monday"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("Remove app 'Monday'") && said.contains("accounts stay in the app"),
+        "{said}"
+    );
+    ok(hub.cli(&["apps", "delete", "Monday", "--yes"]));
+    assert_eq!(hub.cli(&["apps", "show", "Monday"]).status.code(), Some(4));
     hub.stop().await;
 }
 

@@ -7,7 +7,7 @@ use super::extract::{Admin, ApiJson, ApiQuery};
 use crate::domain::app::{App, AppAccount, Policy};
 use crate::domain::job::Job;
 use crate::domain::mapping::Preset;
-use crate::service::apps::{AppUpdate, AppUpdated, JobView, NewApp, NewPolicy, PlanLine, SyncRun};
+use crate::service::apps::{AppUpdate, AppUpdated, JobView, NewApp, NewPolicy, PlanLine, PolicyView, SyncRun};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -283,17 +283,17 @@ pub async fn create_policy(
 }
 
 /// Lists policies.
-#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(PolicyQuery), responses((status = 200, body = Vec<Policy>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(PolicyQuery), responses((status = 200, body = Vec<PolicyView>)), security(("bearer" = [])))]
 pub async fn list_policies(
     State(state): State<AppState>,
     _: Admin,
     ApiQuery(query): ApiQuery<PolicyQuery>,
-) -> ApiResult<Json<Vec<Policy>>> {
+) -> ApiResult<Json<Vec<PolicyView>>> {
     Ok(Json(state.apps.list_policies(query.app.as_deref()).await?))
 }
 
-/// Removes a policy.
-#[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = String, Path, description = "Policy id")),
+/// Removes a policy, by id or name.
+#[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = String, Path, description = "Policy id or name")),
     responses((status = 200, body = Policy), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_policy(
     State(state): State<AppState>,

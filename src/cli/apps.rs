@@ -5,12 +5,12 @@ use super::app_settings::{SettingsArgs, show_app};
 use super::client::{Client, ClientError, encode};
 use super::mapping::MappingAction;
 use super::output::{cell, print_json, print_table};
-use super::remote::connect;
+use super::session::connect;
 use crate::api::{QueuedJob, SyncAnswer};
 use crate::domain::app::{App, AppAccount, Policy};
 use crate::domain::job::JobStatus;
 use crate::domain::mapping::Preset;
-use crate::service::apps::{JobView, SyncRun};
+use crate::service::apps::{JobView, PolicyView, SyncRun};
 use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -22,14 +22,15 @@ const NO_BODY: Option<&Value> = None;
 /// `provisio apps ...`.
 #[derive(Debug, Subcommand)]
 pub enum AppsCommand {
-    /// Connect a SCIM 2.0 app. The token is read from --token-file or standard input.
+    /// Connect a SCIM 2.0 app. The token is read from --token-file, or asked for (without echo) at the terminal.
     Create {
         /// Unique name.
         name: String,
         /// SCIM base URL.
         #[arg(long)]
         url: String,
-        /// File holding the app's bearer token (default: read one line from standard input).
+        /// File holding the app's bearer token (`-`: one line from standard input; default: asked
+        /// for at the terminal).
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
         /// Preset (`monday`, `generic`).
@@ -89,10 +90,13 @@ pub enum AppsCommand {
         #[command(subcommand)]
         action: Option<MappingAction>,
     },
-    /// Remove an app from the hub (accounts in the app are left alone).
+    /// Remove an app from the hub (accounts in the app are left alone; asks first on a terminal).
     Delete {
         /// Id or name.
         app: String,
+        /// Do not ask: confirm for scripts.
+        #[arg(long)]
+        yes: bool,
     },
     /// Check the connection and show what the target supports.
     Test {
@@ -169,22 +173,20 @@ pub enum PoliciesCommand {
     },
     /// Remove a policy.
     Delete {
-        /// Policy id.
+        /// Policy id or name.
         id: String,
     },
 }
 
 fn read_token(file: Option<&PathBuf>) -> Result<String, ClientError> {
     let text = match file {
-        Some(path) if path.as_os_str() != "-" => std::fs::read_to_string(path)
+        Some(path) if path.as_os_str() == "-" => super::prompt::line("app's bearer token")?,
+        Some(path) => std::fs::read_to_string(path)
             .map_err(|e| ClientError::Usage(format!("cannot read {}: {e}", path.display())))?,
-        _ => {
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .map_err(|e| ClientError::Usage(format!("cannot read the token from standard input: {e}")))?;
-            line
-        }
+        None => super::prompt::secret(
+            "App bearer token",
+            "pass --token-file FILE, or --token-file - to read the token from standard input",
+        )?,
     };
     let token = text.trim().to_owned();
     if token.is_empty() {
@@ -351,7 +353,8 @@ pub async fn apps(remote: &RemoteArgs, command: AppsCommand) -> Result<(), Clien
             }
         }
         AppsCommand::Mapping { app, action } => super::mapping::mapping(remote, &client, &app, action).await?,
-        AppsCommand::Delete { app } => {
+        AppsCommand::Delete { app, yes } => {
+            super::prompt::confirm(&super::impact::app_deletion(&client, &app).await?, yes)?;
             client
                 .request_empty(Method::DELETE, &format!("/api/v1/apps/{}", encode(&app)), NO_BODY)
                 .await?;
@@ -508,7 +511,7 @@ pub async fn policies(remote: &RemoteArgs, command: PoliciesCommand) -> Result<(
                 Some(app) => format!("/api/v1/policies?app={}", encode(&app)),
                 None => "/api/v1/policies".to_owned(),
             };
-            let policies: Vec<Policy> = client.request(Method::GET, &path, NO_BODY).await?;
+            let policies: Vec<PolicyView> = client.request(Method::GET, &path, NO_BODY).await?;
             if remote.json {
                 print_json(&policies);
             } else {
@@ -516,10 +519,10 @@ pub async fn policies(remote: &RemoteArgs, command: PoliciesCommand) -> Result<(
                     .iter()
                     .map(|p| {
                         vec![
-                            p.name.clone(),
-                            p.app_id.to_string(),
-                            p.group_id.to_string(),
-                            p.id.to_string(),
+                            p.policy.name.clone(),
+                            p.app_name.clone(),
+                            p.group_name.clone(),
+                            p.policy.id.to_string(),
                         ]
                     })
                     .collect();

@@ -3,11 +3,17 @@
 
 mod app_settings;
 mod apps;
+mod attributes;
 pub mod client;
+mod groups;
+mod impact;
 mod mapping;
 pub mod output;
-mod remote;
+mod prompt;
 mod reports;
+mod session;
+mod tokens;
+mod users;
 
 use crate::config::{ServeArgs, StoreArgs};
 use clap::{Args, Parser, Subcommand};
@@ -68,34 +74,38 @@ pub enum Command {
         /// Administrator username.
         #[arg(long, default_value = "admin")]
         username: String,
+        /// Read the password (and, when it must be replaced, the new one on the next line) from
+        /// standard input instead of asking at the terminal.
+        #[arg(long)]
+        password_stdin: bool,
         #[command(flatten)]
         remote: RemoteArgs,
     },
     /// Directory users.
     Users {
         #[command(subcommand)]
-        command: remote::UsersCommand,
+        command: users::UsersCommand,
         #[command(flatten)]
         remote: RemoteArgs,
     },
     /// Groups and memberships.
     Groups {
         #[command(subcommand)]
-        command: remote::GroupsCommand,
+        command: groups::GroupsCommand,
         #[command(flatten)]
         remote: RemoteArgs,
     },
     /// Custom profile attributes.
     Attributes {
         #[command(subcommand)]
-        command: remote::AttributesCommand,
+        command: attributes::AttributesCommand,
         #[command(flatten)]
         remote: RemoteArgs,
     },
     /// Admin API tokens.
     Tokens {
         #[command(subcommand)]
-        command: remote::TokensCommand,
+        command: tokens::TokensCommand,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -103,7 +113,7 @@ pub enum Command {
     /// server at /scim/v2 (e.g. `scim-tokens create okta`, which prints only the token).
     ScimTokens {
         #[command(subcommand)]
-        command: remote::TokensCommand,
+        command: tokens::TokensCommand,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -187,12 +197,16 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
             println!("{}", secrecy::ExposeSecret::expose_secret(&issued.secret));
             Ok(())
         }
-        Command::Login { username, remote } => remote::login(&remote, &username).await,
-        Command::Users { command, remote } => remote::users(&remote, command).await,
-        Command::Groups { command, remote } => remote::groups(&remote, command).await,
-        Command::Attributes { command, remote } => remote::attributes(&remote, command).await,
-        Command::Tokens { command, remote } => remote::tokens(&remote, command, "/api/v1/tokens").await,
-        Command::ScimTokens { command, remote } => remote::tokens(&remote, command, "/api/v1/scim-tokens").await,
+        Command::Login {
+            username,
+            password_stdin,
+            remote,
+        } => session::login(&remote, &username, password_stdin).await,
+        Command::Users { command, remote } => users::users(&remote, command).await,
+        Command::Groups { command, remote } => groups::groups(&remote, command).await,
+        Command::Attributes { command, remote } => attributes::attributes(&remote, command).await,
+        Command::Tokens { command, remote } => tokens::tokens(&remote, command, "/api/v1/tokens").await,
+        Command::ScimTokens { command, remote } => tokens::tokens(&remote, command, "/api/v1/scim-tokens").await,
         Command::Apps { command, remote } => apps::apps(&remote, command).await,
         Command::Policies { command, remote } => apps::policies(&remote, command).await,
         Command::Provision { app, user, remote } => apps::provision(&remote, &app, &user).await,

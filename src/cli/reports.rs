@@ -3,7 +3,7 @@
 use super::RemoteArgs;
 use super::client::{ClientError, encode};
 use super::output::{cell, print_json, print_table, when};
-use super::remote::connect;
+use super::session::connect;
 use crate::domain::Page;
 use crate::domain::job::Report;
 use crate::service::reports::{ReportParams, TimelineEntry};

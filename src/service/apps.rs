@@ -32,6 +32,18 @@ pub struct AppUpdated {
     pub notices: Vec<String>,
 }
 
+/// A policy with the names of its app and group, for people.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PolicyView {
+    /// The policy.
+    #[serde(flatten)]
+    pub policy: Policy,
+    /// Its app's name.
+    pub app_name: String,
+    /// Its group's name.
+    pub group_name: String,
+}
+
 /// What an administrator supplies to connect an app.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -495,19 +507,67 @@ where
         Ok(policy)
     }
 
-    /// Removes a policy; its group's members lose their accounts unless another policy keeps them.
-    pub async fn delete_policy(&self, id: &str, actor: &Actor) -> Result<Policy> {
-        let id = Uuid::parse_str(id).map_err(|_| Error::not_found("policy", id))?;
+    /// Removes a policy, named by id or by its name (regardless of case; a name several policies
+    /// share is refused, naming their ids). Its group's members lose their accounts unless
+    /// another policy keeps them.
+    pub async fn delete_policy(&self, reference: &str, actor: &Actor) -> Result<Policy> {
+        let id = match Uuid::parse_str(reference) {
+            Ok(id) => id,
+            Err(_) => {
+                let named: Vec<Policy> = self
+                    .store
+                    .list_policies(None)
+                    .await?
+                    .into_iter()
+                    .filter(|p| p.name.to_lowercase() == reference.trim().to_lowercase())
+                    .collect();
+                match named.as_slice() {
+                    [] => return Err(Error::not_found("policy", reference)),
+                    [one] => one.id,
+                    several => {
+                        let ids: Vec<String> = several.iter().map(|p| p.id.to_string()).collect();
+                        return Err(Error::Conflict {
+                            field: None,
+                            message: format!(
+                                "{} policies are named '{reference}': delete one by its id ({})",
+                                several.len(),
+                                ids.join(", ")
+                            ),
+                        });
+                    }
+                }
+            }
+        };
         self.store.delete_policy(id, actor).await
     }
 
-    /// Policies, of one app or all.
-    pub async fn list_policies(&self, app: Option<&str>) -> Result<Vec<Policy>> {
+    /// Policies, of one app or all, with their app's and group's names.
+    pub async fn list_policies(&self, app: Option<&str>) -> Result<Vec<PolicyView>> {
         let app = match app {
             Some(reference) => Some(self.get_app(reference).await?.id),
             None => None,
         };
-        self.store.list_policies(app).await
+        let apps = self.store.list_apps().await?;
+        let mut views = Vec::new();
+        for policy in self.store.list_policies(app).await? {
+            let app_name = apps
+                .iter()
+                .find(|a| a.id == policy.app_id)
+                .map(|a| a.name.clone())
+                .unwrap_or_default();
+            let group_name = self
+                .store
+                .get_group(policy.group_id)
+                .await?
+                .map(|g| g.name)
+                .unwrap_or_default();
+            views.push(PolicyView {
+                policy,
+                app_name,
+                group_name,
+            });
+        }
+        Ok(views)
     }
 
     /// Queues one user's reconciliation now; returns the job id.
