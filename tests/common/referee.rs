@@ -41,6 +41,12 @@ pub struct ScimTarget {
 impl ScimTarget {
     /// Starts scim2-server on a free loopback port and waits until it answers.
     pub async fn start() -> Self {
+        Self::start_with_token(&format!("target-token-{}", uuid::Uuid::now_v7().simple())).await
+    }
+
+    /// Like [`ScimTarget::start`], requiring `token`.
+    pub async fn start_with_token(token: &str) -> Self {
+        let token = token.to_owned();
         provisio::install_crypto_provider();
         let venv = referee_venv();
         let binary = venv.join("bin/scim2-server");
@@ -50,7 +56,6 @@ impl ScimTarget {
             binary.display()
         );
         let port = free_port();
-        let token = format!("target-token-{}", uuid::Uuid::now_v7().simple());
         let child = super::tied_to_test(&mut Command::new(&binary))
             .args([
                 "--hostname",
