@@ -69,6 +69,9 @@ const SCIM_USERS: usize = 56;
 const USER_CASES: u32 = 400;
 /// Group filters per backend.
 const GROUP_CASES: u32 = 120;
+/// Filters in Entra ID's form compared with their standard equivalent per backend (a quarter of
+/// them on groups).
+const ENTRA_CASES: u32 = 120;
 /// Disagreements shrunk by proptest before being cut down part by part (later ones are only cut down).
 const MAX_SHRUNK: usize = 8;
 /// Evaluations spent shrinking one disagreement.
@@ -1215,6 +1218,11 @@ fn user_catalogue(dir: &Directory) -> Catalogue {
         r#"userName[not (value co "odd.Twins")]"#.to_owned(),
         format!(r#"{ENT}:department[value eq "Legal" and value eq "Audit"]"#),
         r#"title[value eq "Boss" and value eq "boss two"]"#.to_owned(),
+        // Entra ID's form: a sub-attribute comparison after the value filter.
+        r#"emails[type eq "work"].value co "example""#.to_owned(),
+        r#"addresses[type eq "work"].locality pr"#.to_owned(),
+        r#"phoneNumbers[type eq "work" or primary eq true].value sw "+""#.to_owned(),
+        format!(r#"{ENT}:manager[value pr].$ref pr"#),
     ];
     catalogue(
         &dir.user_schema,
@@ -1526,8 +1534,19 @@ fn nest(leaf: BoxedStrategy<String>, depth: u32, size: u32) -> BoxedStrategy<Str
     .boxed()
 }
 
-/// `attr[...]` with an element filter over the attribute's sub-attributes.
-fn value_path_leaf(cat: &Arc<Catalogue>) -> BoxedStrategy<String> {
+/// How often a generated value path takes the form Entra ID sends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum EntraForm {
+    /// Now and then, on attributes with several sub-attributes (`members[value ...].value ...`
+    /// is only ever refused); other attributes get exactly the choices they got before the form.
+    Sometimes,
+    /// Always.
+    Always,
+}
+
+/// The parts of a value path: the attribute as written, an element filter over its
+/// sub-attributes, and for Entra ID's form one more comparison (or `pr`) of a sub-attribute.
+fn value_path_parts(cat: &Arc<Catalogue>, form: EntraForm) -> BoxedStrategy<(String, String, Option<String>)> {
     let outer = Arc::clone(cat);
     (0..cat.value_paths.len(), 0u8..8)
         .prop_flat_map(move |(i, style)| {
@@ -1547,9 +1566,44 @@ fn value_path_leaf(cat: &Arc<Catalogue>) -> BoxedStrategy<String> {
             });
             let present_subs = Arc::clone(&subs);
             let present = (0..subs.len()).prop_map(move |j| format!("{} pr", name_case(present_subs[j].0, style)));
-            let inner = nest(prop_oneof![4 => compare, 1 => present].boxed(), 2, 6);
+            let single = prop_oneof![4 => compare, 1 => present].boxed();
+            let inner = nest(single.clone(), 2, 6);
             let path = spec.attr.render(style, cat.core_urn);
-            inner.prop_map(move |inner| format!("{path}[{inner}]"))
+            match form {
+                EntraForm::Sometimes if subs.len() < 2 => {
+                    inner.prop_map(move |inner| (path.clone(), inner, None)).boxed()
+                }
+                _ => {
+                    let chance = if form == EntraForm::Always { 1.0 } else { 0.3 };
+                    (inner, single, proptest::bool::weighted(chance))
+                        .prop_map(move |(inner, last, entra)| (path.clone(), inner, entra.then_some(last)))
+                        .boxed()
+                }
+            }
+        })
+        .boxed()
+}
+
+/// `attr[...]`, or in the form Entra ID sends, `attr[...].sub op value`.
+fn value_path_leaf(cat: &Arc<Catalogue>) -> BoxedStrategy<String> {
+    value_path_parts(cat, EntraForm::Sometimes)
+        .prop_map(|(path, inner, last)| match last {
+            Some(last) => format!("{path}[{inner}].{last}"),
+            None => format!("{path}[{inner}]"),
+        })
+        .boxed()
+}
+
+/// A filter in Entra ID's form, `attr[...].sub op value`, and the standard filter it stands for,
+/// `attr[(...) and sub op value]`.
+fn entra_pairs(cat: Catalogue) -> BoxedStrategy<(String, String)> {
+    value_path_parts(&Arc::new(cat), EntraForm::Always)
+        .prop_map(|(path, inner, last)| {
+            let last = last.unwrap_or_default();
+            (
+                format!("{path}[{inner}].{last}"),
+                format!("{path}[({inner}) and {last}]"),
+            )
         })
         .boxed()
 }
@@ -1717,6 +1771,63 @@ async fn explore(dir: &Directory, kind: ResourceKind, cat: Catalogue, cases: u32
     summary
 }
 
+/// Runs `cases` filters in Entra ID's form (`emails[type eq "work"].value eq "x"`) and their
+/// standard equivalents (`emails[(type eq "work") and value eq "x"]`): both must be refused alike
+/// or find the same resources, in the database and in the evaluator. Returns how many matched
+/// some resource and every problem found.
+async fn entra_equivalence(
+    dir: &Directory,
+    kind: ResourceKind,
+    cat: Catalogue,
+    cases: u32,
+    seed: u64,
+) -> (u32, Vec<String>) {
+    let config = Config {
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes(seed)));
+    let strategy = entra_pairs(cat);
+    let mut problems = Vec::new();
+    let mut matched = 0;
+    for _ in 0..cases {
+        let (entra, standard) = strategy.new_tree(&mut runner).expect("a filter pair").current();
+        let (Ok(entra_filter), Ok(standard_filter)) = (parse_filter(&entra), parse_filter(&standard)) else {
+            problems.push(format!("Entra form: {entra} or {standard} does not parse"));
+            continue;
+        };
+        if entra_filter != standard_filter {
+            problems.push(format!(
+                "Entra form: {entra} parses as {entra_filter}, not as {standard_filter}"
+            ));
+        }
+        let sql = (
+            dir.sql_ids(kind, &entra_filter).await,
+            dir.sql_ids(kind, &standard_filter).await,
+        );
+        let memory = (
+            dir.memory_ids(kind, &entra_filter),
+            dir.memory_ids(kind, &standard_filter),
+        );
+        match (sql, memory) {
+            ((Ok((_, a)), Ok((_, b))), (Ok(c), Ok(d))) if a == b && b == c && c == d => {
+                if !a.is_empty() {
+                    matched += 1;
+                }
+            }
+            ((Err(a), Err(b)), (Err(c), Err(d))) if [&a, &b, &c, &d].into_iter().all(is_invalid_filter) => {}
+            (sql, memory) => problems.push(format!(
+                "Entra form: {entra} and {standard} differ: SQL {:?} / {:?}, evaluator {:?} / {:?}",
+                sql.0.map(|(_, ids)| ids.len()),
+                sql.1.map(|(_, ids)| ids.len()),
+                memory.0.map(|ids| ids.len()),
+                memory.1.map(|ids| ids.len()),
+            )),
+        }
+    }
+    (matched, problems)
+}
+
 fn report(label: &str, summary: &Summary) -> Vec<String> {
     eprintln!(
         "{label}: {} filters: {} refused by both, {} matching nothing, {} matching some, {} matching all, {} disagreements",
@@ -1786,6 +1897,38 @@ async fn sql_filters_agree_with_the_evaluator(backend: Backend) {
     );
     let mut problems = report("users", &users);
     problems.extend(report("groups", &groups));
+    let entra_users = entra_equivalence(
+        &dir,
+        ResourceKind::User,
+        user_catalogue(&dir),
+        ENTRA_CASES,
+        seed ^ 0xE17A,
+    )
+    .await;
+    let entra_groups = entra_equivalence(
+        &dir,
+        ResourceKind::Group,
+        group_catalogue(&dir),
+        ENTRA_CASES / 4,
+        seed ^ 0xE17B,
+    )
+    .await;
+    eprintln!(
+        "Entra ID's form: {ENTRA_CASES} user and {} group filters compared with the standard form, {} and {} matching something, {} problems",
+        ENTRA_CASES / 4,
+        entra_users.0,
+        entra_groups.0,
+        entra_users.1.len() + entra_groups.1.len()
+    );
+    problems.extend(entra_users.1);
+    problems.extend(entra_groups.1);
+    // Group value filters are mostly refused (members support only pr and eq/ne on value); the
+    // user catalogue must give the comparison something to find.
+    assert!(
+        entra_users.0 * 4 >= ENTRA_CASES,
+        "too few user filters in Entra ID's form match anything: {}",
+        entra_users.0
+    );
     assert!(
         problems.is_empty(),
         "{} shapes of filter where SQL and the evaluator disagree (seed {seed}):\n{}",

@@ -77,7 +77,9 @@ pub enum Error {
         /// The advertised maximum.
         limit: usize,
     },
-    /// An `If-Match` precondition did not hold: the resource changed since the client read it.
+    /// A write was based on a version that is no longer current: a stale `If-Match`, or the
+    /// store's optimistic check finding that the resource changed since the service read it
+    /// (which the service answers by applying the change again, unless `If-Match` was given).
     #[error("{0}")]
     PreconditionFailed(String),
 }

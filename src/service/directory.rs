@@ -7,6 +7,7 @@ use crate::domain::group::{Group, NewGroup};
 use crate::domain::user::{NewUser, User, UserSource, UserUpdate};
 use crate::domain::values::{GroupName, profile_text};
 use crate::domain::{Error, Page, Result, now};
+use crate::service::latest::on_latest;
 use crate::store::{AttributeStore, ChangeLogStore, GroupQuery, GroupStore, UserQuery, UserStore};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
@@ -161,13 +162,24 @@ where
         self.store.list_users(query).await
     }
 
-    /// Applies a partial change to a user.
+    /// Applies a partial change to the user as stored when it is written: a concurrent change in
+    /// between makes it read the user again and apply the change to that (see [`on_latest`]).
     pub async fn update_user(&self, reference: &str, update: UserUpdate, actor: &Actor) -> Result<User> {
-        let user = self.get_user(reference).await?;
-        self.replace_user(&user, update, actor).await
+        let id = self.get_user(reference).await?.id;
+        let definitions = self.store.list_attributes().await?;
+        on_latest(id, false, || async {
+            let user = self
+                .store
+                .get_user(id)
+                .await?
+                .ok_or_else(|| Error::not_found("user", reference))?;
+            self.replace_user_with(&user, update.clone(), &definitions, actor).await
+        })
+        .await
     }
 
-    /// Applies `update` to `user` as loaded: fails with a conflict if the user changed since.
+    /// Applies `update` to `user` as loaded: fails with [`Error::PreconditionFailed`] if the user
+    /// changed since.
     pub async fn replace_user(&self, user: &User, update: UserUpdate, actor: &Actor) -> Result<User> {
         let definitions = self.store.list_attributes().await?;
         self.replace_user_with(user, update, &definitions, actor).await

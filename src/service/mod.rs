@@ -5,6 +5,7 @@
 pub mod apps;
 pub mod auth;
 pub mod directory;
+pub mod latest;
 pub mod reports;
 pub mod scim;
 

@@ -22,6 +22,7 @@ use crate::domain::user::{User, UserSource};
 use crate::domain::values::{GroupName, profile_text};
 use crate::domain::{Error, Result, now};
 use crate::service::DirectoryService;
+use crate::service::latest::on_latest;
 use crate::store::{AttributeStore, ChangeLogStore, GroupStore, ScimSearch, ScimStore, UserStore};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -644,6 +645,7 @@ where
     }
 
     /// `PUT`: replaces every writable attribute (omitted ones are cleared; read-only ones ignored).
+    /// With `If-Match`, a stale version is refused; without, the change applies to the latest state.
     pub async fn replace(
         &self,
         kind: ResourceKind,
@@ -654,27 +656,36 @@ where
         base: &str,
     ) -> Result<ScimResource> {
         let (schema, definitions) = self.schema_of(kind).await?;
+        let uuid = parse_id(kind, id)?;
+        let (schema, definitions, body) = (&schema, &definitions, &body);
         match kind {
             ResourceKind::User => {
-                let (user, current) = self.load_user(id, base).await?;
-                check_if_match(if_match, user.version)?;
-                let start = json!({"schemas": [USER_SCHEMA], "id": current["id"].clone()});
-                let resource = canonical(body, start, &schema)?;
-                let user = self.write_user(&user, &resource, &definitions, actor).await?;
-                self.user_answer(&user, &schema, base).await
+                let user = on_latest(uuid, if_match.is_some(), || async move {
+                    let (user, current) = self.load_user(id, base).await?;
+                    check_if_match(if_match, user.version)?;
+                    let start = json!({"schemas": [USER_SCHEMA], "id": current["id"].clone()});
+                    let resource = canonical(body.clone(), start, schema)?;
+                    self.write_user(&user, &resource, definitions, actor).await
+                })
+                .await?;
+                self.user_answer(&user, schema, base).await
             }
             ResourceKind::Group => {
-                let (group, current) = self.load_group(id, base).await?;
-                check_if_match(if_match, group.version)?;
-                let start = json!({"schemas": [GROUP_SCHEMA], "id": current["id"].clone()});
-                let resource = canonical(body, start, &schema)?;
-                let group = self.write_group(&group, &resource, actor).await?;
-                self.group_answer(&group, &schema, base).await
+                let group = on_latest(uuid, if_match.is_some(), || async move {
+                    let (group, current) = self.load_group(id, base).await?;
+                    check_if_match(if_match, group.version)?;
+                    let start = json!({"schemas": [GROUP_SCHEMA], "id": current["id"].clone()});
+                    let resource = canonical(body.clone(), start, schema)?;
+                    self.write_group(&group, &resource, actor).await
+                })
+                .await?;
+                self.group_answer(&group, schema, base).await
             }
         }
     }
 
-    /// `PATCH`: applies the operations atomically; returns the resource.
+    /// `PATCH`: applies the operations atomically to the latest state (or, with `If-Match`, to
+    /// that version only); returns the resource.
     pub async fn patch(
         &self,
         kind: ResourceKind,
@@ -686,20 +697,28 @@ where
     ) -> Result<ScimResource> {
         let (schema, definitions) = self.schema_of(kind).await?;
         let request = parse_patch_request(body)?;
+        let uuid = parse_id(kind, id)?;
+        let (schema, definitions, request) = (&schema, &definitions, &request);
         match kind {
             ResourceKind::User => {
-                let (user, current) = self.load_user(id, base).await?;
-                check_if_match(if_match, user.version)?;
-                let resource = apply_patch(&current, &request, &schema)?;
-                let user = self.write_user(&user, &resource, &definitions, actor).await?;
-                self.user_answer(&user, &schema, base).await
+                let user = on_latest(uuid, if_match.is_some(), || async move {
+                    let (user, current) = self.load_user(id, base).await?;
+                    check_if_match(if_match, user.version)?;
+                    let resource = apply_patch(&current, request, schema)?;
+                    self.write_user(&user, &resource, definitions, actor).await
+                })
+                .await?;
+                self.user_answer(&user, schema, base).await
             }
             ResourceKind::Group => {
-                let (group, current) = self.load_group(id, base).await?;
-                check_if_match(if_match, group.version)?;
-                let resource = apply_patch(&current, &request, &schema)?;
-                let group = self.write_group(&group, &resource, actor).await?;
-                self.group_answer(&group, &schema, base).await
+                let group = on_latest(uuid, if_match.is_some(), || async move {
+                    let (group, current) = self.load_group(id, base).await?;
+                    check_if_match(if_match, group.version)?;
+                    let resource = apply_patch(&current, request, schema)?;
+                    self.write_group(&group, &resource, actor).await
+                })
+                .await?;
+                self.group_answer(&group, schema, base).await
             }
         }
     }
@@ -732,19 +751,24 @@ where
     /// `DELETE`.
     pub async fn delete(&self, kind: ResourceKind, id: &str, if_match: Option<&str>, actor: &Actor) -> Result<()> {
         let uuid = parse_id(kind, id)?;
-        match kind {
-            ResourceKind::User => {
-                let user = self.store.get_user(uuid).await?.ok_or_else(|| no_such(kind, id))?;
-                check_if_match(if_match, user.version)?;
-                self.store.delete_user(uuid, actor).await?;
+        // In this resource's turn, so that no write of this process comes between the check and
+        // the deletion; a delete does not depend on the stored state, so it never needs a retry.
+        on_latest(uuid, if_match.is_some(), || async move {
+            match kind {
+                ResourceKind::User => {
+                    let user = self.store.get_user(uuid).await?.ok_or_else(|| no_such(kind, id))?;
+                    check_if_match(if_match, user.version)?;
+                    self.store.delete_user(uuid, actor).await?;
+                }
+                ResourceKind::Group => {
+                    let group = self.store.get_group(uuid).await?.ok_or_else(|| no_such(kind, id))?;
+                    check_if_match(if_match, group.version)?;
+                    self.store.delete_group(uuid, actor).await?;
+                }
             }
-            ResourceKind::Group => {
-                let group = self.store.get_group(uuid).await?.ok_or_else(|| no_such(kind, id))?;
-                check_if_match(if_match, group.version)?;
-                self.store.delete_group(uuid, actor).await?;
-            }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -82,7 +82,8 @@ pub trait UserStore: Send + Sync {
     fn get_user_by_username(&self, username: &str) -> impl Future<Output = Result<Option<User>>> + Send;
     /// A page of users ordered by username.
     fn list_users(&self, query: &UserQuery) -> impl Future<Output = Result<Page<User>>> + Send;
-    /// Replaces a user whose stored version is still `previous_version` (else a conflict).
+    /// Replaces a user whose stored version is still `previous_version` (else
+    /// [`Error::PreconditionFailed`](crate::domain::Error::PreconditionFailed), also when it is gone).
     fn update_user(
         &self,
         user: &User,
@@ -169,7 +170,8 @@ pub trait ScimStore: Send + Sync {
     fn member_ids(&self, groups: &[Uuid]) -> impl Future<Output = Result<Vec<(Uuid, Uuid)>>> + Send;
     /// Creates (`previous_version` = `None`) or replaces a group, and when `members` is given makes
     /// them its exact membership, all in one transaction with one change event per change.
-    /// A replaced group must still have `previous_version`.
+    /// A replaced group must still have `previous_version` (else
+    /// [`Error::PreconditionFailed`](crate::domain::Error::PreconditionFailed)).
     fn save_group(
         &self,
         group: &Group,

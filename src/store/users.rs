@@ -296,13 +296,10 @@ impl UserStore for SqlStore {
             .execute(tx.conn())
             .await?;
         if updated == 0 {
-            return Err(Error::Conflict {
-                field: None,
-                message: format!(
-                    "user {} was changed or deleted by someone else meanwhile; reload and try again",
-                    user.id
-                ),
-            });
+            return Err(Error::PreconditionFailed(format!(
+                "user {} was changed or deleted meanwhile (it is no longer at version {previous_version})",
+                user.id
+            )));
         }
         write_attribute_values(&mut tx, user).await?;
         super::scim::index_user(&mut tx, user).await?;

@@ -8,6 +8,7 @@
 //! or        = and *( "or" and )                       ; left-associative
 //! and       = unary *( "and" unary )                  ; binds tighter than "or"
 //! unary     = "not" *WS "(" filter ")" / "(" filter ")" / attrPath "[" valFilter "]"
+//!           / attrPath "[" valFilter "]." subAttr ( WS "pr" / WS compareOp *WS compValue )
 //!           / attrPath WS "pr" / attrPath WS compareOp *WS compValue
 //! attrPath  = [ URN ":" ] ATTRNAME [ "." subAttr ]      ; the URN is everything before the last ":"
 //! compValue = JSON string / JSON number / "true" / "false" / "null"
@@ -18,7 +19,10 @@
 //! name inside brackets. A URN starts with `urn:` and is never split on its dots
 //! (`...:enterprise:2.0:User:manager.value` has the URN `...:enterprise:2.0:User`). Inside
 //! `attr[...]` paths are relative to one element: a bare sub-attribute name, no URN, no `.sub`, and
-//! no further brackets. After a value, only whitespace, `)`, `]` or the end may follow, so
+//! no further brackets. The second `unary` form is what Entra ID sends
+//! (`emails[type eq "work"].value eq "x"`); it is read as the value path
+//! `emails[type eq "work" and value eq "x"]` (the bracketed filter `and` the comparison of the
+//! element's sub-attribute), so it needs nothing of its own after parsing. After a value, only whitespace, `)`, `]` or the end may follow, so
 //! `userName eq x' OR 1=1` is refused while `"x' OR 1=1 --"` is just a string.
 //!
 //! Limits: [`MAX_FILTER_LENGTH`] bytes, [`MAX_FILTER_TERMS`] comparisons (including `pr`), and
@@ -412,7 +416,11 @@ impl<'a> Parser<'a> {
     fn parse_attr_expr(&mut self) -> Result<(Filter, usize)> {
         let path = self.parse_attr_path()?;
         if self.peek() == Some('[') {
+            let open_at = self.pos;
             let (filter, depth) = self.parse_value_filter(&path)?;
+            if self.peek() == Some('.') {
+                return self.parse_sub_after_filter(path, filter, depth, open_at);
+            }
             return Ok((
                 Filter::ValuePath {
                     path,
@@ -421,6 +429,49 @@ impl<'a> Parser<'a> {
                 depth,
             ));
         }
+        let filter = self.parse_operation(path)?;
+        Ok((filter, 0))
+    }
+
+    /// The form Entra ID sends, `emails[type eq "work"].value eq "x"`: a sub-attribute and a
+    /// comparison (or `pr`) after a value filter, read as `emails[type eq "work" and value eq "x"]`.
+    /// The "." is next; `filter` and `depth` are the bracketed filter and its depth, whose "[" was
+    /// at `open_at`.
+    fn parse_sub_after_filter(
+        &mut self,
+        path: AttrPath,
+        filter: Filter,
+        depth: usize,
+        open_at: usize,
+    ) -> Result<(Filter, usize)> {
+        self.pos += 1;
+        let sub = self.parse_sub_name().map_err(|_| {
+            self.expected(&format!(
+                "a sub-attribute name after '{path}[...].' (the value filter opened at {})",
+                self.position(open_at)
+            ))
+        })?;
+        let comparison = self.parse_operation(AttrPath::simple(sub))?;
+        // Depth as the canonical text `path[inner and comparison]` counts it: the `and` chain
+        // (which continues an `and` chain inside, and puts an `or` in parentheses), and "[...]".
+        let inner = depth.saturating_sub(1);
+        let chained = match filter {
+            Filter::And(..) => inner,
+            Filter::Or(..) => inner + 2,
+            _ => inner + 1,
+        };
+        self.check_depth(chained + 1, open_at)?;
+        Ok((
+            Filter::ValuePath {
+                path,
+                filter: Box::new(Filter::And(Box::new(filter), Box::new(comparison))),
+            },
+            chained + 1,
+        ))
+    }
+
+    /// `attrPath "pr"` or `attrPath op value`, after the path: a space, the operator, the value.
+    fn parse_operation(&mut self, path: AttrPath) -> Result<Filter> {
         if !self.skip_ws() {
             return Err(self.expected(&format!("a space and an operator after '{path}'")));
         }
@@ -451,7 +502,7 @@ impl<'a> Parser<'a> {
             )));
         }
         self.expect_delimiter()?;
-        Ok((filter, 0))
+        Ok(filter)
     }
 
     /// After a value or `pr`: whitespace, ")", "]" or the end.
@@ -990,7 +1041,6 @@ mod tests {
         assert!(error("emails[type[value pr]]").contains("cannot be nested"));
         assert!(error("emails[urn:a:b:type pr]").contains("without a URN"));
         assert!(error("emails[type.x pr]").contains("without '.'"));
-        assert!(error("emails[type eq \"w\"].value eq \"x\"").contains("'and', 'or'"));
     }
 
     fn nested_parens(levels: usize) -> String {
@@ -1065,6 +1115,144 @@ mod tests {
             let parsed = parse(input);
             assert_eq!(parsed.to_string(), canonical);
             assert_eq!(parse(canonical), parsed);
+        }
+    }
+
+    fn value_path(attr: &str, filter: Filter) -> Filter {
+        Filter::ValuePath {
+            path: path(attr),
+            filter: Box::new(filter),
+        }
+    }
+
+    #[test]
+    fn entra_sub_attribute_after_a_value_filter() {
+        let work = || eq("type", json!("work"));
+        assert_eq!(
+            parse(r#"emails[type eq "work"].value eq "someone@example.com""#),
+            value_path("emails", and(work(), eq("value", json!("someone@example.com"))))
+        );
+        assert_eq!(
+            parse(r#"emails[type eq "work"].value eq "someone@example.com""#),
+            parse(r#"emails[type eq "work" and value eq "someone@example.com"]"#)
+        );
+        assert_eq!(
+            parse(r#"addresses[type eq "work"].locality EQ "x""#),
+            value_path("addresses", and(work(), eq("locality", json!("x"))))
+        );
+        for op in ["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"] {
+            let op_ = compare_op(op).map_or(CompareOp::Eq, |o| o);
+            assert_eq!(
+                parse(&format!(r#"phoneNumbers[type eq "work"].value {op} "+1""#)),
+                value_path("phoneNumbers", and(work(), cmp(path("value"), op_, json!("+1")))),
+                "{op}"
+            );
+        }
+        assert_eq!(
+            parse(r#"emails[type eq "work"].value pr"#),
+            value_path("emails", and(work(), pr("value")))
+        );
+        assert_eq!(
+            parse(r#"members[type eq "User"].$ref eq "https://x/Users/1""#),
+            value_path(
+                "members",
+                and(eq("type", json!("User")), eq("$ref", json!("https://x/Users/1")))
+            )
+        );
+        // An `or` inside stays together; an `and` chain inside continues.
+        assert_eq!(
+            parse(r#"emails[type eq "work" or type eq "home"].value ew ".org""#),
+            parse(r#"emails[(type eq "work" or type eq "home") and value ew ".org"]"#)
+        );
+        assert_eq!(
+            parse(r#"emails[type eq "work" and primary eq true].value sw "a""#),
+            parse(r#"emails[type eq "work" and primary eq true and value sw "a"]"#)
+        );
+        // It combines with the rest of a filter like any value path.
+        assert_eq!(
+            parse(r#"emails[type eq "work"].value eq "a" or not (userName pr) and x pr"#),
+            or(
+                value_path("emails", and(work(), eq("value", json!("a")))),
+                and(not(pr("userName")), pr("x"))
+            )
+        );
+        assert_eq!(
+            parse(r#"(emails[type eq "work"].value eq "a")"#),
+            value_path("emails", and(work(), eq("value", json!("a"))))
+        );
+        assert_eq!(
+            parse(&format!(
+                r#"{}:emails[type eq "work"].value eq "a""#,
+                "urn:ietf:params:scim:schemas:core:2.0:User"
+            )),
+            Filter::ValuePath {
+                path: AttrPath {
+                    urn: Some("urn:ietf:params:scim:schemas:core:2.0:User".into()),
+                    attr: "emails".into(),
+                    sub: None,
+                },
+                filter: Box::new(and(work(), eq("value", json!("a")))),
+            }
+        );
+        // The canonical text is the standard form.
+        assert_eq!(
+            parse(r#"emails[type eq "work"].value eq "a""#).to_string(),
+            r#"emails[type eq "work" and value eq "a"]"#
+        );
+    }
+
+    #[test]
+    fn malformed_entra_forms_are_refused() {
+        let cases = [
+            (r#"emails[type eq "work"]."#, "sub-attribute name"),
+            (r#"emails[type eq "work"]. value eq "a""#, "sub-attribute name"),
+            (r#"emails[type eq "work"].value"#, "operator"),
+            (r#"emails[type eq "work"].value eq"#, "value after 'eq'"),
+            (r#"emails[type eq "work"].value eqq "a""#, "operator"),
+            (r#"emails[type eq "work"].value.display eq "a""#, "sub-attribute name"),
+            (r#"emails[type eq "work"].urn:x:value eq "a""#, "sub-attribute name"),
+            (r#"emails[type eq "work"].9value eq "a""#, "sub-attribute name"),
+            (r#"emails[type eq "work"].value[type eq "x"]"#, "operator"),
+            (r#"emails[type eq "work"].value eq "a"x"#, "a space"),
+            (r#"emails[type eq "work"].value eq "a"]"#, "the end"),
+            (r#"emails[type eq "work"] .value eq "a""#, "'and', 'or'"),
+            (r#"emails.value[type eq "work"].value eq "a""#, "not to a sub-attribute"),
+            (r#"emails[type eq "work"].value eq "a".display eq "b""#, "a space"),
+            (r#"emails[x[type eq "work"].value eq "a"]"#, "cannot be nested"),
+        ];
+        for (input, fragment) in cases {
+            let message = error(input);
+            assert!(message.contains(fragment), "{input:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn entra_forms_count_towards_the_limits() {
+        // The trailing comparison is a term.
+        let terms = (0..MAX_FILTER_TERMS - 1)
+            .map(|i| format!("t{i} pr"))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        assert!(parse_filter(&format!("{terms} and emails[type pr].value pr")).is_err());
+        assert!(parse_filter(&format!("{terms} and emails[type pr]")).is_ok());
+        // The `and` it adds is a level, and an `or` inside is parenthesised: one more.
+        let nested = |levels: usize, inner: &str, tail: &str| {
+            format!("{}emails[{inner}]{tail}{}", "(".repeat(levels), ")".repeat(levels))
+        };
+        let deepest = MAX_FILTER_DEPTH - 2;
+        assert!(parse_filter(&nested(deepest, "a pr or b pr", "")).is_ok());
+        assert!(parse_filter(&nested(deepest, "a pr or b pr", ".c pr")).is_err());
+        assert!(parse_filter(&nested(deepest - 1, "a pr or b pr", ".c pr")).is_err());
+        assert!(parse_filter(&nested(deepest - 2, "a pr or b pr", ".c pr")).is_ok());
+        assert!(parse_filter(&nested(deepest + 1, "a pr", ".c pr")).is_err());
+        for (levels, inner) in [
+            (deepest, "a pr"),
+            (deepest - 1, "a pr and b pr"),
+            (deepest - 2, "a pr or b pr"),
+        ] {
+            let filter = parse(&nested(levels, inner, ".c pr"));
+            // What is accepted prints as text that is accepted too.
+            assert_eq!(parse(&filter.to_string()), filter, "{levels} {inner}");
         }
     }
 
@@ -1182,6 +1370,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn entra_form_is_the_value_filter_and_the_comparison(
+            mut path in arb_path(),
+            element in arb_tree(arb_leaf(arb_relative_path().boxed()), 2),
+            comparison in arb_leaf(arb_relative_path().boxed()),
+        ) {
+            path.sub = None;
+            let text = format!("{path}[{element}].{comparison}");
+            prop_assume!(text.len() <= MAX_FILTER_LENGTH);
+            let expected = Filter::ValuePath {
+                path,
+                filter: Box::new(Filter::And(Box::new(element), Box::new(comparison))),
+            };
+            let parsed = parse_filter(&text);
+            prop_assert!(parsed.is_ok(), "{text:?}: {:?}", parsed);
+            prop_assert_eq!(parsed.ok(), Some(expected.clone()));
+            prop_assert_eq!(parse_filter(&expected.to_string()).ok(), Some(expected));
+        }
+
         #[test]
         fn display_round_trips(filter in arb_filter()) {
             let text = filter.to_string();
