@@ -371,6 +371,56 @@ mod tests {
         }
     }
 
+    /// Resolves every name to the crafted addresses, through the same filter as [`TargetResolver`].
+    struct Crafted(Vec<std::net::SocketAddr>);
+
+    impl reqwest::dns::Resolve for Crafted {
+        fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            let kept = super::super::resolve::allowed_addresses(name.as_str(), self.0.clone(), false);
+            Box::pin(async move {
+                let addrs: reqwest::dns::Addrs = Box::new(kept?.into_iter());
+                Ok(addrs)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_link_local_is_refused_as_such() {
+        let metadata = std::net::SocketAddr::from(([169, 254, 169, 254], 80));
+        let http = reqwest::Client::builder()
+            .dns_resolver(Crafted(vec![metadata]))
+            .build()
+            .unwrap();
+        let client = ScimClient::new(http, "http://metadata.example/scim", SecretString::from("t"));
+        match client.send(Method::GET, "/Users?count=1", None).await {
+            Err(ScimError::Refused { message }) => {
+                assert!(message.contains("metadata.example") && message.contains("169.254.169.254"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_link_local_is_refused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::FOUND,
+                [(axum::http::header::LOCATION, "http://169.254.169.254/latest/meta-data/")],
+            )
+        });
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = http_client(Duration::from_secs(5), false).unwrap();
+        let client = ScimClient::new(http, &format!("http://{address}/scim"), SecretString::from("t"));
+        let result = client.send(Method::GET, "/Users?count=1", None).await;
+        server.abort();
+        match result {
+            Err(ScimError::Refused { message }) => assert!(message.contains("redirect"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn filter_literals_escape_quotes() {
         assert_eq!(filter_literal(r#"a"b\c"#), r#""a\"b\\c""#);
