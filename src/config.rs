@@ -386,7 +386,10 @@ mod tests {
         assert!(resolve(&["serve", "--allow-link-local-targets"]));
         assert!(resolve(&["serve", "--allow-link-local-targets=true"]));
         assert!(resolve(&["serve", "--config", "f"]), "the file allows it");
-        assert!(!resolve(&["serve", "--config", "f", "--allow-link-local-targets=false"]), "the flag beats the file");
+        assert!(
+            !resolve(&["serve", "--config", "f", "--allow-link-local-targets=false"]),
+            "the flag beats the file"
+        );
     }
 
     #[test]

@@ -164,9 +164,13 @@ async fn provision_one(hub: &TestHub, name: &str, base_url: &str, username: &str
         .await;
     let app_id = app["id"].as_str().unwrap().to_owned();
     hub.post("/api/v1/groups", json!({"name": "Staff"})).await;
-    hub.post("/api/v1/policies", json!({"app": name, "group": "Staff"})).await;
-    hub.post("/api/v1/users", json!({"username": username, "email": format!("{username}@example.com")}))
+    hub.post("/api/v1/policies", json!({"app": name, "group": "Staff"}))
         .await;
+    hub.post(
+        "/api/v1/users",
+        json!({"username": username, "email": format!("{username}@example.com")}),
+    )
+    .await;
     let (status, _) = hub
         .call(Method::PUT, &format!("/api/v1/groups/Staff/members/{username}"), None)
         .await;
@@ -184,8 +188,7 @@ async fn dead_letters(hub: &TestHub, app: &str) -> Vec<Value> {
 }
 
 async fn reports(hub: &TestHub, query: &str) -> Vec<Value> {
-    hub.get(&format!("/api/v1/reports?{query}"))
-        .await["items"]
+    hub.get(&format!("/api/v1/reports?{query}")).await["items"]
         .as_array()
         .unwrap()
         .clone()
@@ -200,20 +203,32 @@ async fn create_without_id_fails_and_is_never_duplicated(backend: Backend) {
     // The job failed (a dead letter) and the report says why, with the target's status.
     let dead = dead_letters(&hub, "NoId").await;
     assert_eq!(dead.len(), 1, "{dead:?}");
-    assert!(dead[0]["last_error"].as_str().unwrap().contains("without an id"), "{dead:?}");
+    assert!(
+        dead[0]["last_error"].as_str().unwrap().contains("without an id"),
+        "{dead:?}"
+    );
     let failures = reports(&hub, "user=alice&outcome=failure").await;
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0]["operation"], "create");
     assert_eq!(failures[0]["http_status"], 201);
     assert!(
-        failures[0]["message"].as_str().unwrap().contains("the target answered 201 without an id"),
+        failures[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the target answered 201 without an id"),
         "{failures:?}"
     );
     assert!(
         reports(&hub, "user=alice&outcome=success").await.is_empty(),
         "no successful create is on record"
     );
-    assert!(hub.get("/api/v1/apps/NoId/accounts").await.as_array().unwrap().is_empty());
+    assert!(
+        hub.get("/api/v1/apps/NoId/accounts")
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // Asked again: the account is found by look-up and adopted, not created a second time.
     let (status, body) = hub
@@ -231,13 +246,20 @@ async fn create_without_id_fails_and_is_never_duplicated(backend: Backend) {
 
     // The next change updates the same account.
     let (status, _) = hub
-        .call(Method::PATCH, "/api/v1/users/alice", Some(json!({"given_name": "Alice"})))
+        .call(
+            Method::PATCH,
+            "/api/v1/users/alice",
+            Some(json!({"given_name": "Alice"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     hub.settle(&app_id).await;
     assert_eq!(target.creates.load(Ordering::SeqCst), 1);
     assert_eq!(target.users.lock().unwrap().len(), 1);
-    assert_eq!(reports(&hub, "user=alice&operation=update&outcome=success").await.len(), 1);
+    assert_eq!(
+        reports(&hub, "user=alice&operation=update&outcome=success").await.len(),
+        1
+    );
     hub.stop().await;
 }
 
@@ -245,13 +267,20 @@ async fn an_oversized_answer_fails_and_is_not_read_whole(backend: Backend) {
     let (base_url, target) = start_target(Misbehaviour::Flood).await;
     let hub = TestHub::start(backend).await;
     provision_one(&hub, "Flood", &base_url, "bob").await;
-    assert_eq!(target.creates.load(Ordering::SeqCst), 1, "a permanent failure is not retried");
+    assert_eq!(
+        target.creates.load(Ordering::SeqCst),
+        1,
+        "a permanent failure is not retried"
+    );
     let reason = format!("the target's answer exceeded {CAP} bytes");
     let failures = reports(&hub, "user=bob&outcome=failure").await;
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0]["operation"], "create");
     assert_eq!(failures[0]["http_status"], 201);
-    assert!(failures[0]["message"].as_str().unwrap().contains(&reason), "{failures:?}");
+    assert!(
+        failures[0]["message"].as_str().unwrap().contains(&reason),
+        "{failures:?}"
+    );
     let dead = dead_letters(&hub, "Flood").await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert!(dead[0]["last_error"].as_str().unwrap().contains(&reason), "{dead:?}");
@@ -300,7 +329,10 @@ async fn link_local_urls_are_refused_and_change_nothing(backend: Backend) {
             )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains("link-local"), "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("link-local"),
+            "{body}"
+        );
         assert_eq!(hub.get("/api/v1/apps").await, before, "{url}: nothing changed");
     }
     hub.stop().await;
@@ -329,7 +361,10 @@ async fn link_local_urls_are_accepted_when_allowed(backend: Backend) {
         .create_app(new_app("Refused", REFUSED[0]), &Actor::System)
         .await
         .unwrap_err();
-    assert!(matches!(refused, Error::Validation { ref field, .. } if field == "base_url"), "{refused}");
+    assert!(
+        matches!(refused, Error::Validation { ref field, .. } if field == "base_url"),
+        "{refused}"
+    );
     let allowing = AppService::new(store.clone(), key).allow_link_local_targets(true);
     for (i, url) in REFUSED.iter().enumerate() {
         let app = allowing

@@ -154,7 +154,14 @@ mod tests {
         ] {
             assert!(is_link_local(address.parse().unwrap()), "{address}");
         }
-        for address in ["127.0.0.1", "10.0.0.1", "169.253.255.255", "::1", "fec0::1", "::ffff:127.0.0.1"] {
+        for address in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "169.253.255.255",
+            "::1",
+            "fec0::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!is_link_local(address.parse().unwrap()), "{address}");
         }
     }

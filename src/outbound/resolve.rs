@@ -42,7 +42,10 @@ pub fn allowed_addresses(host: &str, found: Vec<SocketAddr>, allow_link_local: b
     match first_refused {
         Some(address) if kept.is_empty() => Err(Error::invalid(
             "base_url",
-            refusal(&format!("the hub refuses to connect to {host}: it resolves to"), address),
+            refusal(
+                &format!("the hub refuses to connect to {host}: it resolves to"),
+                address,
+            ),
         )),
         _ => Ok(kept),
     }
@@ -101,8 +104,12 @@ mod tests {
 
     #[test]
     fn link_local_addresses_are_dropped_from_a_mix() {
-        let kept = allowed_addresses("mixed.example", addresses(&["169.254.169.254", "127.0.0.1", "fe80::2"]), false)
-            .unwrap();
+        let kept = allowed_addresses(
+            "mixed.example",
+            addresses(&["169.254.169.254", "127.0.0.1", "fe80::2"]),
+            false,
+        )
+        .unwrap();
         assert_eq!(kept, addresses(&["127.0.0.1"]));
     }
 

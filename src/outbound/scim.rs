@@ -387,6 +387,7 @@ mod tests {
     #[tokio::test]
     async fn a_name_resolving_to_link_local_is_refused_as_such() {
         let metadata = std::net::SocketAddr::from(([169, 254, 169, 254], 80));
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .dns_resolver(Crafted(vec![metadata]))
             .build()
@@ -394,7 +395,10 @@ mod tests {
         let client = ScimClient::new(http, "http://metadata.example/scim", SecretString::from("t"));
         match client.send(Method::GET, "/Users?count=1", None).await {
             Err(ScimError::Refused { message }) => {
-                assert!(message.contains("metadata.example") && message.contains("169.254.169.254"), "{message}");
+                assert!(
+                    message.contains("metadata.example") && message.contains("169.254.169.254"),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }
