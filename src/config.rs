@@ -93,6 +93,17 @@ pub struct ServeArgs {
     /// delete_deactivated_after_days). Default: 3600.
     #[arg(long, env = "PROVISIO_DEPROVISION_SWEEP", value_name = "SECS")]
     pub deprovision_sweep: Option<u64>,
+    /// Accept app URLs at link-local addresses (169.254.0.0/16, fe80::/10, where clouds serve
+    /// instance metadata) and connect to them. Default: false.
+    #[arg(
+        long,
+        env = "PROVISIO_ALLOW_LINK_LOCAL_TARGETS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub allow_link_local_targets: Option<bool>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -116,6 +127,7 @@ struct FileConfig {
     quarantine_after: Option<i64>,
     job_lease: Option<u64>,
     deprovision_sweep: Option<u64>,
+    allow_link_local_targets: Option<bool>,
 }
 
 /// Which database to open.
@@ -269,6 +281,10 @@ impl ServeArgs {
             .or(file.quarantine_after)
             .unwrap_or(engine.quarantine_after)
             .max(1);
+        engine.allow_link_local_targets = self
+            .allow_link_local_targets
+            .or(file.allow_link_local_targets)
+            .unwrap_or(false);
         let lease = std::time::Duration::from_secs(self.job_lease.or(file.job_lease).unwrap_or(120).max(1));
         let retention_days = self.report_retention_days.or(file.report_retention_days).unwrap_or(180);
         if retention_days == 0 {
@@ -354,6 +370,34 @@ mod tests {
         );
         assert!(!format!("{config:?}").contains("hunter2"));
         assert!(!config.database.describe().contains("hunter2"));
+    }
+
+    #[test]
+    fn link_local_targets_are_refused_unless_allowed() {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("provisio.toml");
+        std::fs::write(&path, "allow_link_local_targets = true\n").unwrap();
+        let resolve = |args: &[&str]| {
+            let mut command = Command::try_parse_from(args).unwrap();
+            if args.contains(&"--config") {
+                command.serve.store.config = Some(path.clone());
+            }
+            command.serve.resolve().unwrap().engine.allow_link_local_targets
+        };
+        assert!(!resolve(&["serve"]), "refused by default");
+        assert!(resolve(&["serve", "--allow-link-local-targets"]));
+        assert!(resolve(&["serve", "--allow-link-local-targets=true"]));
+        assert!(resolve(&["serve", "--config", "f"]), "the file allows it");
+        assert!(
+            !resolve(&["serve", "--config", "f", "--allow-link-local-targets=false"]),
+            "the flag beats the file"
+        );
     }
 
     #[test]

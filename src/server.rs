@@ -41,7 +41,7 @@ pub async fn open_store(database: &crate::config::DatabaseConfig) -> Result<SqlS
 pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdown: CancellationToken) -> Result<()> {
     let key = SecretKey::load_or_create(&config.secret_key_file)?;
     let wake = Wake::default();
-    let http = http_client(config.request_timeout).map_err(Error::Config)?;
+    let http = http_client(config.request_timeout, config.engine.allow_link_local_targets).map_err(Error::Config)?;
     let metrics = Arc::new(crate::telemetry::Metrics::new());
     let engine = Arc::new(Engine::new(
         store.clone(),
@@ -59,7 +59,10 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
         shutdown.clone(),
     );
     tasks.close();
-    let state = AppState::new(store.clone(), key, wake, metrics, config.max_body_bytes);
+    let mut state = AppState::new(store.clone(), key, wake, metrics, config.max_body_bytes);
+    state.apps = state
+        .apps
+        .allow_link_local_targets(config.engine.allow_link_local_targets);
     let app = api::router(state);
     let stopping = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move { stopping.cancelled().await });

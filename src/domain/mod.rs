@@ -1,5 +1,6 @@
 //! Domain types and rules. Nothing here knows about HTTP or SQL.
 
+pub mod address;
 pub mod admin;
 pub mod app;
 pub mod attribute;

@@ -74,6 +74,10 @@ pub struct EngineConfig {
     pub quarantine_after: i64,
     /// Delay before the first probe of a quarantined app (later ones grow like retries).
     pub probe_delay: Duration,
+    /// Largest answer read from a target; a larger one fails the request.
+    pub max_answer_bytes: usize,
+    /// Send requests to link-local addresses (169.254.0.0/16, fe80::/10) too.
+    pub allow_link_local_targets: bool,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +89,8 @@ impl Default for EngineConfig {
             keep_bodies: true,
             quarantine_after: 20,
             probe_delay: Duration::from_secs(5),
+            max_answer_bytes: super::scim::MAX_ANSWER_BYTES,
+            allow_link_local_targets: false,
         }
     }
 }
@@ -243,6 +249,28 @@ fn resource_id(response: &ScimResponse) -> Option<String> {
     response.body.get("id").and_then(Value::as_str).map(str::to_owned)
 }
 
+/// A create answered with success but without the new resource's id is the target's failure: the
+/// hub could not keep the account, and the next run finds it by look-up instead of creating it
+/// again.
+fn require_created_id(operation: Operation, response: ScimResponse) -> Result<ScimResponse, ScimError> {
+    let what = match operation {
+        Operation::Create => "user",
+        Operation::GroupCreate => "group",
+        _ => return Ok(response),
+    };
+    if resource_id(&response).is_some_and(|id| !id.is_empty()) {
+        return Ok(response);
+    }
+    Err(ScimError::Unusable {
+        status: response.status,
+        message: format!(
+            "the target answered {} without an id for the created {what}; the hub keeps no account for it and \
+             looks it up before creating it again",
+            response.status
+        ),
+    })
+}
+
 fn list_first(body: &Value) -> Option<Value> {
     body.get("Resources")
         .and_then(Value::as_array)
@@ -343,7 +371,8 @@ where
 
     fn client(&self, stored: &StoredApp) -> Result<ScimClient, Error> {
         let token = self.key.decrypt(&stored.token_ciphertext, &stored.app.id.to_string())?;
-        Ok(ScimClient::new(self.http.clone(), &stored.app.base_url, token))
+        Ok(ScimClient::new(self.http.clone(), &stored.app.base_url, token)
+            .with_limits(self.config.max_answer_bytes, self.config.allow_link_local_targets))
     }
 
     /// Runs one claimed job and says how it ended.
@@ -503,7 +532,10 @@ where
         let flow = self.flows.get(recorder.app.id, recorder.app.flow);
         let permit = flow.admit().await;
         let at = started();
-        let result = client.send(method.clone(), path, body).await;
+        let result = client
+            .send(method.clone(), path, body)
+            .await
+            .and_then(|response| require_created_id(operation, response));
         if let Err(e) = &result
             && e.status() == Some(429)
         {
@@ -555,7 +587,7 @@ where
                             operation,
                             outcome,
                             Some((&method, path)),
-                            e.status(),
+                            e.answer_status(),
                             target_id,
                             diff,
                             Some(e.to_string()),
@@ -814,6 +846,7 @@ where
         let id = found
             .get("id")
             .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
             .ok_or_else(|| ScimError::NotScim {
                 message: "the target listed a user without an id".into(),
             })?
@@ -1180,7 +1213,14 @@ where
             Err(e) => return Err(e),
         };
         if let Some(found) = found {
-            let id = found.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let id = found
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| ScimError::NotScim {
+                    message: "the target listed a group without an id".into(),
+                })?
+                .to_owned();
             let mut existing: Vec<String> = found
                 .get("members")
                 .and_then(Value::as_array)

@@ -1,7 +1,10 @@
 //! A SCIM 2.0 client for outbound targets: sends requests with the app's bearer token, classifies
 //! failures (transient or permanent), reads `Retry-After`, and explains connection problems in
-//! words an administrator understands.
+//! words an administrator understands. Answers are read up to a size cap, and no request goes to a
+//! link-local address unless the server allows it.
 
+use super::resolve::{TargetResolver, redirect_policy, refusal_cause};
+use crate::domain::address::{is_link_local, literal_address, refusal};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -9,6 +12,9 @@ use std::time::{Duration, SystemTime};
 
 /// The media type SCIM uses.
 pub const SCIM_JSON: &str = "application/scim+json";
+
+/// The largest answer read from a target by default (1 MiB is plenty for a SCIM answer).
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// What went wrong with a target request.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,6 +43,21 @@ pub enum ScimError {
         /// Explanation for people.
         message: String,
     },
+    /// The target answered, but its answer cannot be used: larger than the cap, or a create
+    /// without the new resource's id. Trying again would not help.
+    #[error("{message}")]
+    Unusable {
+        /// HTTP status of the answer.
+        status: u16,
+        /// Explanation for people.
+        message: String,
+    },
+    /// The hub refused to connect: the target's address is link-local and not allowed.
+    #[error("{message}")]
+    Refused {
+        /// Explanation for people.
+        message: String,
+    },
 }
 
 impl ScimError {
@@ -45,7 +66,7 @@ impl ScimError {
         match self {
             ScimError::Transport { .. } => true,
             ScimError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
-            ScimError::NotScim { .. } => false,
+            ScimError::NotScim { .. } | ScimError::Unusable { .. } | ScimError::Refused { .. } => false,
         }
     }
 
@@ -53,6 +74,14 @@ impl ScimError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ScimError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of the target's answer, also when the answer was unusable.
+    pub fn answer_status(&self) -> Option<u16> {
+        match self {
+            ScimError::Status { status, .. } | ScimError::Unusable { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -81,6 +110,8 @@ pub struct ScimClient {
     http: reqwest::Client,
     base_url: String,
     token: SecretString,
+    max_answer_bytes: usize,
+    allow_link_local: bool,
 }
 
 impl std::fmt::Debug for ScimClient {
@@ -91,12 +122,16 @@ impl std::fmt::Debug for ScimClient {
     }
 }
 
-/// Builds the HTTP client shared by every target (connection pooling, timeouts).
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+/// Builds the HTTP client shared by every target (connection pooling, timeouts). Host names are
+/// resolved by [`TargetResolver`], which drops link-local addresses unless `allow_link_local`;
+/// redirects to link-local literal addresses are refused likewise.
+pub fn http_client(timeout: Duration, allow_link_local: bool) -> Result<reqwest::Client, String> {
     crate::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
+        .dns_resolver(TargetResolver { allow_link_local })
+        .redirect(redirect_policy(allow_link_local))
         .user_agent(concat!("provisio/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
@@ -110,6 +145,41 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Classifies a failure to get an answer: the hub's own refusal of a link-local address, or a
+/// transport problem put in words.
+fn transport_error(error: &reqwest::Error, url: &str) -> ScimError {
+    match refusal_cause(error) {
+        Some(message) => ScimError::Refused { message },
+        None => ScimError::Transport {
+            message: explain_transport(error, url),
+        },
+    }
+}
+
+/// Reads an answer's body, at most `limit` bytes: a longer one (announced or streamed) is
+/// refused without reading the rest.
+async fn read_capped(mut response: reqwest::Response, limit: usize, url: &str) -> Result<Vec<u8>, ScimError> {
+    let status = response.status().as_u16();
+    let too_large = || ScimError::Unusable {
+        status,
+        message: format!("the target's answer exceeded {limit} bytes; it was not read further"),
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| usize::try_from(length).map_or(true, |length| length > limit))
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e, url))? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Puts a reqwest failure in words: DNS, TLS, refused, timeout.
@@ -144,7 +214,17 @@ impl ScimClient {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             token,
+            max_answer_bytes: MAX_ANSWER_BYTES,
+            allow_link_local: false,
         }
+    }
+
+    /// Reads answers up to `max_answer_bytes`, and sends to a link-local literal address only when
+    /// `allow_link_local` (by default: [`MAX_ANSWER_BYTES`], refused).
+    pub fn with_limits(mut self, max_answer_bytes: usize, allow_link_local: bool) -> Self {
+        self.max_answer_bytes = max_answer_bytes;
+        self.allow_link_local = allow_link_local;
+        self
     }
 
     /// The base URL.
@@ -156,6 +236,17 @@ impl ScimClient {
     /// classified. Never logs or returns the token.
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<ScimResponse, ScimError> {
         let url = format!("{}{path}", self.base_url);
+        // Literal addresses are not resolved, so the resolver cannot refuse them: refuse here.
+        if !self.allow_link_local
+            && let Some(address) = reqwest::Url::parse(&url)
+                .ok()
+                .and_then(|u| u.host_str().and_then(literal_address))
+                .filter(|ip| is_link_local(*ip))
+        {
+            return Err(ScimError::Refused {
+                message: refusal("the hub refuses to connect to", address),
+            });
+        }
         let mut request = self
             .http
             .request(method, &url)
@@ -165,9 +256,7 @@ impl ScimClient {
             let bytes = serde_json::to_vec(body).map_err(|e| ScimError::NotScim { message: e.to_string() })?;
             request = request.header(reqwest::header::CONTENT_TYPE, SCIM_JSON).body(bytes);
         }
-        let response = request.send().await.map_err(|e| ScimError::Transport {
-            message: explain_transport(&e, &url),
-        })?;
+        let response = request.send().await.map_err(|e| transport_error(&e, &url))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -180,9 +269,7 @@ impl ScimClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let bytes = response.bytes().await.map_err(|e| ScimError::Transport {
-            message: explain_transport(&e, &url),
-        })?;
+        let bytes = read_capped(response, self.max_answer_bytes, &url).await?;
         let body: Option<Value> = if bytes.is_empty() {
             Some(Value::Null)
         } else {
@@ -265,6 +352,77 @@ mod tests {
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
         assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[tokio::test]
+    async fn link_local_literals_are_refused_before_connecting() {
+        let http = http_client(Duration::from_secs(1), false).unwrap();
+        for base in [
+            "http://169.254.169.254/scim",
+            "http://[fe80::1]/scim",
+            "http://[::ffff:169.254.169.254]/",
+            "http://2852039166/",
+        ] {
+            let client = ScimClient::new(http.clone(), base, SecretString::from("t"));
+            match client.send(Method::GET, "/Users?count=1", None).await {
+                Err(ScimError::Refused { message }) => assert!(message.contains("link-local"), "{message}"),
+                other => panic!("{base}: {other:?}"),
+            }
+        }
+    }
+
+    /// Resolves every name to the crafted addresses, through the same filter as [`TargetResolver`].
+    struct Crafted(Vec<std::net::SocketAddr>);
+
+    impl reqwest::dns::Resolve for Crafted {
+        fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            let kept = super::super::resolve::allowed_addresses(name.as_str(), self.0.clone(), false);
+            Box::pin(async move {
+                let addrs: reqwest::dns::Addrs = Box::new(kept?.into_iter());
+                Ok(addrs)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_link_local_is_refused_as_such() {
+        let metadata = std::net::SocketAddr::from(([169, 254, 169, 254], 80));
+        crate::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .dns_resolver(Crafted(vec![metadata]))
+            .build()
+            .unwrap();
+        let client = ScimClient::new(http, "http://metadata.example/scim", SecretString::from("t"));
+        match client.send(Method::GET, "/Users?count=1", None).await {
+            Err(ScimError::Refused { message }) => {
+                assert!(
+                    message.contains("metadata.example") && message.contains("169.254.169.254"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_link_local_is_refused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::FOUND,
+                [(axum::http::header::LOCATION, "http://169.254.169.254/latest/meta-data/")],
+            )
+        });
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = http_client(Duration::from_secs(5), false).unwrap();
+        let client = ScimClient::new(http, &format!("http://{address}/scim"), SecretString::from("t"));
+        let result = client.send(Method::GET, "/Users?count=1", None).await;
+        server.abort();
+        match result {
+            Err(ScimError::Refused { message }) => assert!(message.contains("redirect"), "{message}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! App operations: apps (SCIM destinations), presets, policies, previews, on-demand provisioning,
 //! full synchronisation and its dry run. Remote work is never done here: it is queued for the engine.
 
+use crate::domain::address::check_base_url_address;
 use crate::domain::admin::Actor;
 use crate::domain::app::{
     AccountState, App, AppAccount, AppState, ConnectionStatus, DeprovisionAction, Deprovisioning, DeprovisioningChange,
@@ -172,6 +173,7 @@ pub struct AppService<S> {
     store: S,
     directory: DirectoryService<S>,
     key: SecretKey,
+    allow_link_local: bool,
 }
 
 fn check_token(token: &SecretString) -> Result<()> {
@@ -195,7 +197,15 @@ where
             directory: DirectoryService::new(store.clone()),
             store,
             key,
+            allow_link_local: false,
         }
+    }
+
+    /// Accepts (`true`) or refuses (`false`, the default) app base URLs whose host is a link-local
+    /// address (169.254.0.0/16, fe80::/10), the server's `--allow-link-local-targets`.
+    pub fn allow_link_local_targets(mut self, allow: bool) -> Self {
+        self.allow_link_local = allow;
+        self
     }
 
     /// The built-in presets.
@@ -207,6 +217,7 @@ where
     pub async fn create_app(&self, input: NewApp, actor: &Actor) -> Result<App> {
         let name = validate_name("name", &input.name)?;
         let base_url = validate_base_url(&input.base_url)?;
+        check_base_url_address(&base_url, self.allow_link_local)?;
         check_token(&input.token)?;
         let preset_name = input.preset.unwrap_or_else(|| "generic".to_owned());
         let preset = preset(&preset_name)?.ok_or_else(|| {
@@ -356,7 +367,9 @@ where
         }
         let mut recheck = false;
         if let Some(url) = update.base_url {
-            app.base_url = validate_base_url(&url)?;
+            let url = validate_base_url(&url)?;
+            check_base_url_address(&url, self.allow_link_local)?;
+            app.base_url = url;
             changed.push("base_url");
             recheck = true;
         }

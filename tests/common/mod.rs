@@ -157,6 +157,7 @@ impl TestHub {
                 keep_bodies: true,
                 quarantine_after: 20,
                 probe_delay: Duration::from_millis(300),
+                ..Default::default()
             },
             report_retention: time::Duration::days(180),
             workers: provisio::outbound::WorkerConfig {
