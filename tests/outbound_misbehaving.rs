@@ -355,6 +355,7 @@ async fn link_local_urls_are_accepted_when_allowed(backend: Backend) {
         deprovision: None,
         enabled: Some(false),
         flow: None,
+        create_attributes: false,
     };
     let refusing = AppService::new(store.clone(), key.clone());
     let refused = refusing

@@ -553,7 +553,7 @@ async fn postgres_cut_and_restarted_during_provisioning() {
     client
         .admin_call(reqwest::Method::POST, "/api/v1/groups", Some(json!({"name": "Staff"})))
         .await;
-    let count = 1500;
+    let count = 1000;
     let mut seeding = Vec::new();
     for worker in 0..8 {
         let client = client.clone();
@@ -586,7 +586,7 @@ async fn postgres_cut_and_restarted_during_provisioning() {
 
     // The hub's server connections are terminated while it provisions.
     eventually(60, "provisioning to be under way", || async {
-        (target.users().await.len() >= 150).then_some(())
+        (target.users().await.len() >= 100).then_some(())
     })
     .await;
     let cutter = SqlStore::connect(&server.url("postgres")).await.expect("connect");
@@ -602,7 +602,7 @@ async fn postgres_cut_and_restarted_during_provisioning() {
 
     // Then the server restarts while provisioning goes on.
     eventually(60, "provisioning to go on after the cut", || async {
-        (target.users().await.len() >= 500).then_some(())
+        (target.users().await.len() >= 350).then_some(())
     })
     .await;
     server.stop_server();
