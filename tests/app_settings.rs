@@ -6,7 +6,7 @@
 mod common;
 
 use common::referee::ScimTarget;
-use common::{Backend, TestHub};
+use common::{Backend, TestHub, ok};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -16,17 +16,6 @@ backend_tests!(
     cli_features_and_mapping_rows,
     monday_preset_pushes_and_renames_teams,
 );
-
-fn ok(output: std::process::Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout: {stdout}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 /// Whether `apps show` printed `key` with `value`, whatever the alignment.
 fn has_field(shown: &str, key: &str, value: &str) -> bool {

@@ -4,8 +4,7 @@
 mod common;
 
 use common::referee::ScimTarget;
-use common::{Backend, HubProcess, TestDatabase, eventually};
-use provisio::store::SqlStore;
+use common::{Backend, HubProcess, TestDatabase, drained, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -96,19 +95,6 @@ async fn seed(admin: &Arc<Admin>, base: &str, target: &ScimTarget, count: usize)
         task.await.expect("seeding");
     }
     app_id
-}
-
-/// Waits until every change is dispatched and every job of the app is finished.
-async fn drained(store: &SqlStore, app_id: &str, seconds: u64) {
-    eventually(seconds, "the queue to drain", || async {
-        let undispatched = store
-            .query_scalar("SELECT COUNT(*) FROM change_log WHERE seq > (SELECT last_seq FROM change_cursors WHERE name = 'outbound')")
-            .await
-            .ok()?;
-        let open = store.query_scalar(&format!("SELECT COUNT(*) FROM sync_jobs WHERE app_id = '{app_id}' AND status <> 'done'")).await.ok()?;
-        (undispatched == 0 && open == 0).then_some(())
-    })
-    .await;
 }
 
 async fn assert_exact(target: &ScimTarget, count: usize, active: bool) {

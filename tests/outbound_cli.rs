@@ -4,23 +4,12 @@
 mod common;
 
 use common::referee::ScimTarget;
-use common::{Backend, TestHub, eventually};
+use common::{Backend, TestHub, eventually, ok};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 backend_tests!(cli_provisioning);
-
-fn ok(output: std::process::Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout: {stdout}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 async fn cli_provisioning(backend: Backend) {
     let target = ScimTarget::start().await;

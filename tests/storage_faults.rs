@@ -9,7 +9,7 @@ mod common;
 use common::disk::SmallDisk;
 use common::postgres::PrivatePostgres;
 use common::referee::ScimTarget;
-use common::{HubProcess, TestDatabase, eventually};
+use common::{HubProcess, TestDatabase, drained, eventually};
 use provisio::store::SqlStore;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -454,18 +454,7 @@ async fn full_disk_during_provisioning_waits_without_spending_attempts() {
     disk.free();
 
     let store = SqlStore::connect(&db.url).await.expect("open the store");
-    eventually(120, "the queue to drain", || async {
-        let undispatched = store
-            .query_scalar("SELECT COUNT(*) FROM change_log WHERE seq > (SELECT last_seq FROM change_cursors WHERE name = 'outbound')")
-            .await
-            .ok()?;
-        let open = store
-            .query_scalar(&format!("SELECT COUNT(*) FROM sync_jobs WHERE app_id = '{app_id}' AND status <> 'done'"))
-            .await
-            .ok()?;
-        (undispatched == 0 && open == 0).then_some(())
-    })
-    .await;
+    drained(&store, &app_id, 120).await;
     eventually(30, "readyz to report ready", || async {
         (client.ready().await.0 == 200).then_some(())
     })
@@ -632,18 +621,7 @@ async fn postgres_cut_and_restarted_during_provisioning() {
         "writes work again"
     );
     let store = SqlStore::connect(&url).await.expect("open the store");
-    eventually(180, "the queue to drain", || async {
-        let undispatched = store
-            .query_scalar("SELECT COUNT(*) FROM change_log WHERE seq > (SELECT last_seq FROM change_cursors WHERE name = 'outbound')")
-            .await
-            .ok()?;
-        let open = store
-            .query_scalar(&format!("SELECT COUNT(*) FROM sync_jobs WHERE app_id = '{app_id}' AND status <> 'done'"))
-            .await
-            .ok()?;
-        (undispatched == 0 && open == 0).then_some(())
-    })
-    .await;
+    drained(&store, &app_id, 180).await;
     let users = target.users().await;
     let names: BTreeSet<&str> = users.iter().filter_map(|u| u["userName"].as_str()).collect();
     assert_eq!(users.len(), count, "exactly the assigned users");

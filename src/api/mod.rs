@@ -65,12 +65,13 @@ pub struct AppState {
 impl AppState {
     /// Builds the state over a migrated store.
     pub fn new(store: SqlStore, key: SecretKey, wake: Wake, metrics: Arc<Metrics>, max_body_bytes: usize) -> Self {
+        let directory = DirectoryService::new(store.clone());
         Self {
-            directory: DirectoryService::new(store.clone()),
+            scim: ScimService::with_directory(directory.clone(), store.clone(), ScimLimits::default()),
+            directory,
             auth: AuthService::new(store.clone()),
             apps: AppService::new(store.clone(), key),
             reports: ReportService::new(store.clone()),
-            scim: ScimService::new(store.clone(), ScimLimits::default()),
             wake,
             store,
             metrics,

@@ -217,7 +217,7 @@ fn serde_urlencoded_pairs(raw: &str) -> ScimResult<HashMap<String, String>> {
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let decode = |s: &str| {
-            percent_decode(&s.replace('+', " ")).ok_or_else(|| {
+            crate::domain::address::percent_decode(&s.replace('+', " ")).ok_or_else(|| {
                 ScimError(Error::scim(
                     ScimErrorType::InvalidSyntax,
                     "the query string is not valid percent-encoded UTF-8",
@@ -227,23 +227,6 @@ fn serde_urlencoded_pairs(raw: &str) -> ScimResult<HashMap<String, String>> {
         out.insert(decode(key)?, decode(value)?);
     }
     Ok(out)
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 async fn list(

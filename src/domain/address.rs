@@ -20,7 +20,7 @@ pub fn is_link_local(ip: IpAddr) -> bool {
 /// `None` when the host is a name to resolve. `host` is the host part without port or brackets
 /// removed: `[fe80::1]` keeps its brackets.
 pub fn literal_address(host: &str) -> Option<IpAddr> {
-    let host = percent_decode(host)?;
+    let host = decoded_host(host)?;
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         // A zone (`fe80::1%eth0`) does not change the address.
         let address = inner.split('%').next().unwrap_or(inner);
@@ -71,10 +71,17 @@ pub fn check_base_url_address(url: &str, allow_link_local: bool) -> Result<()> {
     }
 }
 
-fn percent_decode(text: &str) -> Option<String> {
+/// A URL host with its `%XX` escapes decoded (bracketed IPv6 hosts, whose `%` starts a zone id,
+/// stay as they are).
+fn decoded_host(text: &str) -> Option<String> {
     if !text.contains('%') || text.starts_with('[') {
         return Some(text.to_owned());
     }
+    percent_decode(text)
+}
+
+/// Decodes `%XX` escapes (as UTF-8); `None` when an escape is malformed or the result is not UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -7,7 +7,7 @@ use crate::domain::group::{Group, NewGroup};
 use crate::domain::user::{NewUser, User, UserSource, UserUpdate};
 use crate::domain::values::{GroupName, profile_text};
 use crate::domain::{Error, Page, Result, now};
-use crate::service::latest::on_latest;
+use crate::service::latest::Turns;
 use crate::store::{AttributeStore, ChangeLogStore, GroupQuery, GroupStore, UserQuery, UserStore};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
@@ -59,6 +59,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Option
 #[derive(Debug, Clone)]
 pub struct DirectoryService<S> {
     store: S,
+    turns: Turns,
 }
 
 impl<S> DirectoryService<S>
@@ -67,7 +68,15 @@ where
 {
     /// Wraps a store.
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self {
+            store,
+            turns: Turns::default(),
+        }
+    }
+
+    /// The writers' turns on users and groups; services that share them never collide.
+    pub fn turns(&self) -> &Turns {
+        &self.turns
     }
 
     // ---- custom attributes ----
@@ -163,19 +172,20 @@ where
     }
 
     /// Applies a partial change to the user as stored when it is written: a concurrent change in
-    /// between makes it read the user again and apply the change to that (see [`on_latest`]).
+    /// between makes it read the user again and apply the change to that (see [`Turns::on_latest`]).
     pub async fn update_user(&self, reference: &str, update: UserUpdate, actor: &Actor) -> Result<User> {
         let id = self.get_user(reference).await?.id;
         let definitions = self.store.list_attributes().await?;
-        on_latest(id, false, || async {
-            let user = self
-                .store
-                .get_user(id)
-                .await?
-                .ok_or_else(|| Error::not_found("user", reference))?;
-            self.replace_user_with(&user, update.clone(), &definitions, actor).await
-        })
-        .await
+        self.turns
+            .on_latest(id, false, || async {
+                let user = self
+                    .store
+                    .get_user(id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("user", reference))?;
+                self.replace_user_with(&user, update.clone(), &definitions, actor).await
+            })
+            .await
     }
 
     /// Applies `update` to `user` as loaded: fails with [`Error::PreconditionFailed`] if the user

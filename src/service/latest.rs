@@ -12,7 +12,7 @@
 
 use crate::domain::{Error, Result};
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -49,8 +49,19 @@ impl ResourceLocks {
     }
 }
 
-/// The locks of this process: a resource is the same row whichever service instance writes it.
-static LOCKS: LazyLock<ResourceLocks> = LazyLock::new(ResourceLocks::default);
+/// The turns of writers to users and groups: one lock per resource being written, shared by the
+/// services of one hub (the admin API's and the SCIM server's `DirectoryService`), so that a
+/// resource is the same row whichever of them writes it. Cloning shares the locks.
+#[derive(Clone, Default)]
+pub struct Turns {
+    locks: Arc<ResourceLocks>,
+}
+
+impl std::fmt::Debug for Turns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Turns")
+    }
+}
 
 /// A random pause before attempt `attempt + 1`: up to 2, 4, 8, ... milliseconds, at most 50.
 fn pause(attempt: u32) -> Duration {
@@ -58,17 +69,28 @@ fn pause(attempt: u32) -> Duration {
     Duration::from_micros(rand::random_range(ceiling / 4..=ceiling))
 }
 
-/// Runs `attempt`, a read-compute-write of the resource `id`, in this process's turn for `id`.
-/// With `conditional` (the request carried `If-Match`) it runs once and a stale version stays
-/// [`Error::PreconditionFailed`]. Without, a stale version makes it run again on the new state,
-/// after a short random pause, up to [`MAX_ATTEMPTS`] times; beyond that the change is refused as
-/// a conflict. Every other outcome is returned as it is.
-pub async fn on_latest<T, F, Fut>(id: Uuid, conditional: bool, mut attempt: F) -> Result<T>
+impl Turns {
+    /// Runs `attempt`, a read-compute-write of the resource `id`, in this hub's turn for `id`.
+    /// With `conditional` (the request carried `If-Match`) it runs once and a stale version stays
+    /// [`Error::PreconditionFailed`]. Without, a stale version makes it run again on the new
+    /// state, after a short random pause, up to [`MAX_ATTEMPTS`] times; beyond that the change is
+    /// refused as a conflict. Every other outcome is returned as it is.
+    pub async fn on_latest<T, F, Fut>(&self, id: Uuid, conditional: bool, attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let _turn = self.locks.lock(id).await;
+        retry_stale(conditional, attempt).await
+    }
+}
+
+/// The retry loop of [`Turns::on_latest`].
+async fn retry_stale<T, F, Fut>(conditional: bool, mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let _turn = LOCKS.lock(id).await;
     let mut tried = 0;
     loop {
         tried += 1;
@@ -101,14 +123,15 @@ mod tests {
     #[tokio::test]
     async fn unconditional_changes_are_tried_again_until_they_apply() {
         let calls = AtomicU32::new(0);
-        let result = on_latest(Uuid::now_v7(), false, || async {
-            if calls.fetch_add(1, Ordering::SeqCst) < 3 {
-                Err(stale())
-            } else {
-                Ok("written")
-            }
-        })
-        .await;
+        let result = Turns::default()
+            .on_latest(Uuid::now_v7(), false, || async {
+                if calls.fetch_add(1, Ordering::SeqCst) < 3 {
+                    Err(stale())
+                } else {
+                    Ok("written")
+                }
+            })
+            .await;
         assert_eq!(result.ok(), Some("written"));
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
@@ -116,11 +139,12 @@ mod tests {
     #[tokio::test]
     async fn conditional_changes_fail_on_the_first_stale_version() {
         let calls = AtomicU32::new(0);
-        let result: Result<()> = on_latest(Uuid::now_v7(), true, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(stale())
-        })
-        .await;
+        let result: Result<()> = Turns::default()
+            .on_latest(Uuid::now_v7(), true, || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(stale())
+            })
+            .await;
         assert!(matches!(result, Err(Error::PreconditionFailed(_))), "{result:?}");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -128,11 +152,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn attempts_are_bounded_and_end_in_a_conflict() {
         let calls = AtomicU32::new(0);
-        let result: Result<()> = on_latest(Uuid::now_v7(), false, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(stale())
-        })
-        .await;
+        let result: Result<()> = Turns::default()
+            .on_latest(Uuid::now_v7(), false, || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(stale())
+            })
+            .await;
         assert!(matches!(result, Err(Error::Conflict { .. })), "{result:?}");
         assert_eq!(calls.load(Ordering::SeqCst), MAX_ATTEMPTS);
     }
@@ -140,11 +165,12 @@ mod tests {
     #[tokio::test]
     async fn other_errors_are_not_retried() {
         let calls = AtomicU32::new(0);
-        let result: Result<()> = on_latest(Uuid::now_v7(), false, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(Error::conflict("username", "taken"))
-        })
-        .await;
+        let result: Result<()> = Turns::default()
+            .on_latest(Uuid::now_v7(), false, || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(Error::conflict("username", "taken"))
+            })
+            .await;
         assert!(
             matches!(result, Err(Error::Conflict { field: Some(_), .. })),
             "{result:?}"
@@ -156,17 +182,20 @@ mod tests {
     async fn writers_of_one_resource_take_turns() {
         let id = Uuid::now_v7();
         let inside = Arc::new(AtomicU32::new(0));
+        let turns = Turns::default();
         let mut tasks = Vec::new();
         for _ in 0..8 {
             let inside = Arc::clone(&inside);
+            let turns = turns.clone();
             tasks.push(tokio::spawn(async move {
-                on_latest(id, false, || async {
-                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two writers at once");
-                    tokio::task::yield_now().await;
-                    inside.fetch_sub(1, Ordering::SeqCst);
-                    Ok(())
-                })
-                .await
+                turns
+                    .on_latest(id, false, || async {
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two writers at once");
+                        tokio::task::yield_now().await;
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .await
             }));
         }
         for task in tasks {

@@ -22,7 +22,6 @@ use crate::domain::user::{User, UserSource};
 use crate::domain::values::{GroupName, profile_text};
 use crate::domain::{Error, Result, now};
 use crate::service::DirectoryService;
-use crate::service::latest::on_latest;
 use crate::store::{AttributeStore, ChangeLogStore, GroupStore, ScimSearch, ScimStore, UserStore};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -256,8 +255,14 @@ where
 {
     /// Wraps a store.
     pub fn new(store: S, limits: ScimLimits) -> Self {
+        Self::with_directory(DirectoryService::new(store.clone()), store, limits)
+    }
+
+    /// A SCIM service writing through `directory`, sharing its writers' turns (the hub's admin
+    /// API and SCIM server use one directory service, so their writes to one resource queue).
+    pub fn with_directory(directory: DirectoryService<S>, store: S, limits: ScimLimits) -> Self {
         Self {
-            directory: DirectoryService::new(store.clone()),
+            directory,
             store,
             limits,
         }
@@ -660,25 +665,31 @@ where
         let (schema, definitions, body) = (&schema, &definitions, &body);
         match kind {
             ResourceKind::User => {
-                let user = on_latest(uuid, if_match.is_some(), || async move {
-                    let (user, current) = self.load_user(id, base).await?;
-                    check_if_match(if_match, user.version)?;
-                    let start = json!({"schemas": [USER_SCHEMA], "id": current["id"].clone()});
-                    let resource = canonical(body.clone(), start, schema)?;
-                    self.write_user(&user, &resource, definitions, actor).await
-                })
-                .await?;
+                let user = self
+                    .directory
+                    .turns()
+                    .on_latest(uuid, if_match.is_some(), || async move {
+                        let (user, current) = self.load_user(id, base).await?;
+                        check_if_match(if_match, user.version)?;
+                        let start = json!({"schemas": [USER_SCHEMA], "id": current["id"].clone()});
+                        let resource = canonical(body.clone(), start, schema)?;
+                        self.write_user(&user, &resource, definitions, actor).await
+                    })
+                    .await?;
                 self.user_answer(&user, schema, base).await
             }
             ResourceKind::Group => {
-                let group = on_latest(uuid, if_match.is_some(), || async move {
-                    let (group, current) = self.load_group(id, base).await?;
-                    check_if_match(if_match, group.version)?;
-                    let start = json!({"schemas": [GROUP_SCHEMA], "id": current["id"].clone()});
-                    let resource = canonical(body.clone(), start, schema)?;
-                    self.write_group(&group, &resource, actor).await
-                })
-                .await?;
+                let group = self
+                    .directory
+                    .turns()
+                    .on_latest(uuid, if_match.is_some(), || async move {
+                        let (group, current) = self.load_group(id, base).await?;
+                        check_if_match(if_match, group.version)?;
+                        let start = json!({"schemas": [GROUP_SCHEMA], "id": current["id"].clone()});
+                        let resource = canonical(body.clone(), start, schema)?;
+                        self.write_group(&group, &resource, actor).await
+                    })
+                    .await?;
                 self.group_answer(&group, schema, base).await
             }
         }
@@ -701,23 +712,29 @@ where
         let (schema, definitions, request) = (&schema, &definitions, &request);
         match kind {
             ResourceKind::User => {
-                let user = on_latest(uuid, if_match.is_some(), || async move {
-                    let (user, current) = self.load_user(id, base).await?;
-                    check_if_match(if_match, user.version)?;
-                    let resource = apply_patch(&current, request, schema)?;
-                    self.write_user(&user, &resource, definitions, actor).await
-                })
-                .await?;
+                let user = self
+                    .directory
+                    .turns()
+                    .on_latest(uuid, if_match.is_some(), || async move {
+                        let (user, current) = self.load_user(id, base).await?;
+                        check_if_match(if_match, user.version)?;
+                        let resource = apply_patch(&current, request, schema)?;
+                        self.write_user(&user, &resource, definitions, actor).await
+                    })
+                    .await?;
                 self.user_answer(&user, schema, base).await
             }
             ResourceKind::Group => {
-                let group = on_latest(uuid, if_match.is_some(), || async move {
-                    let (group, current) = self.load_group(id, base).await?;
-                    check_if_match(if_match, group.version)?;
-                    let resource = apply_patch(&current, request, schema)?;
-                    self.write_group(&group, &resource, actor).await
-                })
-                .await?;
+                let group = self
+                    .directory
+                    .turns()
+                    .on_latest(uuid, if_match.is_some(), || async move {
+                        let (group, current) = self.load_group(id, base).await?;
+                        check_if_match(if_match, group.version)?;
+                        let resource = apply_patch(&current, request, schema)?;
+                        self.write_group(&group, &resource, actor).await
+                    })
+                    .await?;
                 self.group_answer(&group, schema, base).await
             }
         }
@@ -753,22 +770,24 @@ where
         let uuid = parse_id(kind, id)?;
         // In this resource's turn, so that no write of this process comes between the check and
         // the deletion; a delete does not depend on the stored state, so it never needs a retry.
-        on_latest(uuid, if_match.is_some(), || async move {
-            match kind {
-                ResourceKind::User => {
-                    let user = self.store.get_user(uuid).await?.ok_or_else(|| no_such(kind, id))?;
-                    check_if_match(if_match, user.version)?;
-                    self.store.delete_user(uuid, actor).await?;
+        self.directory
+            .turns()
+            .on_latest(uuid, if_match.is_some(), || async move {
+                match kind {
+                    ResourceKind::User => {
+                        let user = self.store.get_user(uuid).await?.ok_or_else(|| no_such(kind, id))?;
+                        check_if_match(if_match, user.version)?;
+                        self.store.delete_user(uuid, actor).await?;
+                    }
+                    ResourceKind::Group => {
+                        let group = self.store.get_group(uuid).await?.ok_or_else(|| no_such(kind, id))?;
+                        check_if_match(if_match, group.version)?;
+                        self.store.delete_group(uuid, actor).await?;
+                    }
                 }
-                ResourceKind::Group => {
-                    let group = self.store.get_group(uuid).await?.ok_or_else(|| no_such(kind, id))?;
-                    check_if_match(if_match, group.version)?;
-                    self.store.delete_group(uuid, actor).await?;
-                }
-            }
-            Ok(())
-        })
-        .await
+                Ok(())
+            })
+            .await
     }
 }
 

@@ -454,6 +454,35 @@ impl TestDatabase {
     }
 }
 
+/// Waits until every change is dispatched and every job of the app is finished (read straight
+/// from the store, so it works while the hub runs in another process).
+pub async fn drained(store: &SqlStore, app_id: &str, seconds: u64) {
+    eventually(seconds, "the queue to drain", || async {
+        let undispatched = store
+            .query_scalar("SELECT COUNT(*) FROM change_log WHERE seq > (SELECT last_seq FROM change_cursors WHERE name = 'outbound')")
+            .await
+            .ok()?;
+        let open = store
+            .query_scalar(&format!("SELECT COUNT(*) FROM sync_jobs WHERE app_id = '{app_id}' AND status <> 'done'"))
+            .await
+            .ok()?;
+        (undispatched == 0 && open == 0).then_some(())
+    })
+    .await;
+}
+
+/// The standard output of a CLI run that must have succeeded (else the test fails, showing both streams).
+pub fn ok(output: std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// The files below `dir` whose bytes contain `needle`.
 pub fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
