@@ -940,7 +940,7 @@ pub struct Preset {
     pub deprovision: String,
     /// The provisioning features an app created from the preset starts with.
     #[serde(default)]
-    pub features: crate::domain::app::Features,
+    pub features: crate::domain::features::Features,
     /// The attribute mapping.
     pub mapping: Mapping,
 }

@@ -6,6 +6,7 @@ pub mod app;
 pub mod attribute;
 pub mod change;
 pub mod error;
+pub mod features;
 pub mod group;
 pub mod job;
 pub mod mapping;

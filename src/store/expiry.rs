@@ -2,7 +2,7 @@
 //! `delete_deactivated_after_days`, the accounts deactivated long enough ago and queues a job for
 //! each user; the engine's plan then deletes the account and records it in the report.
 
-use super::queue::insert_jobs;
+use super::jobs::insert_jobs;
 use super::sql::{Sql, SqlStore, get, micros};
 use crate::domain::app::{Deprovisioning, Features};
 use crate::domain::job::{NewJob, SubjectKind};

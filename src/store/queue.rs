@@ -3,12 +3,12 @@
 //! finishing them.
 
 use super::QueueStore;
+use super::jobs::insert_jobs;
 use super::sql::{Backend, Sql, SqlStore, WriteTx, from_micros, get, get_uuid, micros};
 use crate::domain::app::Features;
 use crate::domain::job::{Job, JobStatus, NewJob, SubjectKind};
 use crate::domain::{Error, Result, now};
 use sqlx::any::AnyRow;
-use std::collections::BTreeSet;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -33,51 +33,6 @@ fn job_from_row(row: &AnyRow) -> Result<Job> {
         not_before: from_micros(get(row, "not_before")?)?,
         created_at: from_micros(get(row, "created_at")?)?,
     })
-}
-
-/// Inserts jobs in batches; a subject that already has a pending job keeps it (coalescing).
-pub(super) async fn insert_jobs(tx: &mut WriteTx, jobs: &[NewJob]) -> Result<()> {
-    let created = micros(now());
-    let mut seen = BTreeSet::new();
-    let unique: Vec<&NewJob> = jobs
-        .iter()
-        .filter(|j| seen.insert((j.app_id, j.subject_kind, j.subject_id.clone())))
-        .collect();
-    for chunk in unique.chunks(50) {
-        let mut sql = Sql::new(
-            "INSERT INTO sync_jobs (id, app_id, subject_kind, subject_id, status, attempts, not_before, correlation_id, run_id, cause, created_at, updated_at) VALUES ",
-        );
-        for (i, job) in chunk.iter().enumerate() {
-            let id = Uuid::now_v7().to_string();
-            if i > 0 {
-                sql = sql.push(", ");
-            }
-            sql = sql
-                .push("(")
-                .bind_text(id.clone())
-                .push(", ")
-                .bind_text(job.app_id.to_string())
-                .push(", ")
-                .bind_text(job.subject_kind.as_str())
-                .push(", ")
-                .bind_text(job.subject_id.clone())
-                .push(", 'pending', 0, ")
-                .bind_int(job.not_before.map(micros).unwrap_or(created))
-                .push(", ")
-                .bind_text(id)
-                .push(", ")
-                .bind_opt_text(job.run_id.clone())
-                .push(", ")
-                .bind_text(job.cause.clone())
-                .push(", ")
-                .bind_int(created)
-                .push(", ")
-                .bind_int(created)
-                .push(")");
-        }
-        sql.push(" ON CONFLICT DO NOTHING").execute(tx.conn()).await?;
-    }
-    Ok(())
 }
 
 async fn ids(tx: &mut WriteTx, sql: Sql) -> Result<Vec<String>> {
