@@ -311,6 +311,65 @@ async fn stored_users(store: &SqlStore) -> (BTreeSet<String>, Vec<String>, Vec<S
     (names, ids, created)
 }
 
+/// Connects scim2-server as the app "App" (waiting for its connection check) and puts `count`
+/// users (`u00000`, ...) in the group "Staff", 8 at a time; no policy yet. Returns the app's id.
+async fn staff_with_an_app(client: &Arc<Client>, target: &ScimTarget, count: usize) -> String {
+    let (status, app) = client
+        .admin_call(
+            reqwest::Method::POST,
+            "/api/v1/apps",
+            Some(json!({"name": "App", "base_url": target.base_url, "token": target.token})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let app_id = app["id"].as_str().expect("app id").to_owned();
+    eventually(30, "the connection check", || async {
+        let (_, app) = client
+            .admin_call(reqwest::Method::GET, &format!("/api/v1/apps/{app_id}"), None)
+            .await;
+        (app["connection_status"] == "ok").then_some(())
+    })
+    .await;
+    let (status, body) = client
+        .admin_call(reqwest::Method::POST, "/api/v1/groups", Some(json!({"name": "Staff"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut seeding = Vec::new();
+    for worker in 0..8 {
+        let client = client.clone();
+        seeding.push(tokio::spawn(async move {
+            for i in (worker..count).step_by(8) {
+                let name = format!("u{i:05}");
+                assert_eq!(client.create(&name, false).await.status, 201);
+                let (status, _) = client
+                    .admin_call(
+                        reqwest::Method::PUT,
+                        &format!("/api/v1/groups/Staff/members/{name}"),
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK);
+            }
+        }));
+    }
+    for task in seeding {
+        task.await.expect("seeding");
+    }
+    app_id
+}
+
+/// Gives Staff access to App: provisioning starts.
+async fn start_provisioning(client: &Client) {
+    let (status, body) = client
+        .admin_call(
+            reqwest::Method::POST,
+            "/api/v1/policies",
+            Some(json!({"app": "App", "group": "Staff"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_loses_no_acknowledged_write_and_recovers() {
     let disk = SmallDisk::mount(16);
@@ -398,46 +457,9 @@ async fn full_disk_during_provisioning_waits_without_spending_attempts() {
     let keys = tempfile::tempdir().expect("key dir");
     let log = keys.path().join("hub.log");
     let (db, hub, client) = start_hub(&disk, &keys, &log).await;
-    let (status, app) = client
-        .admin_call(
-            reqwest::Method::POST,
-            "/api/v1/apps",
-            Some(json!({"name": "App", "base_url": target.base_url, "token": target.token})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{app}");
-    let app_id = app["id"].as_str().expect("app id").to_owned();
-    eventually(30, "the connection check", || async {
-        let (_, app) = client
-            .admin_call(reqwest::Method::GET, &format!("/api/v1/apps/{app_id}"), None)
-            .await;
-        (app["connection_status"] == "ok").then_some(())
-    })
-    .await;
-    client
-        .admin_call(reqwest::Method::POST, "/api/v1/groups", Some(json!({"name": "Staff"})))
-        .await;
     let count = 400;
-    for i in 0..count {
-        let name = format!("p{i:04}");
-        assert_eq!(client.create(&name, false).await.status, 201);
-        let (status, _) = client
-            .admin_call(
-                reqwest::Method::PUT,
-                &format!("/api/v1/groups/Staff/members/{name}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK);
-    }
-    let (status, body) = client
-        .admin_call(
-            reqwest::Method::POST,
-            "/api/v1/policies",
-            Some(json!({"app": "App", "group": "Staff"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let app_id = staff_with_an_app(&client, &target, count).await;
+    start_provisioning(&client).await;
 
     // The disk fills in the middle of provisioning and stays full for a while.
     eventually(60, "provisioning to be under way", || async {
@@ -530,48 +552,9 @@ async fn postgres_cut_and_restarted_during_provisioning() {
         admin,
         scim: String::new(),
     });
-    let (status, app) = client
-        .admin_call(
-            reqwest::Method::POST,
-            "/api/v1/apps",
-            Some(json!({"name": "App", "base_url": target.base_url, "token": target.token})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{app}");
-    let app_id = app["id"].as_str().expect("app id").to_owned();
-    client
-        .admin_call(reqwest::Method::POST, "/api/v1/groups", Some(json!({"name": "Staff"})))
-        .await;
     let count = 1000;
-    let mut seeding = Vec::new();
-    for worker in 0..8 {
-        let client = client.clone();
-        seeding.push(tokio::spawn(async move {
-            for i in (worker..count).step_by(8) {
-                let name = format!("g{i:05}");
-                assert_eq!(client.create(&name, false).await.status, 201);
-                let (status, _) = client
-                    .admin_call(
-                        reqwest::Method::PUT,
-                        &format!("/api/v1/groups/Staff/members/{name}"),
-                        None,
-                    )
-                    .await;
-                assert_eq!(status, StatusCode::OK);
-            }
-        }));
-    }
-    for task in seeding {
-        task.await.expect("seeding");
-    }
-    let (status, body) = client
-        .admin_call(
-            reqwest::Method::POST,
-            "/api/v1/policies",
-            Some(json!({"app": "App", "group": "Staff"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let app_id = staff_with_an_app(&client, &target, count).await;
+    start_provisioning(&client).await;
 
     // The hub's server connections are terminated while it provisions.
     eventually(60, "provisioning to be under way", || async {
