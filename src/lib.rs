@@ -4,6 +4,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod health;
 pub mod outbound;
 pub mod secrets;
 pub mod server;

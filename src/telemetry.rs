@@ -1,16 +1,14 @@
-//! Logging (tracing to standard error, human or JSON), Prometheus metrics kept in a registry
-//! owned by the application state, not in a global, and the store's health as this process sees it.
+//! Logging (tracing to standard error, human or JSON) and Prometheus metrics kept in a registry
+//! owned by the application state, not in a global.
 
 use crate::config::LogFormat;
-use crate::domain::Error;
-use crate::domain::error::StoreFault;
+use crate::health::{StoreErrorLabels, StoreHealth};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the process's log subscriber. Logs go to standard error; standard output is kept for
@@ -45,13 +43,6 @@ pub struct RouteLabels {
     pub method: String,
     /// Route template.
     pub route: String,
-}
-
-/// Labels of the storage error counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StoreErrorLabels {
-    /// `full`, `io`, `unreachable`, `busy` (passing conditions) or `other`.
-    pub cause: &'static str,
 }
 
 /// The hub's metrics.
@@ -118,109 +109,5 @@ impl Metrics {
             let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         }
         out
-    }
-}
-
-/// Whether the store takes writes, as this process sees it. The first failure for a passing cause
-/// (disk full, database unreachable) starts an outage and logs one error line; the outage ends,
-/// with one line, at the first success after [`StoreHealth::QUIET`] without a failure. Readiness
-/// reports not ready during an outage. Every storage error is counted.
-#[derive(Debug)]
-pub struct StoreHealth {
-    outage: Mutex<Option<Outage>>,
-    errors: Family<StoreErrorLabels, Counter>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Outage {
-    fault: StoreFault,
-    since: Instant,
-    last_failure: Instant,
-    failures: u64,
-}
-
-impl StoreHealth {
-    /// How long writes must go without a failure before an outage counts as over.
-    pub const QUIET: Duration = Duration::from_secs(2);
-
-    fn new(errors: Family<StoreErrorLabels, Counter>) -> Self {
-        Self {
-            outage: Mutex::new(None),
-            errors,
-        }
-    }
-
-    /// Records the outcome of a store operation: a storage error is counted (and a passing one
-    /// starts or extends an outage); anything else changes nothing.
-    pub fn observe<T>(&self, result: &Result<T, Error>) {
-        if let Err(error) = result {
-            self.error(error);
-        }
-    }
-
-    /// Records a failed store operation (errors that are not about storage are ignored).
-    pub fn error(&self, error: &Error) {
-        match error {
-            Error::StoreUnavailable { fault, detail } => self.failed(*fault, detail),
-            Error::Storage(_) => {
-                self.errors.get_or_create(&StoreErrorLabels { cause: "other" }).inc();
-            }
-            _ => {}
-        }
-    }
-
-    /// Records that the store refused work for a passing reason.
-    pub fn failed(&self, fault: StoreFault, detail: &str) {
-        self.errors
-            .get_or_create(&StoreErrorLabels { cause: fault.as_str() })
-            .inc();
-        let now = Instant::now();
-        let Ok(mut outage) = self.outage.lock() else {
-            return;
-        };
-        match outage.as_mut() {
-            Some(current) => {
-                current.last_failure = now;
-                current.failures += 1;
-                current.fault = fault;
-            }
-            None => {
-                tracing::error!(
-                    cause = fault.as_str(),
-                    %detail,
-                    "{}; requests get 503 and provisioning waits meanwhile",
-                    fault.message()
-                );
-                *outage = Some(Outage {
-                    fault,
-                    since: now,
-                    last_failure: now,
-                    failures: 1,
-                });
-            }
-        }
-    }
-
-    /// Records that a write was committed; ends an outage when none failed for [`Self::QUIET`].
-    pub fn succeeded(&self) {
-        let Ok(mut outage) = self.outage.lock() else {
-            return;
-        };
-        if let Some(current) = *outage
-            && current.last_failure.elapsed() >= Self::QUIET
-        {
-            tracing::info!(
-                cause = current.fault.as_str(),
-                failures = current.failures,
-                seconds = current.since.elapsed().as_secs(),
-                "the store takes writes again; requests and provisioning resume"
-            );
-            *outage = None;
-        }
-    }
-
-    /// The cause of the current outage, if there is one.
-    pub fn outage(&self) -> Option<StoreFault> {
-        self.outage.lock().ok().and_then(|o| o.map(|o| o.fault))
     }
 }

@@ -370,6 +370,27 @@ async fn start_provisioning(client: &Client) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
+/// Waits until the target holds at least `users` accounts: provisioning is under way.
+async fn provisioned_at_least(target: &ScimTarget, users: usize) {
+    eventually(60, "provisioning to be under way", || async {
+        (target.users().await.len() >= users).then_some(())
+    })
+    .await;
+}
+
+/// The target holds exactly the `count` assigned users, none twice, and no job is a dead letter.
+async fn assert_provisioned_exactly(target: &ScimTarget, store: &SqlStore, count: usize) {
+    let users = target.users().await;
+    let names: BTreeSet<&str> = users.iter().filter_map(|u| u["userName"].as_str()).collect();
+    assert_eq!(users.len(), count, "exactly the assigned users");
+    assert_eq!(names.len(), count, "no duplicates");
+    let failed = store
+        .query_scalar("SELECT COUNT(*) FROM sync_jobs WHERE status = 'failed'")
+        .await
+        .expect("count");
+    assert_eq!(failed, 0, "no job became a dead letter");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_loses_no_acknowledged_write_and_recovers() {
     let disk = SmallDisk::mount(16);
@@ -462,10 +483,7 @@ async fn full_disk_during_provisioning_waits_without_spending_attempts() {
     start_provisioning(&client).await;
 
     // The disk fills in the middle of provisioning and stays full for a while.
-    eventually(60, "provisioning to be under way", || async {
-        (target.users().await.len() >= 60).then_some(())
-    })
-    .await;
+    provisioned_at_least(&target, 60).await;
     disk.fill();
     eventually(30, "readyz to report not ready", || async {
         (client.ready().await.0 == 503).then_some(())
@@ -489,15 +507,7 @@ async fn full_disk_during_provisioning_waits_without_spending_attempts() {
     assert!(errors > 0.0, "the engine met the full store");
     eprintln!("provisioning: disk full at {during} of {count} users; {errors} storage errors");
 
-    let users = target.users().await;
-    let names: BTreeSet<&str> = users.iter().filter_map(|u| u["userName"].as_str()).collect();
-    assert_eq!(users.len(), count, "exactly the assigned users");
-    assert_eq!(names.len(), count, "no duplicates");
-    let failed = store
-        .query_scalar("SELECT COUNT(*) FROM sync_jobs WHERE status = 'failed'")
-        .await
-        .expect("count");
-    assert_eq!(failed, 0, "no job became a dead letter");
+    assert_provisioned_exactly(&target, &store, count).await;
     let most = store
         .query_scalar("SELECT MAX(attempts) FROM sync_jobs WHERE subject_kind = 'user'")
         .await
@@ -557,10 +567,7 @@ async fn postgres_cut_and_restarted_during_provisioning() {
     start_provisioning(&client).await;
 
     // The hub's server connections are terminated while it provisions.
-    eventually(60, "provisioning to be under way", || async {
-        (target.users().await.len() >= 100).then_some(())
-    })
-    .await;
+    provisioned_at_least(&target, 100).await;
     let cutter = SqlStore::connect(&server.url("postgres")).await.expect("connect");
     let cut = cutter
         .query_scalar(
@@ -605,15 +612,7 @@ async fn postgres_cut_and_restarted_during_provisioning() {
     );
     let store = SqlStore::connect(&url).await.expect("open the store");
     drained(&store, &app_id, 180).await;
-    let users = target.users().await;
-    let names: BTreeSet<&str> = users.iter().filter_map(|u| u["userName"].as_str()).collect();
-    assert_eq!(users.len(), count, "exactly the assigned users");
-    assert_eq!(names.len(), count, "no duplicates");
-    let failed = store
-        .query_scalar("SELECT COUNT(*) FROM sync_jobs WHERE status = 'failed'")
-        .await
-        .expect("count");
-    assert_eq!(failed, 0, "no job became a dead letter");
+    assert_provisioned_exactly(&target, &store, count).await;
     assert_eq!(client.ready().await.0, 200, "ready again");
     assert!(
         client.storage_errors("unreachable").await > 0.0,

@@ -13,9 +13,9 @@ use crate::domain::job::{Job, Operation, Outcome, Report, SubjectKind, report_bo
 use crate::domain::mapping::patch_operations;
 use crate::domain::user::User;
 use crate::domain::{Error, now};
+use crate::health::StoreHealth;
 use crate::secrets::SecretKey;
 use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, StoredApp, UserStore};
-use crate::telemetry::StoreHealth;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

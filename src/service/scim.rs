@@ -660,39 +660,15 @@ where
         actor: &Actor,
         base: &str,
     ) -> Result<ScimResource> {
-        let (schema, definitions) = self.schema_of(kind).await?;
-        let uuid = parse_id(kind, id)?;
-        let (schema, definitions, body) = (&schema, &definitions, &body);
-        match kind {
-            ResourceKind::User => {
-                let user = self
-                    .directory
-                    .turns()
-                    .on_latest(uuid, if_match.is_some(), || async move {
-                        let (user, current) = self.load_user(id, base).await?;
-                        check_if_match(if_match, user.version)?;
-                        let start = json!({"schemas": [USER_SCHEMA], "id": current["id"].clone()});
-                        let resource = canonical(body.clone(), start, schema)?;
-                        self.write_user(&user, &resource, definitions, actor).await
-                    })
-                    .await?;
-                self.user_answer(&user, schema, base).await
-            }
-            ResourceKind::Group => {
-                let group = self
-                    .directory
-                    .turns()
-                    .on_latest(uuid, if_match.is_some(), || async move {
-                        let (group, current) = self.load_group(id, base).await?;
-                        check_if_match(if_match, group.version)?;
-                        let start = json!({"schemas": [GROUP_SCHEMA], "id": current["id"].clone()});
-                        let resource = canonical(body.clone(), start, schema)?;
-                        self.write_group(&group, &resource, actor).await
-                    })
-                    .await?;
-                self.group_answer(&group, schema, base).await
-            }
-        }
+        let start_schema = match kind {
+            ResourceKind::User => USER_SCHEMA,
+            ResourceKind::Group => GROUP_SCHEMA,
+        };
+        self.write_latest(kind, id, if_match, actor, base, |current, schema| {
+            let start = json!({"schemas": [start_schema], "id": current["id"].clone()});
+            canonical(body.clone(), start, schema)
+        })
+        .await
     }
 
     /// `PATCH`: applies the operations atomically to the latest state (or, with `If-Match`, to
@@ -706,32 +682,48 @@ where
         actor: &Actor,
         base: &str,
     ) -> Result<ScimResource> {
-        let (schema, definitions) = self.schema_of(kind).await?;
         let request = parse_patch_request(body)?;
+        self.write_latest(kind, id, if_match, actor, base, |current, schema| {
+            apply_patch(current, &request, schema)
+        })
+        .await
+    }
+
+    /// Applies `compute` (the stored resource and its schema -> the resource to store) to the
+    /// latest state of the user or group `id`, in its writers' turn, and answers the stored
+    /// resource. With `If-Match` only that version is changed (else 412); without, a version that
+    /// changed meanwhile makes it read and compute again (see `Turns::on_latest`).
+    async fn write_latest(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        if_match: Option<&str>,
+        actor: &Actor,
+        base: &str,
+        compute: impl Fn(&Value, &ResourceSchema) -> Result<Value>,
+    ) -> Result<ScimResource> {
+        let (schema, definitions) = self.schema_of(kind).await?;
         let uuid = parse_id(kind, id)?;
-        let (schema, definitions, request) = (&schema, &definitions, &request);
+        let (schema, definitions, compute) = (&schema, &definitions, &compute);
+        let turns = self.directory.turns();
         match kind {
             ResourceKind::User => {
-                let user = self
-                    .directory
-                    .turns()
+                let user = turns
                     .on_latest(uuid, if_match.is_some(), || async move {
                         let (user, current) = self.load_user(id, base).await?;
                         check_if_match(if_match, user.version)?;
-                        let resource = apply_patch(&current, request, schema)?;
+                        let resource = compute(&current, schema)?;
                         self.write_user(&user, &resource, definitions, actor).await
                     })
                     .await?;
                 self.user_answer(&user, schema, base).await
             }
             ResourceKind::Group => {
-                let group = self
-                    .directory
-                    .turns()
+                let group = turns
                     .on_latest(uuid, if_match.is_some(), || async move {
                         let (group, current) = self.load_group(id, base).await?;
                         check_if_match(if_match, group.version)?;
-                        let resource = apply_patch(&current, request, schema)?;
+                        let resource = compute(&current, schema)?;
                         self.write_group(&group, &resource, actor).await
                     })
                     .await?;

@@ -115,7 +115,7 @@ impl GroupStore for SqlStore {
     async fn insert_group(&self, group: &Group, actor: &Actor) -> Result<()> {
         let mut tx = self.begin_write().await?;
         insert_group_row(&mut tx, group, actor).await?;
-        super::scim::index_group(&mut tx, group).await?;
+        super::index::index_group(&mut tx, group).await?;
         tx.commit().await
     }
 
@@ -184,7 +184,7 @@ impl GroupStore for SqlStore {
             .await?;
         bump_group(&mut tx, id, now).await?;
         let after = load_group(&mut tx, id).await?;
-        super::scim::index_group(&mut tx, &after).await?;
+        super::index::index_group(&mut tx, &after).await?;
         tx.record(NewChange {
             entity: EntityKind::Group,
             entity_id: id.to_string(),
@@ -206,7 +206,7 @@ impl GroupStore for SqlStore {
             .push(" ORDER BY user_id")
             .fetch_all(tx.conn())
             .await?;
-        let mut member_ids = Vec::new();
+        let mut removed_members = Vec::new();
         for row in members {
             let user_id: String = get(&row, "user_id")?;
             tx.record(NewChange {
@@ -218,13 +218,13 @@ impl GroupStore for SqlStore {
                 data: json!({"reason": "group deleted"}),
             })
             .await?;
-            member_ids.push(user_id);
+            removed_members.push(user_id);
         }
         Sql::new("DELETE FROM group_members WHERE group_id = ")
             .bind_text(id.to_string())
             .execute(tx.conn())
             .await?;
-        super::scim::unindex(&mut tx, id).await?;
+        super::index::unindex(&mut tx, id).await?;
         Sql::new("DELETE FROM groups WHERE id = ")
             .bind_text(id.to_string())
             .execute(tx.conn())
@@ -235,7 +235,7 @@ impl GroupStore for SqlStore {
             related_id: None,
             operation: ChangeOp::Deleted,
             actor: actor.label(),
-            data: json!({"group": snapshot(&group), "members": member_ids}),
+            data: json!({"group": snapshot(&group), "members": removed_members}),
         })
         .await?;
         tx.commit().await?;

@@ -7,6 +7,7 @@ mod attributes;
 mod changes;
 mod expiry;
 mod groups;
+mod index;
 mod jobs;
 mod queue;
 mod reports;

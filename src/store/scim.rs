@@ -9,7 +9,8 @@
 //! memberships (`User.groups`, `Group.members`) from `group_members`.
 
 use super::groups::{group_from_row, select_groups};
-use super::sql::{Sql, SqlStore, WriteTx, get, get_uuid, micros};
+use super::index::{index_group, index_user};
+use super::sql::{Sql, SqlStore, get, get_uuid, micros};
 use super::users::{select_users, user_from_row};
 use super::{ScimSearch, ScimStore};
 use crate::domain::admin::Actor;
@@ -17,18 +18,14 @@ use crate::domain::change::{ChangeOp, EntityKind, NewChange};
 use crate::domain::error::ScimErrorType;
 use crate::domain::group::Group;
 use crate::domain::scim::ast::{AttrPath, CompareOp, Filter};
-use crate::domain::scim::discovery::{group_resource_schema, user_resource_schema};
 use crate::domain::scim::eval::{Operand, literal_operand};
-use crate::domain::scim::index::{Column, IndexEntry, attr_key, entries, operand_column};
-use crate::domain::scim::resource::{Reference, group_resource, user_resource};
+use crate::domain::scim::index::{Column, attr_key, operand_column};
+use crate::domain::scim::resource::Reference;
 use crate::domain::scim::schema::{AttrType, AttributeDef, Resolved, ResourceSchema};
 use crate::domain::user::User;
 use crate::domain::{Error, Result};
 use serde_json::json;
 use uuid::Uuid;
-
-/// Index rows are inserted this many per statement (sqlx's SQLite driver slows with many binds).
-const INDEX_CHUNK: usize = 20;
 
 /// Which table a search runs over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,80 +370,6 @@ fn order_by(sql: Sql, schema: &ResourceSchema, kind: Kind, sort: Option<(&AttrPa
     };
     let sql = key(sql.push(" ORDER BY CASE WHEN ")).push(" IS NULL THEN 1 ELSE 0 END, ");
     Ok(key(sql).push(direction).push(", r.id"))
-}
-
-async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry]) -> Result<()> {
-    Sql::new("DELETE FROM scim_index WHERE resource_id = ")
-        .bind_text(id.to_string())
-        .execute(tx.conn())
-        .await?;
-    // Rows with text, numbers and dateTimes go in separate statements, each binding one kind in
-    // every row: PostgreSQL's driver declares a NULL number differently from a number, and a
-    // prepared statement keeps the types it was first declared with.
-    let kind = |r: &&IndexEntry| match (r.num, r.tim) {
-        (Some(_), _) => 1,
-        (None, Some(_)) => 2,
-        (None, None) => 0,
-    };
-    for wanted in 0..3 {
-        let group: Vec<&IndexEntry> = rows.iter().filter(|r| kind(r) == wanted).collect();
-        for chunk_rows in group.chunks(INDEX_CHUNK) {
-            let mut sql = Sql::new("INSERT INTO scim_index (resource_id, attr, elem, sub, txt, num, tim) VALUES ");
-            for (i, row) in chunk_rows.iter().enumerate() {
-                if i > 0 {
-                    sql = sql.push(", ");
-                }
-                sql = sql
-                    .push("(")
-                    .bind_text(id.to_string())
-                    .push(", ")
-                    .bind_text(row.attr.clone())
-                    .push(", ")
-                    .bind_int(row.elem)
-                    .push(", ")
-                    .bind_text(row.sub.clone())
-                    .push(", ");
-                sql = match wanted {
-                    1 => sql.push("NULL, ").bind_opt_float(row.num).push(", NULL)"),
-                    2 => sql.push("NULL, NULL, ").bind_opt_int(row.tim).push(")"),
-                    _ => sql.bind_opt_text(row.txt.clone()).push(", NULL, NULL)"),
-                };
-            }
-            sql.execute(tx.conn()).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Rewrites the index rows of `user` inside the write transaction that stores it.
-pub(super) async fn index_user(tx: &mut WriteTx, user: &User) -> Result<()> {
-    let rows = super::attributes::select_attributes()
-        .push(" ORDER BY name")
-        .fetch_all(tx.conn())
-        .await?;
-    let definitions = rows
-        .iter()
-        .map(super::attributes::attribute_from_row)
-        .collect::<Result<Vec<_>>>()?;
-    let schema = user_resource_schema(&definitions)?;
-    let resource = user_resource(user, &[], "");
-    write_index(tx, user.id, &entries(&resource, &schema, &["groups"])).await
-}
-
-/// Rewrites the index rows of `group` inside the write transaction that stores it.
-pub(super) async fn index_group(tx: &mut WriteTx, group: &Group) -> Result<()> {
-    let schema = group_resource_schema()?;
-    let resource = group_resource(group, &[], "");
-    write_index(tx, group.id, &entries(&resource, &schema, &["members"])).await
-}
-
-/// Removes the index rows of a deleted resource.
-pub(super) async fn unindex(tx: &mut WriteTx, id: Uuid) -> Result<()> {
-    Sql::new("DELETE FROM scim_index WHERE resource_id = ")
-        .bind_text(id.to_string())
-        .execute(tx.conn())
-        .await?;
-    Ok(())
 }
 
 impl SqlStore {

@@ -177,7 +177,7 @@ impl UserStore for SqlStore {
             .execute(tx.conn())
             .await?;
         write_attribute_values(&mut tx, user).await?;
-        super::scim::index_user(&mut tx, user).await?;
+        super::index::index_user(&mut tx, user).await?;
         tx.record(NewChange {
             entity: EntityKind::User,
             entity_id: user.id.to_string(),
@@ -302,7 +302,7 @@ impl UserStore for SqlStore {
             )));
         }
         write_attribute_values(&mut tx, user).await?;
-        super::scim::index_user(&mut tx, user).await?;
+        super::index::index_user(&mut tx, user).await?;
         tx.record(NewChange {
             entity: EntityKind::User,
             entity_id: user.id.to_string(),
@@ -337,7 +337,7 @@ impl UserStore for SqlStore {
             .bind_text(id.to_string())
             .execute(tx.conn())
             .await?;
-        super::scim::unindex(&mut tx, id).await?;
+        super::index::unindex(&mut tx, id).await?;
         Sql::new("DELETE FROM users WHERE id = ")
             .bind_text(id.to_string())
             .execute(tx.conn())
