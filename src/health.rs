@@ -66,6 +66,15 @@ impl StoreHealth {
         }
     }
 
+    /// Records a failed store write of background work: a passing condition goes to the outage
+    /// (logged once), any other error is logged here with `what` failed and counted.
+    pub fn background_error(&self, what: &str, error: &Error) {
+        if error.store_fault().is_none() {
+            tracing::error!(%error, "{what}");
+        }
+        self.error(error);
+    }
+
     /// Records that the store refused work for a passing reason.
     pub fn failed(&self, fault: StoreFault, detail: &str) {
         self.errors

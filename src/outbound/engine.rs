@@ -346,16 +346,6 @@ where
         result
     }
 
-    /// Logs a failed store write of the engine's bookkeeping, or, when the store refuses work for
-    /// a passing reason, leaves it to the health tracker (one line per outage, not per write).
-    fn store_failed(&self, what: &str, error: &Error) {
-        if error.store_fault().is_some() {
-            self.health.error(error);
-        } else {
-            tracing::error!(%error, "{what}");
-        }
-    }
-
     fn backoff(&self, attempt: i64) -> Duration {
         let exponent = u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0);
         let base = self
@@ -452,11 +442,11 @@ where
                     not_before: Some(probe_at),
                 };
                 if let Err(e) = self.store.enqueue(&probe).await {
-                    self.store_failed("cannot queue the quarantine probe", &e);
+                    self.health.background_error("cannot queue the quarantine probe", &e);
                 }
             }
             Ok(false) => {}
-            Err(e) => self.store_failed("cannot record the app's health", &e),
+            Err(e) => self.health.background_error("cannot record the app's health", &e),
         }
     }
 
@@ -470,7 +460,8 @@ where
                     .set_connection(job.app_id, ConnectionStatus::Failed, Some(&message), None, now())
                     .await
                 {
-                    self.store_failed("cannot record the connection failure", &err);
+                    self.health
+                        .background_error("cannot record the connection failure", &err);
                 }
                 JobResult::Deferred { error: message }
             }
@@ -496,7 +487,7 @@ where
                         )
                         .await
                 {
-                    self.store_failed("cannot record the next probe time", &err);
+                    self.health.background_error("cannot record the next probe time", &err);
                 }
                 JobResult::Retry {
                     after,

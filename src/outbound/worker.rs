@@ -87,7 +87,9 @@ pub fn spawn<S>(
                             tracing::info!(accounts = n, "deactivated accounts are due for deletion");
                             wake.jobs_queued();
                         }
-                        Err(e) => store_failed(&engine, "looking for deactivated accounts to delete failed", &e),
+                        Err(e) => engine
+                            .health()
+                            .background_error("looking for deactivated accounts to delete failed", &e),
                     }
                     next_sweep = tokio::time::Instant::now() + sweep;
                 }
@@ -99,7 +101,7 @@ pub fn spawn<S>(
                             tracing::warn!(jobs = n, "took over jobs whose worker stopped");
                             wake.jobs_queued();
                         }
-                        Err(e) => store_failed(&engine, "requeueing expired jobs failed", &e),
+                        Err(e) => engine.health().background_error("requeueing expired jobs failed", &e),
                     }
                     next_reap = tokio::time::Instant::now()
                         + (lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
@@ -113,7 +115,7 @@ pub fn spawn<S>(
                         continue;
                     }
                     Err(e) => {
-                        store_failed(&engine, "dispatching changes failed", &e);
+                        engine.health().background_error("dispatching changes failed", &e);
                         wait = STORE_WAIT;
                     }
                 }
@@ -153,7 +155,7 @@ pub fn spawn<S>(
                         }
                     }
                     Err(e) => {
-                        store_failed(&engine, "claiming a job failed", &e);
+                        engine.health().background_error("claiming a job failed", &e);
                         tokio::select! {
                             () = shutdown.cancelled() => break,
                             () = tokio::time::sleep(STORE_WAIT) => {},
@@ -167,19 +169,6 @@ pub fn spawn<S>(
 
 /// How long a task waits before trying the store again after it refused work.
 const STORE_WAIT: Duration = Duration::from_secs(1);
-
-/// Logs a failed store operation of a background task, or leaves a passing store condition to the
-/// health tracker, which logs once per outage.
-fn store_failed<S>(engine: &Engine<S>, what: &str, error: &crate::domain::Error)
-where
-    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
-{
-    if error.store_fault().is_some() {
-        engine.health().error(error);
-    } else {
-        tracing::error!(%error, "{what}");
-    }
-}
 
 /// Records how a job ended, together with the report rows its actions left unsaved. While the
 /// store refuses writes this is tried again (the worker keeps the job's lease meanwhile), so an
