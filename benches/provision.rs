@@ -366,7 +366,7 @@ async fn main() {
     };
     let store = provisio::server::open_store(&database).await.expect("open store");
     let token = AuthService::new(store.clone())
-        .create_token("bench", &Actor::System)
+        .create_token("bench", &provisio::domain::admin::Principal::system())
         .await
         .expect("token");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

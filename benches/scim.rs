@@ -148,7 +148,7 @@ async fn start_provisio() -> (Server, Stop) {
     };
     let store = provisio::server::open_store(&database).await.expect("open store");
     let token = AuthService::new(store.clone())
-        .create_scim_token("bench", &Actor::System)
+        .create_scim_token("bench", &provisio::domain::admin::Principal::system())
         .await
         .expect("SCIM token")
         .secret

@@ -65,6 +65,7 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
         .allow_link_local_targets(config.engine.allow_link_local_targets);
     let app = api::router(state);
     let stopping = shutdown.clone();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move { stopping.cancelled().await });
     let server = tokio::spawn(server.into_future());
     let mut server = std::pin::pin!(server);

@@ -267,7 +267,7 @@ async fn offline_admin_token_and_migrate(backend: Backend) {
     let store = db.store().await;
     let auth = provisio::service::AuthService::new(store.clone());
     let actor = auth.authenticate(&secret).await.expect("token authenticates");
-    assert_eq!(actor.label(), "token:bootstrap");
+    assert_eq!(actor.actor.label(), "token:bootstrap");
 
     // A schema newer than this binary is refused, by migrate and by serve.
     store

@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Admin, ApiJson, ApiQuery};
+use super::extract::{Admin, ApiJson, ApiQuery, Reader};
 use crate::domain::app::{App, AppAccount, Policy};
 use crate::domain::job::Job;
 use crate::domain::mapping::Preset;
@@ -59,14 +59,14 @@ pub async fn create_app(
 
 /// Lists apps.
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", responses((status = 200, body = Vec<App>)), security(("bearer" = [])))]
-pub async fn list_apps(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<App>>> {
+pub async fn list_apps(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<App>>> {
     Ok(Json(state.apps.list_apps().await?))
 }
 
 /// One app, by id or name (never its token).
 #[utoipa::path(get, path = "/api/v1/apps/{app}", tag = "apps", params(("app" = String, Path, description = "App id or name")),
     responses((status = 200, body = App), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get_app(State(state): State<AppState>, _: Admin, Path(app): Path<String>) -> ApiResult<Json<App>> {
+pub async fn get_app(State(state): State<AppState>, _: Reader, Path(app): Path<String>) -> ApiResult<Json<App>> {
     Ok(Json(state.apps.get_app(&app).await?))
 }
 
@@ -114,7 +114,7 @@ pub async fn test_app(
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn preview(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     Path((app, user)): Path<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(state.apps.preview(&app, &user).await?))
@@ -125,7 +125,7 @@ pub async fn preview(
     responses((status = 200, body = Vec<AppAccount>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn accounts(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     Path(app): Path<String>,
 ) -> ApiResult<Json<Vec<AppAccount>>> {
     Ok(Json(state.apps.accounts(&app).await?))
@@ -178,20 +178,20 @@ pub async fn sync(
 /// Progress of a full reconciliation.
 #[utoipa::path(get, path = "/api/v1/sync-runs/{run}", tag = "apps", params(("run" = String, Path, description = "Run id")),
     responses((status = 200, body = SyncRun), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn sync_run(State(state): State<AppState>, _: Admin, Path(run): Path<String>) -> ApiResult<Json<SyncRun>> {
+pub async fn sync_run(State(state): State<AppState>, _: Reader, Path(run): Path<String>) -> ApiResult<Json<SyncRun>> {
     Ok(Json(state.apps.sync_progress(&run).await?))
 }
 
 /// A job and what it did.
 #[utoipa::path(get, path = "/api/v1/jobs/{job}", tag = "apps", params(("job" = String, Path, description = "Job id")),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn job(State(state): State<AppState>, _: Admin, Path(job): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn job(State(state): State<AppState>, _: Reader, Path(job): Path<String>) -> ApiResult<Json<JobView>> {
     Ok(Json(state.apps.job(&job).await?))
 }
 
 /// The built-in presets.
 #[utoipa::path(get, path = "/api/v1/presets", tag = "apps", responses((status = 200, body = Vec<Preset>)), security(("bearer" = [])))]
-pub async fn list_presets(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<Preset>>> {
+pub async fn list_presets(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<Preset>>> {
     Ok(Json(state.apps.presets()?))
 }
 
@@ -232,7 +232,7 @@ pub async fn resume(State(state): State<AppState>, _: Admin, Path(app): Path<Str
     responses((status = 200, body = Vec<Job>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn dead_letters(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     Path(app): Path<String>,
 ) -> ApiResult<Json<Vec<Job>>> {
     Ok(Json(state.apps.dead_letters(&app).await?))
@@ -286,7 +286,7 @@ pub async fn create_policy(
 #[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(PolicyQuery), responses((status = 200, body = Vec<PolicyView>)), security(("bearer" = [])))]
 pub async fn list_policies(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     ApiQuery(query): ApiQuery<PolicyQuery>,
 ) -> ApiResult<Json<Vec<PolicyView>>> {
     Ok(Json(state.apps.list_policies(query.app.as_deref()).await?))

@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Admin, ApiJson};
+use super::extract::{Admin, ApiJson, Reader};
 use crate::domain::attribute::AttributeDefinition;
 use crate::service::directory::{AttributeUpdate, NewAttribute};
 use axum::Json;
@@ -26,7 +26,7 @@ pub async fn create_attribute(
 /// Lists custom attribute definitions.
 #[utoipa::path(get, path = "/api/v1/attributes", tag = "attributes",
     responses((status = 200, body = Vec<AttributeDefinition>)), security(("bearer" = [])))]
-pub async fn list_attributes(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<AttributeDefinition>>> {
+pub async fn list_attributes(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<AttributeDefinition>>> {
     Ok(Json(state.directory.list_attributes().await?))
 }
 
@@ -36,7 +36,7 @@ pub async fn list_attributes(State(state): State<AppState>, _: Admin) -> ApiResu
     responses((status = 200, body = AttributeDefinition), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_attribute(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     Path(name): Path<String>,
 ) -> ApiResult<Json<AttributeDefinition>> {
     Ok(Json(state.directory.get_attribute(&name).await?))

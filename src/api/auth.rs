@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Admin, ApiJson};
+use super::extract::{Admin, AdminPrincipal, ApiJson, ClientAddr};
 use crate::domain::admin::{ApiToken, TokenScope};
 use crate::service::auth::IssuedToken;
 use axum::Json;
@@ -62,12 +62,19 @@ impl From<IssuedToken> for IssuedTokenBody {
     responses((status = 201, body = IssuedTokenBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(remote): ClientAddr,
     ApiJson(input): ApiJson<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedTokenBody>)> {
     let name = input.token_name.unwrap_or_else(|| "login".to_owned());
     let issued = state
         .auth
-        .login(&input.username, &input.password, input.new_password.as_ref(), &name)
+        .login(
+            &input.username,
+            &input.password,
+            input.new_password.as_ref(),
+            &name,
+            remote.as_deref(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(issued.into())))
 }
@@ -77,10 +84,10 @@ pub async fn login(
     responses((status = 201, body = IssuedTokenBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create_token(
     State(state): State<AppState>,
-    Admin(actor): Admin,
+    AdminPrincipal(principal): AdminPrincipal,
     ApiJson(input): ApiJson<NewToken>,
 ) -> ApiResult<(StatusCode, Json<IssuedTokenBody>)> {
-    let issued = state.auth.create_token(&input.name, &actor).await?;
+    let issued = state.auth.create_token(&input.name, &principal).await?;
     Ok((StatusCode::CREATED, Json(issued.into())))
 }
 
@@ -109,10 +116,10 @@ pub async fn revoke_token(
     responses((status = 201, body = IssuedTokenBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create_scim_token(
     State(state): State<AppState>,
-    Admin(actor): Admin,
+    AdminPrincipal(principal): AdminPrincipal,
     ApiJson(input): ApiJson<NewToken>,
 ) -> ApiResult<(StatusCode, Json<IssuedTokenBody>)> {
-    let issued = state.auth.create_scim_token(&input.name, &actor).await?;
+    let issued = state.auth.create_scim_token(&input.name, &principal).await?;
     Ok((StatusCode::CREATED, Json(issued.into())))
 }
 

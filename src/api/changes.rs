@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::ApiResult;
-use super::extract::{Admin, ApiQuery};
+use super::extract::{ApiQuery, Reader};
 use crate::domain::change::ChangeEvent;
 use crate::domain::values::page_limit;
 use axum::Json;
@@ -24,7 +24,7 @@ pub struct ChangesParams {
     responses((status = 200, body = Vec<ChangeEvent>)), security(("bearer" = [])))]
 pub async fn list_changes(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     ApiQuery(query): ApiQuery<ChangesParams>,
 ) -> ApiResult<Json<Vec<ChangeEvent>>> {
     Ok(Json(

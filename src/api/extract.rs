@@ -4,7 +4,7 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::domain::Error;
-use crate::domain::admin::Actor;
+use crate::domain::admin::{Actor, Principal};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -64,7 +64,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The administrator behind a request, from `Authorization: Bearer <token>`.
+/// Resolves `Authorization: Bearer <token>` to who the token acts for.
+async fn bearer_principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| Error::Unauthenticated("an API token is required: send Authorization: Bearer <token>".into()))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into()))?;
+    Ok(state.auth.authenticate(token).await?)
+}
+
+/// The refusal of a change to a principal whose role only reads.
+pub(crate) fn read_only_refusal() -> Error {
+    Error::Forbidden("the auditor role reads only: this needs the administrator role".into())
+}
+
+/// An authenticated caller with the administrator role: the only one that may change anything.
+/// Handlers that write take this; an auditor's token gets a 403.
 #[derive(Debug, Clone)]
 pub struct Admin(pub Actor);
 
@@ -72,16 +94,56 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            Error::Unauthenticated("an API token is required: send Authorization: Bearer <token>".into())
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into()))?;
-        Ok(Admin(state.auth.authenticate(token).await?))
+        let principal = bearer_principal(parts, state).await?;
+        if !principal.role.can_write() {
+            return Err(ApiError(read_only_refusal()));
+        }
+        Ok(Admin(principal.actor))
+    }
+}
+
+/// An authenticated caller with any role: handlers that only read take this.
+#[derive(Debug, Clone)]
+pub struct Reader;
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        bearer_principal(parts, state).await?;
+        Ok(Reader)
+    }
+}
+
+/// An authenticated administrator with the whole principal (for tokens, which act for the
+/// account that issues them).
+#[derive(Debug, Clone)]
+pub struct AdminPrincipal(pub Principal);
+
+impl FromRequestParts<AppState> for AdminPrincipal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let principal = bearer_principal(parts, state).await?;
+        if !principal.role.can_write() {
+            return Err(ApiError(read_only_refusal()));
+        }
+        Ok(AdminPrincipal(principal))
+    }
+}
+
+/// The client's address, when the server recorded it (absent for in-process test requests).
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string());
+        Ok(ClientAddr(addr))
     }
 }

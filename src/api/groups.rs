@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Admin, ApiJson, ApiQuery};
+use super::extract::{Admin, ApiJson, ApiQuery, Reader};
 use crate::domain::Page;
 use crate::domain::group::{Group, GroupRename, NewGroup};
 use crate::domain::user::{User, UserSource};
@@ -49,7 +49,7 @@ pub async fn create_group(
     responses((status = 200, body = Page<Group>)), security(("bearer" = [])))]
 pub async fn list_groups(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     ApiQuery(query): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Page<Group>>> {
     let page = state
@@ -67,7 +67,7 @@ pub async fn list_groups(
 #[utoipa::path(get, path = "/api/v1/groups/{group}", tag = "groups",
     params(("group" = String, Path, description = "Group id or name")),
     responses((status = 200, body = Group), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get_group(State(state): State<AppState>, _: Admin, Path(group): Path<String>) -> ApiResult<Json<Group>> {
+pub async fn get_group(State(state): State<AppState>, _: Reader, Path(group): Path<String>) -> ApiResult<Json<Group>> {
     Ok(Json(state.directory.get_group(&group).await?))
 }
 
@@ -103,7 +103,7 @@ pub async fn delete_group(
     responses((status = 200, body = Page<User>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_members(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     Path(group): Path<String>,
     ApiQuery(query): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Page<User>>> {

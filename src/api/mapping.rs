@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Admin, ApiJson, ApiQuery};
+use super::extract::{Admin, ApiJson, ApiQuery, Reader};
 use crate::domain::app::App;
 use crate::domain::mapping::MappingRule;
 use crate::domain::mapping_rows::MappingRow;
@@ -24,7 +24,7 @@ pub struct RuleTarget {
     responses((status = 200, body = Vec<MappingRow>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn mapping_rows(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     Path(app): Path<String>,
 ) -> ApiResult<Json<Vec<MappingRow>>> {
     Ok(Json(state.apps.mapping_rows(&app).await?))

@@ -1,6 +1,7 @@
 //! The HTTP layer: the admin REST API under `/api/v1`, its OpenAPI document, health, readiness
 //! and metrics. Handlers are thin: they parse, call a service, and map the result.
 
+mod admins;
 mod apps;
 mod attributes;
 mod auth;
@@ -96,7 +97,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Provisio admin API", description = "Directory, apps and provisioning of a Provisio hub."),
     modifiers(&BearerAuth),
-    tags((name = "users"), (name = "groups"), (name = "attributes"), (name = "auth"), (name = "changes"), (name = "apps"), (name = "policies"), (name = "reports"))
+    tags((name = "users"), (name = "groups"), (name = "attributes"), (name = "auth"), (name = "changes"), (name = "apps"), (name = "policies"), (name = "reports"), (name = "admins"))
 )]
 struct ApiDoc;
 
@@ -118,6 +119,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             attributes::delete_attribute
         ))
         .routes(routes!(auth::login))
+        .routes(routes!(admins::create_admin, admins::list_admins))
+        .routes(routes!(admins::change_admin))
+        .routes(routes!(admins::reset_password))
+        .routes(routes!(admins::audit_log))
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
         .routes(routes!(auth::create_scim_token, auth::list_scim_tokens))

@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Admin, ApiQuery};
+use super::extract::{ApiQuery, Reader};
 use crate::domain::Page;
 use crate::domain::job::Report;
 use crate::service::reports::{ReportParams, TimelineEntry};
@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
     responses((status = 200, body = Page<Report>), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn search(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     ApiQuery(params): ApiQuery<ReportParams>,
 ) -> ApiResult<Json<Page<Report>>> {
     Ok(Json(state.reports.search(&params).await?))
@@ -26,7 +26,7 @@ pub async fn search(
     responses((status = 200, body = Vec<TimelineEntry>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn timeline(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     Path(user): Path<String>,
 ) -> ApiResult<Json<Vec<TimelineEntry>>> {
     Ok(Json(state.reports.timeline(&user).await?))

@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Admin, ApiJson, ApiQuery};
+use super::extract::{Admin, ApiJson, ApiQuery, Reader};
 use crate::domain::Page;
 use crate::domain::group::Group;
 use crate::domain::user::{NewUser, User, UserSource, UserUpdate};
@@ -45,7 +45,7 @@ pub async fn create_user(
     responses((status = 200, body = Page<User>)), security(("bearer" = [])))]
 pub async fn list_users(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     ApiQuery(query): ApiQuery<ListUsers>,
 ) -> ApiResult<Json<Page<User>>> {
     let page = state
@@ -65,7 +65,7 @@ pub async fn list_users(
 #[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users",
     params(("user" = String, Path, description = "User id or username")),
     responses((status = 200, body = User), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get_user(State(state): State<AppState>, _: Admin, Path(user): Path<String>) -> ApiResult<Json<User>> {
+pub async fn get_user(State(state): State<AppState>, _: Reader, Path(user): Path<String>) -> ApiResult<Json<User>> {
     Ok(Json(state.directory.get_user(&user).await?))
 }
 
@@ -126,7 +126,7 @@ pub async fn delete_user(
     responses((status = 200, body = Vec<Group>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_groups(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     Path(user): Path<String>,
 ) -> ApiResult<Json<Vec<Group>>> {
     Ok(Json(state.directory.groups_of_user(&user).await?))

@@ -190,7 +190,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
                 .map_err(|e| ClientError::Other(e.to_string()))?;
             let auth = crate::service::AuthService::new(opened.clone());
             let issued = auth
-                .create_token(&name, &crate::domain::admin::Actor::System)
+                .create_token(&name, &crate::domain::admin::Principal::system())
                 .await
                 .map_err(|e| ClientError::Other(e.to_string()))?;
             opened.close().await;

@@ -33,6 +33,12 @@ pub enum Error {
     /// No valid credentials were presented.
     #[error("{0}")]
     Unauthenticated(String),
+    /// Repeated failed logins locked the account; logins are refused until `until`.
+    #[error("too many failed logins: this account is locked for {minutes} more minute(s)")]
+    AccountLocked {
+        /// Whole minutes until the lock ends (at least 1).
+        minutes: i64,
+    },
     /// Credentials were valid but the action is not allowed yet (e.g. the one-time password must be changed).
     #[error("{0}")]
     Forbidden(String),
@@ -180,6 +186,7 @@ impl Error {
             Error::Conflict { .. } => "conflict",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
+            Error::AccountLocked { .. } => "account_locked",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Config(_) => "configuration_error",
             Error::Schema(_) => "schema_error",

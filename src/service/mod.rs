@@ -2,6 +2,7 @@
 //! (later) the console and workers. They validate with the domain rules and persist through the
 //! store traits; they know nothing of HTTP.
 
+pub mod admins;
 pub mod apps;
 pub mod auth;
 pub mod directory;

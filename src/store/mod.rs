@@ -17,7 +17,7 @@ mod users;
 
 pub use sql::{Backend, SqlStore, sqlite_url};
 
-use crate::domain::admin::{Actor, Admin, ApiToken};
+use crate::domain::admin::{Actor, Admin, ApiToken, AuditRecord, Role, Session};
 use crate::domain::app::{App, AppAccount, AppGroup, AppState, Capabilities, ConnectionStatus, Policy};
 use crate::domain::attribute::AttributeDefinition;
 use crate::domain::change::{ChangeEvent, ChangeOp};
@@ -197,21 +197,77 @@ pub trait ChangeLogStore: Send + Sync {
 pub trait AdminStore: Send + Sync {
     /// How many administrators exist.
     fn count_admins(&self) -> impl Future<Output = Result<i64>> + Send;
-    /// Stores an administrator.
+    /// Stores an administrator; refuses a username taken regardless of case.
     fn insert_admin(&self, admin: &Admin) -> impl Future<Output = Result<()>> + Send;
     /// One administrator by username, regardless of case.
     fn get_admin(&self, username: &str) -> impl Future<Output = Result<Option<Admin>>> + Send;
-    /// Replaces an administrator's password hash and clears the must-change flag.
-    fn set_admin_password(&self, id: Uuid, password_hash: &str) -> impl Future<Output = Result<()>> + Send;
-    /// Stores a token by the SHA-256 of its secret.
-    fn insert_token(&self, token: &ApiToken, token_hash: &str) -> impl Future<Output = Result<()>> + Send;
-    /// The unrevoked token with this hash, marking it used at `now`.
+    /// One administrator by id.
+    fn get_admin_by_id(&self, id: Uuid) -> impl Future<Output = Result<Option<Admin>>> + Send;
+    /// Every administrator, by username.
+    fn list_admins(&self) -> impl Future<Output = Result<Vec<Admin>>> + Send;
+    /// Replaces an administrator's password hash and sets whether it is a one-time password.
+    fn set_admin_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        must_change: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Sets an administrator's role and when it was disabled (`None`: enabled).
+    fn set_admin_access(
+        &self,
+        id: Uuid,
+        role: Role,
+        disabled_at: Option<OffsetDateTime>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Counts one more failed login (atomically) and returns the failures in a row.
+    fn count_failed_login(&self, id: Uuid) -> impl Future<Output = Result<i64>> + Send;
+    /// Sets the failed-login state: the count and until when logins are refused.
+    fn set_login_lock(
+        &self,
+        id: Uuid,
+        failed_logins: i64,
+        locked_until: Option<OffsetDateTime>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Stores a token by the SHA-256 of its secret, acting for administrator `owner` if given.
+    fn insert_token(
+        &self,
+        token: &ApiToken,
+        token_hash: &str,
+        owner: Option<Uuid>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The unrevoked token with this hash whose owner (if any) is not disabled, marking it used
+    /// at `now`.
     fn use_token(&self, token_hash: &str, now: OffsetDateTime)
     -> impl Future<Output = Result<Option<ApiToken>>> + Send;
     /// All tokens, newest first.
     fn list_tokens(&self) -> impl Future<Output = Result<Vec<ApiToken>>> + Send;
     /// Revokes a token; returns it.
     fn revoke_token(&self, id: Uuid, now: OffsetDateTime) -> impl Future<Output = Result<ApiToken>> + Send;
+    /// Stores a new console session by the SHA-256 of its cookie secret.
+    fn insert_session(
+        &self,
+        id_hash: &str,
+        admin_id: Uuid,
+        csrf_token: &str,
+        now: OffsetDateTime,
+        remote_addr: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The session with this hash, with its administrator.
+    fn get_session(&self, id_hash: &str) -> impl Future<Output = Result<Option<Session>>> + Send;
+    /// Records that a session was used at `now`.
+    fn touch_session(&self, id_hash: &str, now: OffsetDateTime) -> impl Future<Output = Result<()>> + Send;
+    /// Ends one session.
+    fn delete_session(&self, id_hash: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Ends every session of an administrator.
+    fn delete_sessions_of(&self, admin_id: Uuid) -> impl Future<Output = Result<()>> + Send;
+    /// Appends a line to the audit log.
+    fn insert_audit(&self, record: &AuditRecord) -> impl Future<Output = Result<()>> + Send;
+    /// The newest `limit` audit lines, newest first, older than `before` when given.
+    fn list_audit(
+        &self,
+        limit: i64,
+        before: Option<OffsetDateTime>,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>>> + Send;
 }
 
 /// An app as stored: its settings and its encrypted bearer token.

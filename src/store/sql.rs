@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deprovisioning",
         include_str!("../../migrations/0004_deprovisioning.sql"),
     ),
+    (5, "console", include_str!("../../migrations/0005_console.sql")),
 ];
 
 /// The database kinds Provisio runs on; chosen once when connecting.

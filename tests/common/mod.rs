@@ -8,7 +8,6 @@ pub mod postgres;
 pub mod referee;
 
 use provisio::config::{Config, DatabaseConfig, LogFormat};
-use provisio::domain::admin::Actor;
 use provisio::service::AuthService;
 use provisio::store::SqlStore;
 use reqwest::{Method, StatusCode};
@@ -132,7 +131,7 @@ impl TestHub {
         let db = TestDatabase::new(backend).await;
         let store = db.store().await;
         let token = AuthService::new(store.clone())
-            .create_token("test", &Actor::System)
+            .create_token("test", &provisio::domain::admin::Principal::system())
             .await
             .expect("token")
             .secret
