@@ -104,6 +104,23 @@ pub struct ServeArgs {
         default_missing_value = "true"
     )]
     pub allow_link_local_targets: Option<bool>,
+    /// Mark the console's cookies `Secure`: set it when a TLS proxy serves the hub (requests that
+    /// arrive with `X-Forwarded-Proto: https` get `Secure` cookies anyway). Default: false.
+    #[arg(
+        long,
+        env = "PROVISIO_SECURE_COOKIES",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub secure_cookies: Option<bool>,
+    /// Minutes without a request after which a console session ends. Default: 30.
+    #[arg(long, env = "PROVISIO_SESSION_IDLE_MINUTES", value_name = "MINUTES")]
+    pub session_idle_minutes: Option<u32>,
+    /// Hours after which a console session ends however busy. Default: 12.
+    #[arg(long, env = "PROVISIO_SESSION_MAX_HOURS", value_name = "HOURS")]
+    pub session_max_hours: Option<u32>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -128,6 +145,9 @@ struct FileConfig {
     job_lease: Option<u64>,
     deprovision_sweep: Option<u64>,
     allow_link_local_targets: Option<bool>,
+    secure_cookies: Option<bool>,
+    session_idle_minutes: Option<u32>,
+    session_max_hours: Option<u32>,
 }
 
 /// Which database to open.
@@ -192,6 +212,10 @@ pub struct Config {
     pub workers: crate::outbound::WorkerConfig,
     /// How long report records are kept.
     pub report_retention: time::Duration,
+    /// Whether the console's cookies are always `Secure`.
+    pub secure_cookies: bool,
+    /// How long console sessions last.
+    pub sessions: crate::domain::admin::SessionTimeouts,
 }
 
 fn read_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -290,7 +314,19 @@ impl ServeArgs {
         if retention_days == 0 {
             return Err(Error::Config("report_retention_days must be at least 1".into()));
         }
+        let idle = self.session_idle_minutes.or(file.session_idle_minutes).unwrap_or(30);
+        let max = self.session_max_hours.or(file.session_max_hours).unwrap_or(12);
+        if idle == 0 || max == 0 {
+            return Err(Error::Config(
+                "session_idle_minutes and session_max_hours must be at least 1".into(),
+            ));
+        }
         Ok(Config {
+            secure_cookies: self.secure_cookies.or(file.secure_cookies).unwrap_or(false),
+            sessions: crate::domain::admin::SessionTimeouts {
+                idle: time::Duration::minutes(i64::from(idle)),
+                absolute: time::Duration::hours(i64::from(max)),
+            },
             report_retention: time::Duration::days(i64::from(retention_days)),
             secret_key_file,
             request_timeout: std::time::Duration::from_secs(

@@ -60,10 +60,18 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
     );
     tasks.close();
     let mut state = AppState::new(store.clone(), key, wake, metrics, config.max_body_bytes);
+    state.auth = crate::service::AuthService::with_policy(
+        store.clone(),
+        crate::domain::admin::LoginThrottle::default(),
+        config.sessions,
+    );
     state.apps = state
         .apps
         .allow_link_local_targets(config.engine.allow_link_local_targets);
-    let app = api::router(state);
+    let console = crate::console::ConsoleConfig {
+        secure_cookies: config.secure_cookies,
+    };
+    let app = crate::console::router(state.clone(), console).merge(api::router(state));
     let stopping = shutdown.clone();
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move { stopping.cancelled().await });
@@ -125,7 +133,7 @@ fn announce_first_admin(first: &crate::service::auth::FirstAdmin, base_url: &str
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "\nProvisio created the first administrator. These credentials are shown once only:\n\n  username: {}\n  password: {}\n\nLog in (you will be asked to choose a new password) with:\n  provisio login --server {base_url} --username {}\n",
+        "\nProvisio created the first administrator. These credentials are shown once only:\n\n  username: {}\n  password: {}\n\nLog in (you will be asked to choose a new password) in the console at\n  {base_url}/console/\nor with the CLI:\n  provisio login --server {base_url} --username {}\n",
         first.username,
         first.password.expose_secret(),
         first.username,
@@ -145,7 +153,12 @@ pub async fn serve(config: Config) -> Result<()> {
     if let Some(first) = AuthService::new(store.clone()).bootstrap().await? {
         announce_first_admin(&first, &base_url);
     }
-    tracing::info!(%address, "Provisio is listening; admin API at {base_url}/api/v1");
+    tracing::info!(%address, "Provisio is listening; console at {base_url}/console/, admin API at {base_url}/api/v1");
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "Provisio console: {base_url}/console/");
+        let _ = out.flush();
+    }
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {

@@ -80,11 +80,6 @@ async fn bearer_principal(parts: &Parts, state: &AppState) -> Result<Principal, 
     Ok(state.auth.authenticate(token).await?)
 }
 
-/// The refusal of a change to a principal whose role only reads.
-pub(crate) fn read_only_refusal() -> Error {
-    Error::Forbidden("the auditor role reads only: this needs the administrator role".into())
-}
-
 /// An authenticated caller with the administrator role: the only one that may change anything.
 /// Handlers that write take this; an auditor's token gets a 403.
 #[derive(Debug, Clone)]
@@ -96,7 +91,7 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let principal = bearer_principal(parts, state).await?;
         if !principal.role.can_write() {
-            return Err(ApiError(read_only_refusal()));
+            return Err(ApiError(Error::read_only()));
         }
         Ok(Admin(principal.actor))
     }
@@ -126,7 +121,7 @@ impl FromRequestParts<AppState> for AdminPrincipal {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let principal = bearer_principal(parts, state).await?;
         if !principal.role.can_write() {
-            return Err(ApiError(read_only_refusal()));
+            return Err(ApiError(Error::read_only()));
         }
         Ok(AdminPrincipal(principal))
     }

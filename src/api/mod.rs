@@ -17,6 +17,7 @@ mod users;
 pub use apps::{Affected, QueuedJob, SyncAnswer, SyncRequest};
 pub use auth::{IssuedTokenBody, LoginRequest, NewToken};
 pub use error::{ErrorBody, ErrorDetail};
+pub use extract::ClientAddr;
 pub use groups::MembershipChange;
 
 use crate::domain::Error;

@@ -207,6 +207,11 @@ impl Error {
         }
     }
 
+    /// The refusal of a change to someone whose role only reads (an auditor).
+    pub fn read_only() -> Self {
+        Error::Forbidden("the auditor role reads only: this needs the administrator role".into())
+    }
+
     /// Shorthand for a conflict on `field`.
     pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Conflict {
