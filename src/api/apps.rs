@@ -40,6 +40,7 @@ pub struct SyncAnswer {
 
 /// Query of the policy listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyQuery {
     /// Only the policies of this app (id or name).
@@ -48,7 +49,12 @@ pub struct PolicyQuery {
 
 /// Connects an app; its connection is checked in the background.
 #[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = NewApp,
-    responses((status = 201, body = App), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 201, description = "The app was created; its connection check is queued", body = App),
+        (status = 409, description = "An app with this name already exists", body = ErrorBody),
+        (status = 422, description = "The input is invalid; `error.field` names the field", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn create_app(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -58,14 +64,22 @@ pub async fn create_app(
 }
 
 /// Lists apps.
-#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", responses((status = 200, body = Vec<App>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps",
+    responses(
+        (status = 200, description = "Every app", body = Vec<App>),
+    ),
+    security(("bearer" = [])))]
 pub async fn list_apps(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<App>>> {
     Ok(Json(state.apps.list_apps().await?))
 }
 
 /// One app, by id or name (never its token).
 #[utoipa::path(get, path = "/api/v1/apps/{app}", tag = "apps", params(("app" = String, Path, description = "App id or name")),
-    responses((status = 200, body = App), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The app", body = App),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn get_app(State(state): State<AppState>, _: Reader, Path(app): Path<String>) -> ApiResult<Json<App>> {
     Ok(Json(state.apps.get_app(&app).await?))
 }
@@ -73,7 +87,13 @@ pub async fn get_app(State(state): State<AppState>, _: Reader, Path(app): Path<S
 /// Changes an app: only the fields given (features and deprovisioning field by field). The answer
 /// is the app, with `notices` saying what a deprovisioning change does to existing accounts.
 #[utoipa::path(patch, path = "/api/v1/apps/{app}", tag = "apps", request_body = AppUpdate, params(("app" = String, Path, description = "App id or name")),
-    responses((status = 200, body = AppUpdated), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The app after the change, with notices about existing accounts", body = AppUpdated),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+        (status = 409, description = "Another app has this name, or the app was changed meanwhile", body = ErrorBody),
+        (status = 422, description = "The input is invalid; `error.field` names the field", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn update_app(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -85,7 +105,11 @@ pub async fn update_app(
 
 /// Removes an app from the hub.
 #[utoipa::path(delete, path = "/api/v1/apps/{app}", tag = "apps", params(("app" = String, Path, description = "App id or name")),
-    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 204, description = "The app was removed; its accounts in the target are left as they are"),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn delete_app(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -97,7 +121,11 @@ pub async fn delete_app(
 
 /// Queues a connection check.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/test", tag = "apps", params(("app" = String, Path, description = "App id or name")),
-    responses((status = 202, body = QueuedJob), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 202, description = "The connection check was queued", body = QueuedJob),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn test_app(
     State(state): State<AppState>,
     _: Admin,
@@ -111,7 +139,11 @@ pub async fn test_app(
 /// The SCIM resource a user would be sent.
 #[utoipa::path(get, path = "/api/v1/apps/{app}/preview/{user}", tag = "apps",
     params(("app" = String, Path, description = "App id or name"), ("user" = String, Path, description = "User id or username")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The SCIM User resource the app would receive", body = Object),
+        (status = 404, description = "The app or the user does not exist", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn preview(
     State(state): State<AppState>,
     _: Reader,
@@ -122,7 +154,11 @@ pub async fn preview(
 
 /// The accounts the engine manages in an app.
 #[utoipa::path(get, path = "/api/v1/apps/{app}/accounts", tag = "apps", params(("app" = String, Path, description = "App id or name")),
-    responses((status = 200, body = Vec<AppAccount>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The accounts the engine manages in the app", body = Vec<AppAccount>),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn accounts(
     State(state): State<AppState>,
     _: Reader,
@@ -134,7 +170,11 @@ pub async fn accounts(
 /// Queues one user's provisioning now.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/provision/{user}", tag = "apps",
     params(("app" = String, Path, description = "App id or name"), ("user" = String, Path, description = "User id or username")),
-    responses((status = 202, body = QueuedJob), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 202, description = "The user's provisioning was queued", body = QueuedJob),
+        (status = 404, description = "The app or the user does not exist", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn provision(
     State(state): State<AppState>,
     _: Admin,
@@ -147,7 +187,12 @@ pub async fn provision(
 
 /// Plans (dry run) or queues a full reconciliation of an app.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/sync", tag = "apps", request_body = SyncRequest, params(("app" = String, Path, description = "App id or name")),
-    responses((status = 200, body = SyncAnswer), (status = 202, body = SyncAnswer), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "Dry run: the plan; nothing was contacted", body = SyncAnswer),
+        (status = 202, description = "The reconciliation run was queued", body = SyncAnswer),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn sync(
     State(state): State<AppState>,
     _: Admin,
@@ -177,26 +222,39 @@ pub async fn sync(
 
 /// Progress of a full reconciliation.
 #[utoipa::path(get, path = "/api/v1/sync-runs/{run}", tag = "apps", params(("run" = String, Path, description = "Run id")),
-    responses((status = 200, body = SyncRun), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The run's progress", body = SyncRun),
+        (status = 404, description = "No run has this id", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn sync_run(State(state): State<AppState>, _: Reader, Path(run): Path<String>) -> ApiResult<Json<SyncRun>> {
     Ok(Json(state.apps.sync_progress(&run).await?))
 }
 
 /// A job and what it did.
 #[utoipa::path(get, path = "/api/v1/jobs/{job}", tag = "apps", params(("job" = String, Path, description = "Job id")),
-    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The job and what it did", body = JobView),
+        (status = 404, description = "No job has this id", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn job(State(state): State<AppState>, _: Reader, Path(job): Path<String>) -> ApiResult<Json<JobView>> {
     Ok(Json(state.apps.job(&job).await?))
 }
 
 /// The built-in presets.
-#[utoipa::path(get, path = "/api/v1/presets", tag = "apps", responses((status = 200, body = Vec<Preset>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/presets", tag = "apps",
+    responses(
+        (status = 200, description = "Every built-in preset", body = Vec<Preset>),
+    ),
+    security(("bearer" = [])))]
 pub async fn list_presets(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<Preset>>> {
     Ok(Json(state.apps.presets()?))
 }
 
 /// Which dead letters to act on.
 #[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterSelection {
     /// One job id; absent: all of the app's dead letters.
@@ -213,14 +271,22 @@ pub struct Affected {
 
 /// Pauses an app: nothing is sent to it until it is resumed; work waits in the queue.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/pause", tag = "apps", params(("app" = String, Path, description = "App id or name")),
-    responses((status = 200, body = App), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The app, now paused", body = App),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn pause(State(state): State<AppState>, _: Admin, Path(app): Path<String>) -> ApiResult<Json<App>> {
     Ok(Json(state.apps.pause(&app).await?))
 }
 
 /// Resumes a paused or quarantined app.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/resume", tag = "apps", params(("app" = String, Path, description = "App id or name")),
-    responses((status = 200, body = App), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The app, now active", body = App),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn resume(State(state): State<AppState>, _: Admin, Path(app): Path<String>) -> ApiResult<Json<App>> {
     let app = state.apps.resume(&app).await?;
     state.wake.jobs_queued();
@@ -229,7 +295,11 @@ pub async fn resume(State(state): State<AppState>, _: Admin, Path(app): Path<Str
 
 /// Jobs of an app that failed permanently or exhausted their retries, with their last error.
 #[utoipa::path(get, path = "/api/v1/apps/{app}/dead-letters", tag = "apps", params(("app" = String, Path, description = "App id or name")),
-    responses((status = 200, body = Vec<Job>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The app's dead letters", body = Vec<Job>),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn dead_letters(
     State(state): State<AppState>,
     _: Reader,
@@ -241,7 +311,11 @@ pub async fn dead_letters(
 /// Queues dead letters again: one (`job`) or all of the app.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/dead-letters/retry", tag = "apps", request_body = DeadLetterSelection,
     params(("app" = String, Path, description = "App id or name")),
-    responses((status = 200, body = Affected), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "How many jobs were queued again", body = Affected),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn retry_dead_letters(
     State(state): State<AppState>,
     _: Admin,
@@ -256,7 +330,11 @@ pub async fn retry_dead_letters(
 /// Discards dead letters: one (`job`) or all of the app.
 #[utoipa::path(delete, path = "/api/v1/apps/{app}/dead-letters", tag = "apps",
     params(("app" = String, Path, description = "App id or name"), DeadLetterSelection),
-    responses((status = 200, body = Affected), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "How many jobs were discarded", body = Affected),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn discard_dead_letters(
     State(state): State<AppState>,
     _: Admin,
@@ -270,7 +348,12 @@ pub async fn discard_dead_letters(
 
 /// Links a group to an app: its active members get accounts there.
 #[utoipa::path(post, path = "/api/v1/policies", tag = "policies", request_body = NewPolicy,
-    responses((status = 201, body = Policy), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 201, description = "The policy was created", body = Policy),
+        (status = 404, description = "The app or the group does not exist", body = ErrorBody),
+        (status = 409, description = "The group already has a policy for this app", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn create_policy(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -283,7 +366,11 @@ pub async fn create_policy(
 }
 
 /// Lists policies.
-#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(PolicyQuery), responses((status = 200, body = Vec<PolicyView>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(PolicyQuery),
+    responses(
+        (status = 200, description = "The policies, of one app when `app` is given", body = Vec<PolicyView>),
+    ),
+    security(("bearer" = [])))]
 pub async fn list_policies(
     State(state): State<AppState>,
     _: Reader,
@@ -294,7 +381,12 @@ pub async fn list_policies(
 
 /// Removes a policy, by id or name.
 #[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = String, Path, description = "Policy id or name")),
-    responses((status = 200, body = Policy), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The removed policy", body = Policy),
+        (status = 404, description = "No policy has this id or name", body = ErrorBody),
+        (status = 409, description = "Several policies have this name: delete one by its id", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn delete_policy(
     State(state): State<AppState>,
     Admin(actor): Admin,

@@ -11,7 +11,12 @@ use axum::http::StatusCode;
 
 /// Defines a custom attribute.
 #[utoipa::path(post, path = "/api/v1/attributes", tag = "attributes", request_body = NewAttribute,
-    responses((status = 201, body = AttributeDefinition), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 201, description = "The attribute was defined", body = AttributeDefinition),
+        (status = 409, description = "An attribute with this name already exists", body = ErrorBody),
+        (status = 422, description = "The input is invalid; `error.field` names the field", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn create_attribute(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -25,7 +30,10 @@ pub async fn create_attribute(
 
 /// Lists custom attribute definitions.
 #[utoipa::path(get, path = "/api/v1/attributes", tag = "attributes",
-    responses((status = 200, body = Vec<AttributeDefinition>)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "Every custom attribute definition", body = Vec<AttributeDefinition>),
+    ),
+    security(("bearer" = [])))]
 pub async fn list_attributes(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<AttributeDefinition>>> {
     Ok(Json(state.directory.list_attributes().await?))
 }
@@ -33,7 +41,11 @@ pub async fn list_attributes(State(state): State<AppState>, _: Reader) -> ApiRes
 /// One custom attribute definition.
 #[utoipa::path(get, path = "/api/v1/attributes/{name}", tag = "attributes",
     params(("name" = String, Path, description = "Attribute name")),
-    responses((status = 200, body = AttributeDefinition), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The attribute definition", body = AttributeDefinition),
+        (status = 404, description = "No attribute has this name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn get_attribute(
     State(state): State<AppState>,
     _: Reader,
@@ -45,7 +57,12 @@ pub async fn get_attribute(
 /// Changes a custom attribute definition.
 #[utoipa::path(patch, path = "/api/v1/attributes/{name}", tag = "attributes", request_body = AttributeUpdate,
     params(("name" = String, Path, description = "Attribute name")),
-    responses((status = 200, body = AttributeDefinition), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The definition after the change", body = AttributeDefinition),
+        (status = 404, description = "No attribute has this name", body = ErrorBody),
+        (status = 409, description = "Refused while users hold values: a type change, or making it required while some users lack a value", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn update_attribute(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -58,7 +75,12 @@ pub async fn update_attribute(
 /// Deletes a custom attribute definition that no user holds a value for.
 #[utoipa::path(delete, path = "/api/v1/attributes/{name}", tag = "attributes",
     params(("name" = String, Path, description = "Attribute name")),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 204, description = "The definition was deleted"),
+        (status = 404, description = "No attribute has this name", body = ErrorBody),
+        (status = 409, description = "Users still hold values for this attribute", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn delete_attribute(
     State(state): State<AppState>,
     Admin(actor): Admin,

@@ -59,7 +59,11 @@ impl From<IssuedToken> for IssuedTokenBody {
 
 /// Exchanges an administrator's password for an API token.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 201, body = IssuedTokenBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 201, description = "A new API token; its secret is shown only in this answer", body = IssuedTokenBody),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 403, description = "The one-time password must be replaced: log in again with `new_password`", body = ErrorBody),
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(remote): ClientAddr,
@@ -81,7 +85,11 @@ pub async fn login(
 
 /// Issues a new API token.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "auth", request_body = NewToken,
-    responses((status = 201, body = IssuedTokenBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 201, description = "The new API token; its secret is shown only in this answer", body = IssuedTokenBody),
+        (status = 422, description = "The input is invalid; `error.field` names the field", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn create_token(
     State(state): State<AppState>,
     AdminPrincipal(principal): AdminPrincipal,
@@ -93,7 +101,10 @@ pub async fn create_token(
 
 /// Lists API tokens (never their secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "auth",
-    responses((status = 200, body = Vec<ApiToken>)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "Every API token, without secrets", body = Vec<ApiToken>),
+    ),
+    security(("bearer" = [])))]
 pub async fn list_tokens(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<ApiToken>>> {
     Ok(Json(state.auth.list_tokens().await?))
 }
@@ -101,7 +112,11 @@ pub async fn list_tokens(State(state): State<AppState>, _: Admin) -> ApiResult<J
 /// Revokes an API token; it authenticates nothing afterwards.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "auth",
     params(("id" = Uuid, Path, description = "Token id")),
-    responses((status = 200, body = ApiToken), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The revoked token", body = ApiToken),
+        (status = 404, description = "No API token has this id", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     _: Admin,
@@ -113,7 +128,11 @@ pub async fn revoke_token(
 
 /// Issues a SCIM token for an identity provider (its secret is shown only in this answer).
 #[utoipa::path(post, path = "/api/v1/scim-tokens", tag = "auth", request_body = NewToken,
-    responses((status = 201, body = IssuedTokenBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 201, description = "The new SCIM token; its secret is shown only in this answer", body = IssuedTokenBody),
+        (status = 422, description = "The input is invalid; `error.field` names the field", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn create_scim_token(
     State(state): State<AppState>,
     AdminPrincipal(principal): AdminPrincipal,
@@ -125,7 +144,10 @@ pub async fn create_scim_token(
 
 /// Lists SCIM tokens (never their secrets), newest first.
 #[utoipa::path(get, path = "/api/v1/scim-tokens", tag = "auth",
-    responses((status = 200, body = Vec<ApiToken>)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "Every SCIM token, newest first, without secrets", body = Vec<ApiToken>),
+    ),
+    security(("bearer" = [])))]
 pub async fn list_scim_tokens(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<ApiToken>>> {
     Ok(Json(state.auth.list_tokens_of(TokenScope::Scim).await?))
 }
@@ -133,7 +155,11 @@ pub async fn list_scim_tokens(State(state): State<AppState>, _: Admin) -> ApiRes
 /// Revokes a SCIM token: the identity provider using it is refused from then on.
 #[utoipa::path(delete, path = "/api/v1/scim-tokens/{id}", tag = "auth",
     params(("id" = Uuid, Path, description = "Token id")),
-    responses((status = 200, body = ApiToken), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The revoked token", body = ApiToken),
+        (status = 404, description = "No SCIM token has this id", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn revoke_scim_token(
     State(state): State<AppState>,
     _: Admin,

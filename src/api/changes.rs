@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 /// Query parameters of the change log.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChangesParams {
     /// Return events with a sequence number greater than this (default 0).
@@ -21,7 +22,10 @@ pub struct ChangesParams {
 
 /// Change-log events after a sequence number, oldest first.
 #[utoipa::path(get, path = "/api/v1/changes", tag = "changes", params(ChangesParams),
-    responses((status = 200, body = Vec<ChangeEvent>)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The events after `after`, oldest first; empty when there are none", body = Vec<ChangeEvent>),
+    ),
+    security(("bearer" = [])))]
 pub async fn list_changes(
     State(state): State<AppState>,
     _: Reader,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// Query parameters of listings.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Text matched (case-insensitively, anywhere) against the name.
@@ -34,7 +35,12 @@ pub struct MembershipChange {
 
 /// Creates a group.
 #[utoipa::path(post, path = "/api/v1/groups", tag = "groups", request_body = NewGroup,
-    responses((status = 201, body = Group), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 201, description = "The group was created", body = Group),
+        (status = 409, description = "Another group already has this name (compared regardless of case)", body = ErrorBody),
+        (status = 422, description = "The input is invalid; `error.field` names the field", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn create_group(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -46,7 +52,10 @@ pub async fn create_group(
 
 /// Lists groups ordered by name.
 #[utoipa::path(get, path = "/api/v1/groups", tag = "groups", params(ListParams),
-    responses((status = 200, body = Page<Group>)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "One page of groups; `next_cursor` is absent on the last page", body = Page<Group>),
+    ),
+    security(("bearer" = [])))]
 pub async fn list_groups(
     State(state): State<AppState>,
     _: Reader,
@@ -66,7 +75,11 @@ pub async fn list_groups(
 /// One group, by id or name.
 #[utoipa::path(get, path = "/api/v1/groups/{group}", tag = "groups",
     params(("group" = String, Path, description = "Group id or name")),
-    responses((status = 200, body = Group), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The group", body = Group),
+        (status = 404, description = "No group has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn get_group(State(state): State<AppState>, _: Reader, Path(group): Path<String>) -> ApiResult<Json<Group>> {
     Ok(Json(state.directory.get_group(&group).await?))
 }
@@ -74,7 +87,12 @@ pub async fn get_group(State(state): State<AppState>, _: Reader, Path(group): Pa
 /// Renames a group.
 #[utoipa::path(patch, path = "/api/v1/groups/{group}", tag = "groups", request_body = GroupRename,
     params(("group" = String, Path, description = "Group id or name")),
-    responses((status = 200, body = Group), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The group under its new name", body = Group),
+        (status = 404, description = "No group has this id or name", body = ErrorBody),
+        (status = 409, description = "Another group already has this name (compared regardless of case)", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn rename_group(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -87,7 +105,11 @@ pub async fn rename_group(
 /// Deletes a group and its memberships.
 #[utoipa::path(delete, path = "/api/v1/groups/{group}", tag = "groups",
     params(("group" = String, Path, description = "Group id or name")),
-    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 204, description = "The group and its memberships were deleted"),
+        (status = 404, description = "No group has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn delete_group(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -100,7 +122,11 @@ pub async fn delete_group(
 /// Lists a group's members ordered by username.
 #[utoipa::path(get, path = "/api/v1/groups/{group}/members", tag = "groups",
     params(("group" = String, Path, description = "Group id or name"), ListParams),
-    responses((status = 200, body = Page<User>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "One page of members; `next_cursor` is absent on the last page", body = Page<User>),
+        (status = 404, description = "No group has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn list_members(
     State(state): State<AppState>,
     _: Reader,
@@ -118,7 +144,11 @@ pub async fn list_members(
 /// Adds a user to a group (idempotent).
 #[utoipa::path(put, path = "/api/v1/groups/{group}/members/{user}", tag = "groups",
     params(("group" = String, Path, description = "Group id or name"), ("user" = String, Path, description = "User id or username")),
-    responses((status = 200, body = MembershipChange), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "Whether membership changed (`false`: the user already was a member)", body = MembershipChange),
+        (status = 404, description = "The group or the user does not exist", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn add_member(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -131,7 +161,11 @@ pub async fn add_member(
 /// Removes a user from a group (idempotent).
 #[utoipa::path(delete, path = "/api/v1/groups/{group}/members/{user}", tag = "groups",
     params(("group" = String, Path, description = "Group id or name"), ("user" = String, Path, description = "User id or username")),
-    responses((status = 200, body = MembershipChange), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "Whether membership changed (`false`: the user was not a member)", body = MembershipChange),
+        (status = 404, description = "The group or the user does not exist", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn remove_member(
     State(state): State<AppState>,
     Admin(actor): Admin,

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 /// The rule to remove.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RuleTarget {
     /// The SCIM attribute path of the rule (e.g. `emails[type eq "work"].value`), URL-encoded.
@@ -21,7 +22,11 @@ pub struct RuleTarget {
 
 /// The app's mapping, one row per rule.
 #[utoipa::path(get, path = "/api/v1/apps/{app}/mapping", tag = "apps", params(("app" = String, Path, description = "App id or name")),
-    responses((status = 200, body = Vec<MappingRow>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The mapping, one row per rule", body = Vec<MappingRow>),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn mapping_rows(
     State(state): State<AppState>,
     _: Reader,
@@ -33,7 +38,12 @@ pub async fn mapping_rows(
 /// Sets the rule for one target attribute: replaces the rule for the same attribute or adds it.
 #[utoipa::path(put, path = "/api/v1/apps/{app}/mapping/rules", tag = "apps", request_body = MappingRule,
     params(("app" = String, Path, description = "App id or name")),
-    responses((status = 200, body = App), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The app with its new mapping", body = App),
+        (status = 404, description = "No app has this id or name", body = ErrorBody),
+        (status = 422, description = "The rule is invalid; the mapping is unchanged", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn set_rule(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -46,7 +56,12 @@ pub async fn set_rule(
 /// Removes the rule for one target attribute (`?target=...`).
 #[utoipa::path(delete, path = "/api/v1/apps/{app}/mapping/rules", tag = "apps",
     params(("app" = String, Path, description = "App id or name"), RuleTarget),
-    responses((status = 200, body = App), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The app with its new mapping", body = App),
+        (status = 404, description = "The app does not exist or has no rule for this target", body = ErrorBody),
+        (status = 422, description = "The target path is malformed, or the mapping would be invalid without it (`userName` must stay mapped)", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn remove_rule(
     State(state): State<AppState>,
     Admin(actor): Admin,

@@ -11,7 +11,11 @@ use axum::extract::{Path, State};
 
 /// Searches provisioning report records, newest first. No filters: everything in the time span.
 #[utoipa::path(get, path = "/api/v1/reports", tag = "reports", params(ReportParams),
-    responses((status = 200, body = Page<Report>), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "One page of records, newest first; `next_cursor` is absent on the last page", body = Page<Report>),
+        (status = 400, description = "The search is malformed: an unknown value, app or time span", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn search(
     State(state): State<AppState>,
     _: Reader,
@@ -23,7 +27,11 @@ pub async fn search(
 /// Everything that happened to one user across the directory and every app, oldest first.
 #[utoipa::path(get, path = "/api/v1/users/{user}/timeline", tag = "reports",
     params(("user" = String, Path, description = "User id or username (also of a deleted user)")),
-    responses((status = 200, body = Vec<TimelineEntry>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The user's events, oldest first", body = Vec<TimelineEntry>),
+        (status = 404, description = "No user, present or deleted, has this id or username", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn timeline(
     State(state): State<AppState>,
     _: Reader,

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 /// Query parameters of the user listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListUsers {
     /// Text matched (case-insensitively, anywhere) against username, email and full name.
@@ -29,7 +30,11 @@ pub struct ListUsers {
 
 /// Creates a user.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
-    responses((status = 201, body = User), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses(
+        (status = 201, description = "The user was created", body = User),
+        (status = 409, description = "Another user already has this username (compared regardless of case)", body = ErrorBody),
+        (status = 422, description = "The input is invalid; `error.field` names the field", body = ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn create_user(
     State(state): State<AppState>,
@@ -42,7 +47,10 @@ pub async fn create_user(
 
 /// Lists users ordered by username, with search and cursor paging.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListUsers),
-    responses((status = 200, body = Page<User>)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "One page of users; `next_cursor` is absent on the last page", body = Page<User>),
+    ),
+    security(("bearer" = [])))]
 pub async fn list_users(
     State(state): State<AppState>,
     _: Reader,
@@ -64,7 +72,11 @@ pub async fn list_users(
 /// One user, by id or username.
 #[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users",
     params(("user" = String, Path, description = "User id or username")),
-    responses((status = 200, body = User), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 404, description = "No user has this id or username", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn get_user(State(state): State<AppState>, _: Reader, Path(user): Path<String>) -> ApiResult<Json<User>> {
     Ok(Json(state.directory.get_user(&user).await?))
 }
@@ -72,7 +84,12 @@ pub async fn get_user(State(state): State<AppState>, _: Reader, Path(user): Path
 /// Changes a user: absent fields stay, `null` clears.
 #[utoipa::path(patch, path = "/api/v1/users/{user}", tag = "users", request_body = UserUpdate,
     params(("user" = String, Path, description = "User id or username")),
-    responses((status = 200, body = User), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses(
+        (status = 200, description = "The user after the change", body = User),
+        (status = 404, description = "No user has this id or username", body = ErrorBody),
+        (status = 409, description = "Another user already has this username (compared regardless of case)", body = ErrorBody),
+        (status = 422, description = "The input is invalid; `error.field` names the field", body = ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn update_user(
     State(state): State<AppState>,
@@ -86,7 +103,11 @@ pub async fn update_user(
 /// Deactivates a user (their app accounts get deprovisioned).
 #[utoipa::path(post, path = "/api/v1/users/{user}/deactivate", tag = "users",
     params(("user" = String, Path, description = "User id or username")),
-    responses((status = 200, body = User), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The user, now inactive", body = User),
+        (status = 404, description = "No user has this id or username", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn deactivate_user(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -98,7 +119,11 @@ pub async fn deactivate_user(
 /// Reactivates a user.
 #[utoipa::path(post, path = "/api/v1/users/{user}/activate", tag = "users",
     params(("user" = String, Path, description = "User id or username")),
-    responses((status = 200, body = User), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The user, now active", body = User),
+        (status = 404, description = "No user has this id or username", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn activate_user(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -110,7 +135,11 @@ pub async fn activate_user(
 /// Deletes a user and their memberships.
 #[utoipa::path(delete, path = "/api/v1/users/{user}", tag = "users",
     params(("user" = String, Path, description = "User id or username")),
-    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 204, description = "The user and their memberships were deleted"),
+        (status = 404, description = "No user has this id or username", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn delete_user(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -123,7 +152,11 @@ pub async fn delete_user(
 /// The groups a user belongs to.
 #[utoipa::path(get, path = "/api/v1/users/{user}/groups", tag = "users",
     params(("user" = String, Path, description = "User id or username")),
-    responses((status = 200, body = Vec<Group>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses(
+        (status = 200, description = "The groups the user belongs to", body = Vec<Group>),
+        (status = 404, description = "No user has this id or username", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn user_groups(
     State(state): State<AppState>,
     _: Reader,

@@ -393,21 +393,26 @@ impl<'a> Cursor<'a> {
 /// Where a mapped value comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-#[schema(no_recursion)]
 pub enum Source {
     /// A default profile attribute (`username`, `email`, ...) or a custom attribute, by name.
     Attribute(String),
     /// A fixed value.
     Constant(Value),
     /// The parts' text joined together; absent parts are skipped.
+    #[schema(no_recursion)]
     Concat(Vec<Source>),
     /// The value in lower case (non-strings pass through).
+    #[schema(no_recursion)]
     Lower(Box<Source>),
     /// The value in upper case (non-strings pass through).
+    #[schema(no_recursion)]
     Upper(Box<Source>),
     /// The first part that is present.
+    #[schema(no_recursion)]
     Default(Vec<Source>),
     /// The value translated through a table.
+    // Recursion is broken on the variants above, not on the whole enum, so that the `Lookup`
+    // schema is collected into the OpenAPI document (a `$ref` to it would otherwise dangle).
     Lookup(Lookup),
 }
 

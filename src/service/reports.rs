@@ -11,6 +11,7 @@ use time::{Duration, OffsetDateTime};
 
 /// Search parameters as an administrator gives them (API query string or CLI flags).
 #[derive(Debug, Default, Clone, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportParams {
     /// End-user identifier: username, email, directory id or the target's id.
