@@ -382,6 +382,8 @@ async fn main() {
         request_timeout: Duration::from_secs(30),
         engine: EngineConfig::default(),
         report_retention: time::Duration::days(180),
+        secure_cookies: false,
+        sessions: Default::default(),
         workers: WorkerConfig {
             workers: options.workers,
             poll: Duration::from_millis(100),

@@ -21,7 +21,6 @@
 //! and closes every connection, so its clients reconnect per request; that is part of its numbers.
 
 use provisio::config::{Config, DatabaseConfig, LogFormat};
-use provisio::domain::admin::Actor;
 use provisio::outbound::scim::{encode_query, filter_literal};
 use provisio::outbound::{EngineConfig, WorkerConfig};
 use provisio::service::AuthService;
@@ -167,6 +166,8 @@ async fn start_provisio() -> (Server, Stop) {
         request_timeout: Duration::from_secs(30),
         engine: EngineConfig::default(),
         report_retention: time::Duration::days(180),
+        secure_cookies: false,
+        sessions: Default::default(),
         workers: WorkerConfig::default(),
     };
     let shutdown = CancellationToken::new();

@@ -210,16 +210,3 @@ pub async fn change_password(
         },
     ))
 }
-
-#[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage {
-    layout: Layout,
-}
-
-/// `GET /console/`: the dashboard.
-pub async fn home(viewer: Viewer) -> Response {
-    render(&HomePage {
-        layout: viewer.layout("Dashboard", "dashboard"),
-    })
-}

@@ -4,8 +4,12 @@
 //! the session guard (`session.rs`); every state-changing request needs the session's CSRF
 //! token; handlers that change anything take [`Editor`], so an auditor changes nothing.
 
+mod access;
+mod apps;
 mod assets;
+mod directory;
 mod login;
+mod reports;
 pub mod session;
 
 pub use assets::Assets;
@@ -224,7 +228,10 @@ pub fn router(app: AppState, config: ConsoleConfig) -> Router {
         config,
     };
     let guarded = Router::new()
-        .route("/console/", get(login::home))
+        .merge(reports::routes())
+        .merge(directory::routes())
+        .merge(apps::routes())
+        .merge(access::routes())
         .route("/console/logout", axum::routing::post(login::logout))
         .route(
             "/console/password",

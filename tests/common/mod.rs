@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod console;
 pub mod disk;
 pub mod postgres;
 pub mod referee;
@@ -160,6 +161,8 @@ impl TestHub {
                 ..Default::default()
             },
             report_retention: time::Duration::days(180),
+            secure_cookies: false,
+            sessions: Default::default(),
             workers: provisio::outbound::WorkerConfig {
                 workers: 4,
                 poll: Duration::from_millis(50),

@@ -1,0 +1,9 @@
+//! Console pages: access (being built).
+
+use super::ConsoleState;
+use axum::Router;
+
+/// The routes of these pages.
+pub fn routes() -> Router<ConsoleState> {
+    Router::new()
+}
