@@ -216,6 +216,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How long console sessions last.
     pub sessions: crate::domain::admin::SessionTimeouts,
+    /// How failed logins are slowed down and locked out.
+    pub login_throttle: crate::domain::admin::LoginThrottle,
 }
 
 fn read_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -323,6 +325,7 @@ impl ServeArgs {
         }
         Ok(Config {
             secure_cookies: self.secure_cookies.or(file.secure_cookies).unwrap_or(false),
+            login_throttle: crate::domain::admin::LoginThrottle::default(),
             sessions: crate::domain::admin::SessionTimeouts {
                 idle: time::Duration::minutes(i64::from(idle)),
                 absolute: time::Duration::hours(i64::from(max)),

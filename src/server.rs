@@ -62,7 +62,7 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
     let mut state = AppState::new(store.clone(), key, wake, metrics, config.max_body_bytes);
     state.auth = crate::service::AuthService::with_policy(
         store.clone(),
-        crate::domain::admin::LoginThrottle::default(),
+        config.login_throttle,
         config.sessions,
     );
     state.apps = state

@@ -163,6 +163,7 @@ impl TestHub {
             report_retention: time::Duration::days(180),
             secure_cookies: false,
             sessions: Default::default(),
+            login_throttle: Default::default(),
             workers: provisio::outbound::WorkerConfig {
                 workers: 4,
                 poll: Duration::from_millis(50),
