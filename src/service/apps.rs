@@ -21,6 +21,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod directory_access;
+pub use directory_access::UserAccountView;
+
 /// An app after a change, with what the change does to accounts that exist (the deprovisioning
 /// settings apply from then on; see [`Deprovisioning::change_notices`]).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
