@@ -384,7 +384,7 @@ async fn main() {
         report_retention: time::Duration::days(180),
         secure_cookies: false,
         sessions: Default::default(),
-            login_throttle: Default::default(),
+        login_throttle: Default::default(),
         workers: WorkerConfig {
             workers: options.workers,
             poll: Duration::from_millis(100),

@@ -168,7 +168,7 @@ async fn start_provisio() -> (Server, Stop) {
         report_retention: time::Duration::days(180),
         secure_cookies: false,
         sessions: Default::default(),
-            login_throttle: Default::default(),
+        login_throttle: Default::default(),
         workers: WorkerConfig::default(),
     };
     let shutdown = CancellationToken::new();

@@ -60,11 +60,7 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
     );
     tasks.close();
     let mut state = AppState::new(store.clone(), key, wake, metrics, config.max_body_bytes);
-    state.auth = crate::service::AuthService::with_policy(
-        store.clone(),
-        config.login_throttle,
-        config.sessions,
-    );
+    state.auth = crate::service::AuthService::with_policy(store.clone(), config.login_throttle, config.sessions);
     state.apps = state
         .apps
         .allow_link_local_targets(config.engine.allow_link_local_targets);

@@ -51,7 +51,10 @@ async fn wrong_passwords_are_refused_slower_each_time_then_the_account_locks() {
         took.push(started.elapsed());
         assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt}: {page}");
         assert!(page.contains("Wrong username or password."), "{page}");
-        assert!(client.cookie("provisio_session").is_none(), "a failed login got a session");
+        assert!(
+            client.cookie("provisio_session").is_none(),
+            "a failed login got a session"
+        );
     }
     assert!(
         took[0] >= Duration::from_millis(100) && took[2] >= Duration::from_millis(400),
@@ -101,7 +104,12 @@ async fn wrong_passwords_are_refused_slower_each_time_then_the_account_locks() {
     let (status, location, page) = client.log_in("alice", one_time).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
     assert_eq!(location.as_deref(), Some("/console/password"));
-    assert!(audit_events(&hub).await.iter().any(|(e, u, _)| e == "login_succeeded" && u == "alice"));
+    assert!(
+        audit_events(&hub)
+            .await
+            .iter()
+            .any(|(e, u, _)| e == "login_succeeded" && u == "alice")
+    );
 }
 
 #[tokio::test]
@@ -225,7 +233,12 @@ async fn session_cookies_are_http_only_strict_and_end_when_idle_too_old_or_logge
         .await
         .expect("GET");
     assert_eq!(replay.status(), StatusCode::SEE_OTHER);
-    assert!(audit_events(&hub).await.iter().any(|(e, u, _)| e == "logged_out" && u == "alice"));
+    assert!(
+        audit_events(&hub)
+            .await
+            .iter()
+            .any(|(e, u, _)| e == "logged_out" && u == "alice")
+    );
 }
 
 #[tokio::test]
@@ -257,7 +270,10 @@ async fn cookies_are_secure_behind_a_tls_proxy_and_sessions_have_an_absolute_lim
         .find(|c| c.starts_with("provisio_session="))
         .expect("session cookie")
         .clone();
-    assert!(session.contains("; Secure") && session.contains("HttpOnly"), "{session}");
+    assert!(
+        session.contains("; Secure") && session.contains("HttpOnly"),
+        "{session}"
+    );
     // Busy all along, the session still ends at the absolute limit.
     for _ in 0..4 {
         assert_eq!(client.get("/console/").await.0, StatusCode::OK);
@@ -353,7 +369,13 @@ async fn the_auditor_reads_but_every_write_route_of_the_api_refuses_it() {
     assert_eq!(login["role"], "auditor");
     let token = login["secret"].as_str().expect("token").to_owned();
 
-    for path in ["/api/v1/users", "/api/v1/groups", "/api/v1/apps", "/api/v1/policies", "/api/v1/reports"] {
+    for path in [
+        "/api/v1/users",
+        "/api/v1/groups",
+        "/api/v1/apps",
+        "/api/v1/policies",
+        "/api/v1/reports",
+    ] {
         let (status, body) = hub.call_with(Method::GET, path, None, Some(&token)).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
     }
@@ -362,9 +384,7 @@ async fn the_auditor_reads_but_every_write_route_of_the_api_refuses_it() {
     let writes = write_operations(&spec);
     assert!(writes.len() >= 25, "only {} write operations found", writes.len());
     for (method, path) in &writes {
-        let (status, body) = hub
-            .call_with(method.clone(), path, Some(json!({})), Some(&token))
-            .await;
+        let (status, body) = hub.call_with(method.clone(), path, Some(json!({})), Some(&token)).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
         assert_eq!(body["error"]["code"], "forbidden", "{method} {path}");
     }
@@ -413,7 +433,10 @@ async fn crawl(client: &mut ConsoleClient, limit: usize) -> Vec<(String, String)
             continue;
         }
         let (status, _, body) = client.get(&path).await;
-        assert!(status == StatusCode::OK || status == StatusCode::SEE_OTHER, "{path}: {status}");
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SEE_OTHER,
+            "{path}: {status}"
+        );
         let (links, _) = links_and_forms(&body, &path);
         for link in links {
             let skip = link.starts_with("/console/assets/") || link.contains(".csv") || link == "/console/logout";

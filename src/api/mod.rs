@@ -226,7 +226,9 @@ async fn not_found(request: Request) -> Response {
     .into_response()
 }
 
-async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Request metrics, store health from the errors answered, and the engine woken after a
+/// successful change; shared by the API and the console.
+pub(crate) async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
     let route = request

@@ -222,6 +222,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
 /// assets are open; everything else passes the session guard.
 pub fn router(app: AppState, config: ConsoleConfig) -> Router {
     let assets = Arc::new(Assets::load());
+    let metrics = middleware::from_fn_with_state(app.clone(), crate::api::record_metrics);
     let state = ConsoleState {
         app,
         assets: assets.clone(),
@@ -249,6 +250,8 @@ pub fn router(app: AppState, config: ConsoleConfig) -> Router {
         .merge(open)
         .with_state(state)
         .merge(assets_router)
+        // The same request metrics, store-health tracking and engine wake-up as the API.
+        .layer(metrics)
         .layer(middleware::from_fn(security_headers))
 }
 
