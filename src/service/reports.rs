@@ -84,7 +84,7 @@ fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime> {
 /// Report operations over a store.
 #[derive(Debug, Clone)]
 pub struct ReportService<S> {
-    store: S,
+    pub(super) store: S,
 }
 
 impl<S> ReportService<S>

@@ -5,6 +5,7 @@ mod admins;
 mod apps;
 mod attributes;
 mod changes;
+mod dashboard;
 mod expiry;
 mod groups;
 mod index;
@@ -15,14 +16,15 @@ mod scim;
 mod sql;
 mod users;
 
+pub use dashboard::HOUR_MICROS;
 pub use sql::{Backend, SqlStore, sqlite_url};
 
 use crate::domain::admin::{Actor, Admin, ApiToken, AuditRecord, Role, Session};
-use crate::domain::app::{App, AppAccount, AppGroup, AppState, Capabilities, ConnectionStatus, Policy};
+use crate::domain::app::{AccountState, App, AppAccount, AppGroup, AppState, Capabilities, ConnectionStatus, Policy};
 use crate::domain::attribute::AttributeDefinition;
 use crate::domain::change::{ChangeEvent, ChangeOp};
 use crate::domain::group::Group;
-use crate::domain::job::{Job, NewJob, Report};
+use crate::domain::job::{Job, JobStatus, NewJob, Report};
 use crate::domain::scim::ast::{AttrPath, Filter};
 use crate::domain::scim::resource::Reference;
 use crate::domain::scim::schema::ResourceSchema;
@@ -458,4 +460,28 @@ pub trait ReportStore: Send + Sync {
     fn delete_reports_before(&self, cutoff: OffsetDateTime, batch: u32) -> impl Future<Output = Result<u64>> + Send;
     /// The records about one user or group, oldest first.
     fn reports_for_subject(&self, subject_id: &str, limit: u32) -> impl Future<Output = Result<Vec<Report>>> + Send;
+    /// One record by id.
+    fn get_report(&self, id: Uuid) -> impl Future<Output = Result<Option<Report>>> + Send;
+    /// How many records of each outcome started in each hour from `from_hour` up to `to_hour`
+    /// (whole hours since the epoch, UTC); hours without records are left out. One aggregate query.
+    fn count_reports_by_hour(
+        &self,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> impl Future<Output = Result<Vec<OutcomeCount>>> + Send;
+    /// How many account records each app has in each state.
+    fn account_counts(&self) -> impl Future<Output = Result<Vec<(Uuid, AccountState, i64)>>> + Send;
+    /// How many jobs each app has pending, running and failed (dead letters).
+    fn job_counts(&self) -> impl Future<Output = Result<Vec<(Uuid, JobStatus, i64)>>> + Send;
+}
+
+/// How many report records with one outcome started in one hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutcomeCount {
+    /// The hour: whole hours since the epoch (UTC).
+    pub hour: i64,
+    /// The outcome.
+    pub outcome: crate::domain::job::Outcome,
+    /// How many records.
+    pub count: i64,
 }

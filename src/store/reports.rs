@@ -2,11 +2,13 @@
 //! deleting old records in bounded batches.
 
 use super::sql::{Sql, SqlStore, decode_cursor, encode_cursor, from_micros, get, get_uuid, micros};
-use super::{ReportQuery, ReportStore, UserMatch};
-use crate::domain::job::{Operation, Outcome, Report, SubjectKind};
+use super::{OutcomeCount, ReportQuery, ReportStore, UserMatch};
+use crate::domain::app::AccountState;
+use crate::domain::job::{JobStatus, Operation, Outcome, Report, SubjectKind};
 use crate::domain::{Error, Page, Result};
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 macro_rules! report_columns {
     () => {
@@ -274,5 +276,26 @@ impl ReportStore for SqlStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(report_from_row).collect()
+    }
+
+    async fn get_report(&self, id: Uuid) -> Result<Option<Report>> {
+        let row = select_reports()
+            .push(" WHERE id = ")
+            .bind_text(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(report_from_row).transpose()
+    }
+
+    async fn count_reports_by_hour(&self, from_hour: i64, to_hour: i64) -> Result<Vec<OutcomeCount>> {
+        self.count_reports_sql(from_hour, to_hour).await
+    }
+
+    async fn account_counts(&self) -> Result<Vec<(Uuid, AccountState, i64)>> {
+        self.account_counts_sql().await
+    }
+
+    async fn job_counts(&self) -> Result<Vec<(Uuid, JobStatus, i64)>> {
+        self.job_counts_sql().await
     }
 }

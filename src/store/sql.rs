@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0004_deprovisioning.sql"),
     ),
     (5, "console", include_str!("../../migrations/0005_console.sql")),
+    (
+        6,
+        "report_counts",
+        include_str!("../../migrations/0006_report_counts.sql"),
+    ),
 ];
 
 /// The database kinds Provisio runs on; chosen once when connecting.
