@@ -1,6 +1,6 @@
 //! The apps list and the "Add app" form (preset, name, SCIM base URL, write-only bearer token).
 
-use super::{ConnectionView, state_words};
+use super::{ConnectionView, preset_title, state_words};
 use crate::console::{Editor, FormErrors, Layout, PageError, Viewer, render, render_status};
 use crate::domain::mapping::{Mapping, MappingRule, Preset, Source};
 use crate::service::apps::NewApp;
@@ -43,7 +43,7 @@ pub async fn list(viewer: Viewer) -> Result<Response, PageError> {
             let (state, state_class) = state_words(app.state);
             AppRow {
                 id: app.id.to_string(),
-                preset: app.preset.clone().unwrap_or_default(),
+                preset: preset_title(&app),
                 base_url: app.base_url.clone(),
                 state,
                 state_class,

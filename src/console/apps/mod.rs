@@ -59,6 +59,15 @@ fn micros(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }
 
+/// The title of the preset an app was created from (`Monday.com` for `monday`).
+fn preset_title(app: &App) -> String {
+    let name = app.preset.clone().unwrap_or_default();
+    match crate::domain::mapping::preset(&name) {
+        Ok(Some(preset)) => preset.title,
+        _ => name,
+    }
+}
+
 /// An app's state in words, with the badge class that colours it.
 fn state_words(state: AppState) -> (&'static str, &'static str) {
     match state {
@@ -171,7 +180,7 @@ impl AppSummary {
         Self {
             id: app.id.to_string(),
             name: app.name.clone(),
-            preset: app.preset.clone().unwrap_or_default(),
+            preset: preset_title(app),
             base_url: app.base_url.clone(),
             state,
             state_class,
