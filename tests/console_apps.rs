@@ -254,6 +254,28 @@ async fn walkthrough(backend: Backend, screenshots: bool) {
     shot("console-apps").await;
     source(&browser, "the apps list", &secrets).await;
 
+    // At phone width the app's pages still fit: the less important columns are hidden.
+    browser.set_window_size(400, 850).await;
+    browser
+        .goto(&format!("{}/console/apps/{app_id}/mapping", hub.base_url))
+        .await;
+    browser.wait_for("#add-row").await;
+    let narrow = browser
+        .client()
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+            vec![],
+        )
+        .await
+        .expect("measure");
+    assert_eq!(
+        narrow,
+        json!(true),
+        "no horizontal scrolling of the page at phone width"
+    );
+    shot("console-app-mapping-narrow").await;
+    browser.set_window_size(1280, 900).await;
+
     // Delete: the page says what happens to the accounts.
     browser
         .goto(&format!("{}/console/apps/{app_id}/delete", hub.base_url))
