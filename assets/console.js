@@ -5,10 +5,11 @@
   "use strict";
   var csrf = function () { return document.body.getAttribute("data-csrf") || ""; };
 
-  // <form data-confirm="..."> asks before a destructive action.
+  // <form data-confirm="..."> (or its submit button's data-confirm) asks before a destructive action.
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    var question = form.getAttribute("data-confirm");
+    var button = event.submitter;
+    var question = (button && button.getAttribute("data-confirm")) || form.getAttribute("data-confirm");
     if (question && !window.confirm(question)) { event.preventDefault(); }
   });
 

@@ -137,6 +137,22 @@ impl Mapping {
         Ok(Mapping { rules })
     }
 
+    /// This mapping with the rule for `target` moved one place up (`up`) or down; at the top or
+    /// the bottom already it stays. Rules are applied in order: the order decides the order of
+    /// the entries of multi-valued attributes (`emails[type eq "work"]` before `emails[type eq
+    /// "home"]`) and is the order the rows are shown in.
+    pub fn with_rule_moved(&self, target: &str, up: bool) -> Result<Mapping> {
+        let index = self
+            .position(target)?
+            .ok_or_else(|| Error::not_found("mapping rule", target))?;
+        let mut rules = self.rules.clone();
+        let other = if up { index.checked_sub(1) } else { Some(index + 1) };
+        if let Some(other) = other.filter(|o| *o < rules.len()) {
+            rules.swap(index, other);
+        }
+        Ok(Mapping { rules })
+    }
+
     /// Where the rule for `target` is.
     fn position(&self, target: &str) -> Result<Option<usize>> {
         let wanted = TargetPath::parse(target)?.key();
@@ -216,6 +232,21 @@ mod tests {
         assert_eq!(mapping().without_rule("displayname").unwrap().rules.len(), 3);
         assert!(matches!(mapping().without_rule("title"), Err(Error::NotFound { .. })));
         assert!(matches!(mapping().without_rule("a[b"), Err(Error::Validation { .. })));
+    }
+
+    #[test]
+    fn moving_a_rule_swaps_it_with_its_neighbour() {
+        let up = mapping()
+            .with_rule_moved("emails[type eq \"work\"].primary", true)
+            .unwrap();
+        assert_eq!(up.rules[1].target, "emails[type eq \"work\"].primary");
+        assert_eq!(up.rules[2].target, "emails[type eq \"work\"].value");
+        assert_eq!(mapping().with_rule_moved("userName", true).unwrap(), mapping());
+        assert_eq!(mapping().with_rule_moved("displayName", false).unwrap(), mapping());
+        assert!(matches!(
+            mapping().with_rule_moved("title", false),
+            Err(Error::NotFound { .. })
+        ));
     }
 
     #[test]

@@ -462,6 +462,26 @@ where
         self.update_app(&app.id.to_string(), update, actor).await
     }
 
+    /// Moves the mapping rule for `target` one place up (`up`) or down (see
+    /// [`Mapping::with_rule_moved`] for what the order means).
+    pub async fn move_mapping_rule(&self, reference: &str, target: &str, up: bool, actor: &Actor) -> Result<App> {
+        let app = self.get_app(reference).await?;
+        let mapping = app.mapping.with_rule_moved(target, up)?;
+        if mapping == app.mapping {
+            return Ok(app);
+        }
+        let update = AppUpdate {
+            mapping: Some(mapping),
+            ..AppUpdate::default()
+        };
+        self.update_app(&app.id.to_string(), update, actor).await
+    }
+
+    /// How many accounts the engine manages in each app, by app id (one query for every app).
+    pub async fn account_counts(&self) -> Result<std::collections::HashMap<Uuid, i64>> {
+        Ok(self.store.count_accounts().await?.into_iter().collect())
+    }
+
     /// Removes an app from the hub (its accounts in the target are left as they are).
     pub async fn delete_app(&self, reference: &str, actor: &Actor) -> Result<App> {
         let app = self.get_app(reference).await?;

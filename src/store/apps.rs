@@ -623,4 +623,13 @@ impl AppStore for SqlStore {
         }
         Ok(())
     }
+
+    async fn count_accounts(&self) -> Result<Vec<(Uuid, i64)>> {
+        let rows = Sql::new("SELECT app_id, COUNT(*) AS accounts FROM app_accounts GROUP BY app_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((get_uuid(row, "app_id")?, get(row, "accounts")?)))
+            .collect()
+    }
 }

@@ -362,6 +362,8 @@ pub trait AppStore: Send + Sync {
         reason: Option<&str>,
         next_probe_at: Option<OffsetDateTime>,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// How many account records each app has, by app id (apps without accounts are left out).
+    fn count_accounts(&self) -> impl Future<Output = Result<Vec<(Uuid, i64)>>> + Send;
 }
 
 /// The durable work queue.
