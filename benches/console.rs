@@ -9,6 +9,9 @@
 //! Run with `cargo bench --bench console -- [--users N] [--groups G] [--apps A] [--records R]
 //! [--repeat K] [--database-url postgres://...]`. See the README.
 
+mod support;
+use support::{Rng, percentiles};
+
 use provisio::config::{Config, DatabaseConfig, LogFormat};
 use provisio::domain::admin::{Actor, Principal, Role};
 use provisio::domain::app::{AccountState, AppAccount};
@@ -59,21 +62,6 @@ fn options() -> Result<Option<Options>, String> {
         }
     }
     Ok(Some(o))
-}
-
-/// A small deterministic generator (xorshift), so that runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 fn user_name(i: usize) -> String {
@@ -329,12 +317,6 @@ fn assets(page: &str) -> BTreeSet<String> {
     found
 }
 
-fn percentiles(mut samples: Vec<f64>) -> (f64, f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let at = |p: f64| samples[((p / 100.0) * (samples.len() as f64 - 1.0)).round() as usize];
-    (at(50.0), at(95.0), samples[samples.len() - 1])
-}
-
 #[tokio::main]
 async fn main() {
     provisio::install_crypto_provider();
@@ -457,7 +439,7 @@ async fn main() {
             }
             bytes += asset_sizes[&asset];
         }
-        let (p50, p95, max) = percentiles(samples);
+        let (p50, p95, max) = percentiles(samples, 95.0);
         worst = worst.max(p95);
         heaviest = heaviest.max(bytes);
         println!(

@@ -5,6 +5,9 @@
 //! [--queries Q] [--database-url postgres://...]` (defaults: 1,000,000 records, 100 apps,
 //! 100,000 users, over 180 days, 200 queries of each kind). See the README.
 
+mod support;
+use support::{Rng, percentiles};
+
 use provisio::domain::admin::Actor;
 use provisio::domain::job::{Operation, Outcome, Report, SubjectKind};
 use provisio::secrets::SecretKey;
@@ -56,33 +59,12 @@ fn options() -> Result<Option<Options>, String> {
     Ok(Some(o))
 }
 
-/// A small deterministic generator (xorshift), so that runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn app_name(i: usize) -> String {
     format!("app{i:03}")
 }
 
 fn user_name(i: usize) -> String {
     format!("user{i:06}")
-}
-
-fn percentiles(mut samples: Vec<f64>) -> (f64, f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let at = |p: f64| samples[((p / 100.0) * (samples.len() as f64 - 1.0)).round() as usize];
-    (at(50.0), at(99.0), samples[samples.len() - 1])
 }
 
 #[tokio::main]
@@ -195,7 +177,7 @@ async fn main() {
                 found += page.items.len();
             }
             let count = samples.len();
-            let (p50, p99, max) = percentiles(samples);
+            let (p50, p99, max) = percentiles(samples, 99.0);
             println!(
                 "{name:<38} p50 {p50:7.2} ms   p99 {p99:7.2} ms   max {max:7.2} ms   ({count} queries, {found} rows)"
             );

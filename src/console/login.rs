@@ -2,7 +2,7 @@
 //! by a double-submitted token (a cookie and a hidden field); failures are throttled and audited
 //! by `AuthService::check_password`.
 
-use super::session::{LOGIN_COOKIE, SESSION_COOKIE, Viewer, cookie, same_secret, set_cookie};
+use super::session::{LOGIN_COOKIE, SESSION_COOKIE, Viewer, cookie, over_tls, same_secret, set_cookie};
 use super::{ConsoleState, FormErrors, Layout, PageError, render, render_status, safe_next};
 use crate::api::ClientAddr;
 use crate::domain::Error;
@@ -43,11 +43,7 @@ pub struct LoginForm {
 }
 
 fn secure(state: &ConsoleState, headers: &HeaderMap) -> bool {
-    state.config.secure_cookies
-        || headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+    over_tls(headers, state.config.secure_cookies)
 }
 
 fn login_page(state: &ConsoleState, headers: &HeaderMap, status: StatusCode, page: LoginPage) -> Response {

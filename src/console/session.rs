@@ -37,7 +37,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Whether this request reached the hub over TLS (directly or through a proxy that says so).
-fn over_tls(headers: &HeaderMap, configured: bool) -> bool {
+pub fn over_tls(headers: &HeaderMap, configured: bool) -> bool {
     configured
         || headers
             .get("x-forwarded-proto")

@@ -610,11 +610,16 @@ where
     pub async fn provision_now(&self, app: &str, user: &str) -> Result<String> {
         let app = self.get_app(app).await?;
         let user = self.find_user(user).await?;
+        self.enqueue_manual(app.id, user.id).await
+    }
+
+    /// Queues a reconciliation of one user in one app, asked for by an administrator.
+    pub(super) async fn enqueue_manual(&self, app_id: Uuid, user_id: Uuid) -> Result<String> {
         self.store
             .enqueue(&NewJob {
-                app_id: app.id,
+                app_id,
                 subject_kind: SubjectKind::User,
-                subject_id: user.id.to_string(),
+                subject_id: user_id.to_string(),
                 run_id: None,
                 cause: "manual".into(),
                 not_before: None,

@@ -278,18 +278,8 @@ impl<S: AdminStore + Clone> AuthService<S> {
         let admin = self.check_password(username, password, remote).await?;
         match new_password {
             Some(new) => {
-                check_new_password(new.expose_secret(), password.expose_secret())?;
-                self.store
-                    .set_admin_password(admin.id, &hash_password(new.expose_secret())?, false)
+                self.replace_own_password(&admin, password, new, remote, "changed at API log-in")
                     .await?;
-                self.audit(
-                    AuditEvent::PasswordChanged,
-                    &admin.username,
-                    &admin.username,
-                    remote,
-                    "changed at API log-in",
-                )
-                .await?;
             }
             None if admin.must_change_password => {
                 return Err(Error::Forbidden(
@@ -386,6 +376,24 @@ impl<S: AdminStore + Clone> AuthService<S> {
                 Error::Unauthenticated(_) => Error::invalid("current_password", "is not the current password"),
                 other => other,
             })?;
+        self.replace_own_password(&admin, current, new, remote, "changed by its owner")
+            .await?;
+        self.store
+            .get_admin_by_id(admin.id)
+            .await?
+            .ok_or_else(|| Error::not_found("administrator", &admin.username))
+    }
+
+    /// Sets the password an administrator chose (after checking it against the rules and the
+    /// current one), clears the one-time flag, and records it in the audit log.
+    async fn replace_own_password(
+        &self,
+        admin: &Admin,
+        current: &SecretString,
+        new: &SecretString,
+        remote: Option<&str>,
+        detail: &str,
+    ) -> Result<()> {
         check_new_password(new.expose_secret(), current.expose_secret())?;
         self.store
             .set_admin_password(admin.id, &hash_password(new.expose_secret())?, false)
@@ -395,13 +403,9 @@ impl<S: AdminStore + Clone> AuthService<S> {
             &admin.username,
             &admin.username,
             remote,
-            "changed by its owner",
+            detail,
         )
-        .await?;
-        self.store
-            .get_admin_by_id(admin.id)
-            .await?
-            .ok_or_else(|| Error::not_found("administrator", &admin.username))
+        .await
     }
 
     /// Issues a new admin API token acting for `owner` (with their role).

@@ -5,7 +5,6 @@
 use super::{AppService, PolicyView};
 use crate::domain::Result;
 use crate::domain::app::{AccountState, AppAccount, DeprovisionAction};
-use crate::domain::job::{NewJob, SubjectKind};
 use crate::store::{AppStore, AttributeStore, ChangeLogStore, GroupStore, QueueStore, ReportStore, UserStore};
 use serde::Serialize;
 use uuid::Uuid;
@@ -64,16 +63,7 @@ where
             if !concerned {
                 continue;
             }
-            self.store
-                .enqueue(&NewJob {
-                    app_id: app.id,
-                    subject_kind: SubjectKind::User,
-                    subject_id: user.id.to_string(),
-                    run_id: None,
-                    cause: "manual".into(),
-                    not_before: None,
-                })
-                .await?;
+            self.enqueue_manual(app.id, user.id).await?;
             queued.push(app.name);
         }
         Ok(queued)

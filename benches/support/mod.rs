@@ -1,0 +1,26 @@
+//! What the benchmarks share: a repeatable random generator and percentiles of timings.
+
+/// A small deterministic generator (xorshift), so that runs are comparable.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// The median, the `high` percentile and the maximum of `samples` (not empty).
+pub fn percentiles(mut samples: Vec<f64>, high: f64) -> (f64, f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let at = |p: f64| samples[((p / 100.0) * (samples.len() as f64 - 1.0)).round() as usize];
+    (at(50.0), at(high), samples[samples.len() - 1])
+}
