@@ -8,24 +8,20 @@ use crate::domain::app::AccountState;
 use crate::domain::job::{JobStatus, Outcome};
 use uuid::Uuid;
 
-/// Microseconds in an hour: the divisor of the hour expression in migration 0006's index.
+/// Microseconds in an hour: how report times become the hours of `report_counts` (migration 0006).
 pub const HOUR_MICROS: i64 = 3_600_000_000;
 
 impl SqlStore {
     /// Counts report records by hour and outcome over the hours `[from_hour, to_hour)` (whole
-    /// hours since the epoch): one pass over the `provisioning_reports_hour` index, which holds
-    /// every column the query reads, in the order of the groups.
+    /// hours since the epoch), from the counts kept as records are written (`report_counts`): at
+    /// most one row per hour and outcome, however many records there are.
     pub(super) async fn count_reports_sql(&self, from_hour: i64, to_hour: i64) -> Result<Vec<OutcomeCount>> {
-        let rows = Sql::new(
-            "SELECT started_at / 3600000000 AS hour, outcome, COUNT(*) AS n FROM provisioning_reports \
-             WHERE started_at / 3600000000 >= ",
-        )
-        .bind_int(from_hour)
-        .push(" AND started_at / 3600000000 < ")
-        .bind_int(to_hour)
-        .push(" GROUP BY started_at / 3600000000, outcome")
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = Sql::new("SELECT hour, outcome, n FROM report_counts WHERE hour >= ")
+            .bind_int(from_hour)
+            .push(" AND hour < ")
+            .bind_int(to_hour)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(OutcomeCount {

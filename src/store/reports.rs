@@ -181,14 +181,31 @@ fn insert_sql(reports: &[Report]) -> Sql {
 
 impl ReportStore for SqlStore {
     async fn insert_report(&self, report: &Report) -> Result<()> {
-        insert_sql(std::slice::from_ref(report)).execute(&self.pool).await?;
-        Ok(())
+        self.insert_reports(std::slice::from_ref(report)).await
     }
 
     async fn insert_reports(&self, reports: &[Report]) -> Result<()> {
         let mut tx = self.begin().await?;
         for chunk in reports.chunks(25) {
             insert_sql(chunk).execute(tx.conn()).await?;
+        }
+        // The dashboard's hourly counts, in the same transaction; keys in order, so that
+        // concurrent writers lock the rows they share in the same order.
+        let mut counts: std::collections::BTreeMap<(i64, &'static str), i64> = Default::default();
+        for report in reports {
+            let hour = micros(report.started_at).div_euclid(super::HOUR_MICROS);
+            *counts.entry((hour, report.outcome.as_str())).or_default() += 1;
+        }
+        for ((hour, outcome), n) in counts {
+            Sql::new("INSERT INTO report_counts (hour, outcome, n) VALUES (")
+                .bind_int(hour)
+                .push(", ")
+                .bind_text(outcome)
+                .push(", ")
+                .bind_int(n)
+                .push(") ON CONFLICT (hour, outcome) DO UPDATE SET n = report_counts.n + excluded.n")
+                .execute(tx.conn())
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -256,6 +273,11 @@ impl ReportStore for SqlStore {
     }
 
     async fn delete_reports_before(&self, cutoff: OffsetDateTime, batch: u32) -> Result<u64> {
+        // Hourly counts wholly before the cutoff go with their records.
+        Sql::new("DELETE FROM report_counts WHERE hour < ")
+            .bind_int(micros(cutoff).div_euclid(super::HOUR_MICROS))
+            .execute(&self.pool)
+            .await?;
         Sql::new(
             "DELETE FROM provisioning_reports WHERE id IN (SELECT id FROM provisioning_reports WHERE started_at < ",
         )
