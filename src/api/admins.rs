@@ -57,6 +57,7 @@ impl From<AccountWithPassword> for AdminWithPassword {
 
 /// Paging of the audit log.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// At most this many lines (default 100, at most 1000).
