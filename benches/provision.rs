@@ -386,7 +386,7 @@ async fn main() {
         sessions: Default::default(),
         login_throttle: Default::default(),
         workers: WorkerConfig {
-            workers: options.workers,
+            max_in_flight: options.workers,
             poll: Duration::from_millis(100),
             ..Default::default()
         },
