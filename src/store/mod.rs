@@ -389,6 +389,8 @@ pub trait QueueStore: Send + Sync {
     /// Records finished jobs (their ends, the writes they left, their report rows) in one
     /// transaction. The outer error fails the whole batch; otherwise each job has its result.
     fn finish_jobs(&self, finished: &[&FinishedJob]) -> impl Future<Output = Result<Vec<Result<()>>>> + Send;
+    /// User jobs of an app that wait or run.
+    fn queued_user_jobs(&self, app: Uuid) -> impl Future<Output = Result<u64>> + Send;
     /// Returns running jobs whose lease ran out (their worker died) to the queue; returns how many.
     fn requeue_expired(&self, now: OffsetDateTime) -> impl Future<Output = Result<u64>> + Send;
     /// Queues a user job for every account deactivated at least as many days before `now` as

@@ -288,6 +288,20 @@ impl QueueStore for SqlStore {
         self.finish_batch(finished).await
     }
 
+    async fn queued_user_jobs(&self, app: Uuid) -> Result<u64> {
+        let row = Sql::new(
+            "SELECT COUNT(*) AS n FROM sync_jobs WHERE subject_kind = 'user' AND status IN ('pending', 'running') AND app_id = ",
+        )
+        .bind_text(app.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let n: i64 = match row {
+            Some(row) => get(&row, "n")?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn requeue_expired(&self, now: OffsetDateTime) -> Result<u64> {
         let rows = Sql::new("SELECT id FROM sync_jobs WHERE status = 'running' AND lease_until < ")
             .bind_int(micros(now))

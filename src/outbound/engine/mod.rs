@@ -5,6 +5,7 @@
 
 mod connection;
 mod group;
+mod inventory;
 mod recorder;
 mod user;
 
@@ -124,6 +125,8 @@ pub struct Engine<S> {
     config: EngineConfig,
     flows: FlowRegistry,
     health: Arc<StoreHealth>,
+    inventories: inventory::Inventories,
+    queue_depths: inventory::QueueDepths,
 }
 
 /// One job run: how it ended and what it left to store with that end.
@@ -210,6 +213,8 @@ where
             config,
             flows: FlowRegistry::default(),
             health,
+            inventories: Default::default(),
+            queue_depths: Default::default(),
         }
     }
 
@@ -472,6 +477,24 @@ where
             Err(StepError::Target(e)) if matches!(e.status(), Some(400 | 501)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The users `app`'s target holds, read once when many user jobs of the app are queued
+    /// (see `inventory.rs`); `None`: look each user up.
+    async fn inventory(&self, app: &App, client: &ScimClient) -> Option<Arc<inventory::Inventory>> {
+        if let Some(ready) = self.inventories.ready(app.id) {
+            return ready;
+        }
+        let queued = match self.queue_depths.recent(app.id) {
+            Some(queued) => queued,
+            None => {
+                let queued = self.store.queued_user_jobs(app.id).await.ok()?;
+                self.queue_depths.note(app.id, queued);
+                queued
+            }
+        };
+        let flow = self.flows.get(app.id, app.flow);
+        self.inventories.get(app.id, queued, client, &flow).await
     }
 
     /// Remembers that the target lacks PATCH, so later writes go straight to PUT.

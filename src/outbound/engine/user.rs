@@ -177,7 +177,14 @@ where
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        if let Some(found) = self.lookup_user(recorder, client, &username).await? {
+        // With many creates queued, the target's users were read once: a user it did not list
+        // needs no look-up (a 409 still leads to one). One it listed is looked up as always, so
+        // adoption works on what the target holds now.
+        let listed_absent = match self.inventory(app, client).await {
+            Some(inventory) => inventory.find(&username).is_none(),
+            None => false,
+        };
+        if !listed_absent && let Some(found) = self.lookup_user(recorder, client, &username).await? {
             return self.adopt_user(recorder, client, user_id, found, desired).await;
         }
         let diff = attribute_diff(&Value::Null, &desired);
