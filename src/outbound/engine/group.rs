@@ -9,6 +9,7 @@ use crate::domain::app::{App, AppGroup};
 use crate::domain::job::{Effect, Job, Operation, Outcome, SubjectKind};
 use crate::outbound::plan::{DesiredGroup, GroupPlan, plan_group};
 use crate::outbound::scim::{ScimClient, ScimError, encode_query, filter_literal};
+use crate::outbound::state::GroupState;
 use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, UserStore};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -27,21 +28,6 @@ impl<S> Engine<S>
 where
     S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
 {
-    /// What `app` should hold of `group_id`: present when the group exists, has a policy for the
-    /// app and the app pushes groups.
-    pub(crate) async fn desired_group(&self, app: &App, group_id: Uuid) -> crate::domain::Result<Option<DesiredGroup>> {
-        let Some(group) = self.store.get_group(group_id).await? else {
-            return Ok(None);
-        };
-        if !app.features.push_groups || !self.store.has_policy(app.id, group_id).await? {
-            return Ok(None);
-        }
-        Ok(Some(DesiredGroup {
-            name: group.name,
-            members: self.store.member_target_ids(app.id, group_id).await?,
-        }))
-    }
-
     /// Reconciles one group in one app.
     pub(super) async fn reconcile_group(
         &self,
@@ -50,30 +36,18 @@ where
         client: &ScimClient,
         group_id: Uuid,
     ) -> (Step<()>, Ledger) {
-        let loaded = async {
-            let desired = self.desired_group(app, group_id).await?;
-            let pushed = self.store.get_app_group(app.id, group_id).await?;
-            let name = match &desired {
-                Some(desired) => Some(desired.name.clone()),
-                None => match self.store.get_group(group_id).await? {
-                    Some(group) => Some(group.name),
-                    None => pushed.as_ref().map(|r| r.pushed_name.clone()),
-                },
-            };
-            Ok::<_, crate::domain::Error>((desired, pushed, name))
-        };
-        let (desired, pushed, name) = match loaded.await {
-            Ok(loaded) => loaded,
+        let state = match GroupState::load(&self.store, app, group_id).await {
+            Ok(state) => state,
             Err(e) => return (Err(StepError::from(e)), Ledger::default()),
         };
         let subject = Subject {
             kind: SubjectKind::Group,
             id: group_id.to_string(),
-            username: name,
+            username: state.name.clone(),
             email: None,
         };
         let recorder = Recorder::new(job, app, subject, self.config.keep_bodies);
-        let outcome = self.carry_out_group(&recorder, client, group_id, desired, pushed).await;
+        let outcome = self.carry_out_group(&recorder, client, group_id, state).await;
         (outcome, recorder.into_ledger())
     }
 
@@ -82,11 +56,11 @@ where
         recorder: &Recorder<'_>,
         client: &ScimClient,
         group_id: Uuid,
-        desired: Option<DesiredGroup>,
-        pushed: Option<AppGroup>,
+        state: GroupState,
     ) -> Step<()> {
         let app = recorder.app();
-        match plan_group(desired.as_ref(), pushed.as_ref()) {
+        let GroupState { desired, pushed, .. } = &state;
+        match state.plan() {
             GroupPlan::NoChange => Ok(()),
             GroupPlan::Delete { target_id } => {
                 let path = format!("/Groups/{target_id}");
@@ -118,12 +92,12 @@ where
             GroupPlan::Update {
                 rename, added, removed, ..
             } => {
-                let (Some(record), Some(desired)) = (pushed, desired) else {
+                let (Some(record), Some(desired)) = (pushed.clone(), desired) else {
                     return Err(StepError::Hub(crate::domain::Error::Internal(
                         "a group update plan needs a record and a desired state".into(),
                     )));
                 };
-                self.update_group(recorder, client, record, &desired, rename, added, removed)
+                self.update_group(recorder, client, record, desired, rename, added, removed)
                     .await
             }
         }

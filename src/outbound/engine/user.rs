@@ -8,8 +8,9 @@ use crate::domain::app::{AccessLoss, AccountState, App, AppAccount};
 use crate::domain::job::{Effect, Job, Operation, Outcome, SubjectKind};
 use crate::domain::mapping::patch_operations;
 use crate::domain::{Error, now};
-use crate::outbound::plan::{UserPlan, access_loss, attribute_diff, fingerprint, plan_user};
+use crate::outbound::plan::{UserPlan, attribute_diff, fingerprint};
 use crate::outbound::scim::{ScimClient, ScimError, encode_query, filter_literal};
+use crate::outbound::state::UserState;
 use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, UserStore};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -55,61 +56,43 @@ where
         client: &ScimClient,
         user_id: Uuid,
     ) -> (Step<()>, Ledger) {
-        let user = match self.store.get_user(user_id).await {
-            Ok(user) => user,
-            Err(e) => return (Err(e.into()), Ledger::default()),
-        };
-        let account = match self.store.get_account(app.id, user_id).await {
-            Ok(account) => account,
+        let state = match UserState::load(&self.store, app, user_id).await {
+            Ok(state) => state,
             Err(e) => return (Err(e.into()), Ledger::default()),
         };
         let subject = Subject {
             kind: SubjectKind::User,
             id: user_id.to_string(),
-            username: user
-                .as_ref()
-                .map(|u| u.username.clone())
-                .or_else(|| account.as_ref().map(|a| a.target_username.clone())),
-            // A deleted user is still named by what was last pushed for them.
-            email: user.as_ref().and_then(|u| u.email.clone()).or_else(|| {
-                account
-                    .as_ref()
-                    .and_then(|a| a.pushed["emails"][0]["value"].as_str().map(str::to_owned))
-            }),
+            username: state.name(),
+            email: state.email(),
         };
         let recorder = Recorder::new(job, app, subject, self.config.keep_bodies);
-        let outcome = self
-            .reconcile_user_with(&recorder, client, user_id, user, account)
-            .await;
+        let outcome = self.carry_out_user(&recorder, client, user_id, state).await;
         (outcome, recorder.into_ledger())
     }
 
-    async fn reconcile_user_with(
+    async fn carry_out_user(
         &self,
         recorder: &Recorder<'_>,
         client: &ScimClient,
         user_id: Uuid,
-        user: Option<crate::domain::user::User>,
-        account: Option<AppAccount>,
+        state: UserState,
     ) -> Step<()> {
         let app = recorder.app();
-        let assigned = user.is_some() && self.store.is_assigned(app.id, user_id).await?;
-        let desired = match (&user, assigned) {
-            (Some(user), true) => match app.mapping.render(user) {
-                Ok(resource) => Some(resource),
-                Err(e) => {
-                    recorder
-                        .entry(Operation::Skip, Outcome::Failure)
-                        .message(format!("the mapping failed for this user: {e}"))
-                        .record();
-                    return Err(StepError::Hub(e));
-                }
-            },
-            _ => None,
+        let desired = match state.desired(app) {
+            Ok(desired) => desired,
+            Err(e) => {
+                recorder
+                    .entry(Operation::Skip, Outcome::Failure)
+                    .message(format!("the mapping failed for this user: {e}"))
+                    .record();
+                return Err(StepError::Hub(e));
+            }
         };
-        let before = account.as_ref().map(|a| (a.state, a.target_id.clone()));
-        let loss = access_loss(user.as_ref());
-        match plan_user(app, desired, account.as_ref(), loss, now()) {
+        let account = state.account.as_ref();
+        let before = account.map(|a| (a.state, a.target_id.clone()));
+        let loss = state.loss();
+        match state.plan(app, desired) {
             // Nothing to do is not an action: no report record.
             UserPlan::NoChange => {}
             UserPlan::Skip { reason } => {
@@ -125,23 +108,18 @@ where
                 diff,
                 reactivate,
             } => {
-                let account = account
-                    .as_ref()
-                    .ok_or_else(|| Error::Internal("an update plan needs an account".into()))?;
+                let account = account.ok_or_else(|| Error::Internal("an update plan needs an account".into()))?;
                 self.update_user(recorder, client, account, desired, operations, diff, reactivate)
                     .await?;
             }
             UserPlan::Deactivate => {
-                let account = account
-                    .as_ref()
-                    .ok_or_else(|| Error::Internal("a deactivation plan needs an account".into()))?;
+                let account = account.ok_or_else(|| Error::Internal("a deactivation plan needs an account".into()))?;
                 self.deactivate_user(recorder, client, account, loss).await?;
             }
             UserPlan::Delete => {
-                let account = account
-                    .as_ref()
-                    .ok_or_else(|| Error::Internal("a deletion plan needs an account".into()))?;
-                self.delete_user(recorder, client, account, user.is_none()).await?;
+                let account = account.ok_or_else(|| Error::Internal("a deletion plan needs an account".into()))?;
+                self.delete_user(recorder, client, account, state.user.is_none())
+                    .await?;
             }
         }
         let after = recorder.last_account_write(user_id).unwrap_or_else(|| before.clone());
