@@ -108,7 +108,7 @@ async fn faults_converge_and_retry_after_is_honoured(backend: Backend) {
             "{} requests arrived within the Retry-After second: {early:?}",
             early.len()
         );
-        let late: Vec<_> = early.iter().filter(|d| **d > Duration::from_millis(50)).collect();
+        let late: Vec<_> = early.iter().filter(|d| **d > Duration::from_millis(250)).collect();
         assert!(
             late.is_empty(),
             "requests sent after the hub had read the 429, within its Retry-After second: {late:?}"
