@@ -4,6 +4,8 @@
 
 use super::attribute::AttributeDefinition;
 use super::error::{Error, Result};
+use super::scim::ast::{CompareOp, Filter, PatchPath};
+use super::scim::path::parse_patch_path;
 use super::user::User;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -51,7 +53,9 @@ pub struct FilterTerm {
 }
 
 /// A parsed SCIM attribute path such as `name.givenName`, `emails[type eq "work"].value` or
-/// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value`.
+/// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value`: the SCIM PATCH path
+/// grammar (`scim::path`, the one parser, fuzzed), restricted to what a mapping can set (value
+/// filters of `eq` terms joined by `and`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetPath {
     text: String,
@@ -192,202 +196,77 @@ fn parse_target(text: &str) -> std::result::Result<TargetPath, String> {
 }
 
 fn parse_target_parts(text: &str) -> std::result::Result<TargetPath, String> {
-    let (schema, rest) = split_schema(text)?;
-    let mut cursor = Cursor::new(rest);
-    let attribute = cursor
-        .name()
-        .ok_or_else(|| "expected an attribute name (a letter, then letters, digits, '_', '-' or '$')".to_owned())?
-        .to_owned();
-    let filter = if cursor.eat(b'[') {
-        parse_filter(&mut cursor)?
-    } else {
-        Vec::new()
-    };
-    let sub_attribute = if cursor.eat(b'.') {
-        Some(
-            cursor
-                .name()
-                .ok_or_else(|| "expected a sub-attribute name after '.'".to_owned())?
-                .to_owned(),
-        )
-    } else {
-        None
-    };
-    if !cursor.at_end() {
-        return Err(format!("unexpected {}", quoted(cursor.remaining())));
+    // Surrounding spaces are not part of a stored path.
+    if text.trim() != text {
+        return Err("unexpected spaces around the path".to_owned());
     }
+    let path = parse_patch_path(text).map_err(|e| e.to_string())?;
+    let PatchPath {
+        attr,
+        filter,
+        sub_after_filter,
+    } = path;
+    let schema = match attr.urn {
+        Some(urn) => {
+            check_urn(&urn)?;
+            (!urn.eq_ignore_ascii_case(CORE_USER_SCHEMA)).then_some(urn)
+        }
+        None => None,
+    };
+    let (filter, sub_attribute) = match filter {
+        Some(filter) => (filter_terms(filter)?, sub_after_filter),
+        None => (Vec::new(), attr.sub),
+    };
     Ok(TargetPath {
         text: text.to_owned(),
         schema,
-        attribute,
+        attribute: attr.attr,
         filter,
         sub_attribute,
     })
 }
 
-/// Splits an optional schema URN prefix off `text`: the URN ends at the last `:` before any filter.
-fn split_schema(text: &str) -> std::result::Result<(Option<String>, &str), String> {
-    let has_urn = text.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("urn:"));
-    if !has_urn {
-        return Ok((None, text));
-    }
-    let scope_end = text.find('[').unwrap_or(text.len());
-    let Some(colon) = text[..scope_end].rfind(':') else {
-        return Err("missing ':' after the schema URN".to_owned());
-    };
-    let (urn, rest) = (&text[..colon], &text[colon + 1..]);
-    let well_formed = urn.split(':').count() >= 3
-        && urn.split(':').all(|segment| !segment.is_empty())
-        && urn
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '[' | ']' | '\\'));
-    if !well_formed {
-        return Err(format!("{} is not a valid schema URN", quoted(urn)));
-    }
-    if rest.is_empty() {
-        return Err("missing the attribute name after the schema URN".to_owned());
-    }
-    if urn.eq_ignore_ascii_case(CORE_USER_SCHEMA) {
-        Ok((None, rest))
+/// A schema URN as the mapping accepts it: at least three non-empty segments.
+fn check_urn(urn: &str) -> std::result::Result<(), String> {
+    let well_formed = urn.split(':').count() >= 3 && urn.split(':').all(|segment| !segment.is_empty());
+    if well_formed {
+        Ok(())
     } else {
-        Ok((Some(urn.to_owned()), rest))
+        Err(format!("{} is not a valid schema URN", quoted(urn)))
     }
 }
 
-/// Parses `subAttr eq literal [and ...]]` after the opening `[`.
-fn parse_filter(cursor: &mut Cursor<'_>) -> std::result::Result<Vec<FilterTerm>, String> {
-    const UNSUPPORTED: &str = "only filters of the form 'subAttr eq value', joined by 'and', are supported";
-    let fail = |cursor: &Cursor<'_>, what: &str| -> String {
-        if !cursor.remaining().contains(']') {
-            "unterminated '[' (missing ']')".to_owned()
-        } else {
-            format!("unsupported filter at {}: {what}", quoted(cursor.remaining()))
-        }
-    };
-    let mut terms: Vec<FilterTerm> = Vec::new();
-    loop {
-        cursor.skip_spaces();
-        let Some(attribute) = cursor.name() else {
-            return Err(fail(cursor, UNSUPPORTED));
-        };
-        if terms.iter().any(|t| t.attribute.eq_ignore_ascii_case(attribute)) {
-            return Err(format!("the filter names {} twice", quoted(attribute)));
-        }
-        if cursor.skip_spaces() == 0 {
-            return Err(fail(cursor, UNSUPPORTED));
-        }
-        let operator = cursor.word();
-        if !operator.eq_ignore_ascii_case("eq") || cursor.skip_spaces() == 0 {
-            return Err(fail(cursor, UNSUPPORTED));
-        }
-        let value = cursor.literal().map_err(|what| fail(cursor, &what))?;
-        terms.push(FilterTerm {
-            attribute: attribute.to_owned(),
-            value,
-        });
-        cursor.skip_spaces();
-        if cursor.eat(b']') {
-            return Ok(terms);
-        }
-        let joiner = cursor.word();
-        if !joiner.eq_ignore_ascii_case("and") || cursor.skip_spaces() == 0 {
-            return Err(fail(cursor, UNSUPPORTED));
-        }
-    }
-}
-
-/// A byte cursor over a path; the grammar is ASCII, string literals may hold any UTF-8.
-struct Cursor<'a> {
-    text: &'a str,
-    position: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(text: &'a str) -> Self {
-        Self { text, position: 0 }
-    }
-
-    fn at_end(&self) -> bool {
-        self.position >= self.text.len()
-    }
-
-    fn remaining(&self) -> &'a str {
-        self.text.get(self.position..).unwrap_or("")
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.position).copied()
-    }
-
-    fn eat(&mut self, byte: u8) -> bool {
-        if self.peek() == Some(byte) {
-            self.position += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Consumes bytes while `accept` holds and returns them.
-    fn take_while(&mut self, accept: impl Fn(u8) -> bool) -> &'a str {
-        let start = self.position;
-        while self.peek().is_some_and(&accept) {
-            self.position += 1;
-        }
-        &self.text[start..self.position]
-    }
-
-    fn skip_spaces(&mut self) -> usize {
-        self.take_while(|b| b == b' ').len()
-    }
-
-    /// An ATTRNAME: a letter, then letters, digits, `_`, `-` or `$`.
-    fn name(&mut self) -> Option<&'a str> {
-        if !self.peek().is_some_and(|b| b.is_ascii_alphabetic()) {
-            return None;
-        }
-        Some(self.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'$')))
-    }
-
-    fn word(&mut self) -> &'a str {
-        self.take_while(|b| b.is_ascii_alphabetic())
-    }
-
-    /// A JSON string, `true`, `false` or a number.
-    fn literal(&mut self) -> std::result::Result<Value, String> {
-        if self.peek() == Some(b'"') {
-            let start = self.position;
-            let bytes = self.text.as_bytes();
-            let mut index = start + 1;
-            while index < bytes.len() {
-                match bytes[index] {
-                    b'\\' => index += 2,
-                    b'"' => {
-                        let literal = &self.text[start..=index];
-                        self.position = index + 1;
-                        return serde_json::from_str::<String>(literal)
-                            .map(Value::String)
-                            .map_err(|_| format!("{} is not a valid JSON string", quoted(literal)));
-                    }
-                    _ => index += 1,
-                }
+/// The value filter of a target path as equality terms: `subAttr eq literal`, joined by `and`,
+/// each sub-attribute once, no `null`.
+fn filter_terms(filter: Filter) -> std::result::Result<Vec<FilterTerm>, String> {
+    const UNSUPPORTED: &str =
+        "unsupported filter: only filters of the form 'subAttr eq value', joined by 'and', are supported";
+    fn collect(filter: Filter, terms: &mut Vec<FilterTerm>) -> std::result::Result<(), String> {
+        match filter {
+            Filter::And(left, right) => {
+                collect(*left, terms)?;
+                collect(*right, terms)
             }
-            self.position = bytes.len();
-            return Err("unterminated string".to_owned());
-        }
-        let token = self.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.'));
-        if token.eq_ignore_ascii_case("true") {
-            Ok(Value::Bool(true))
-        } else if token.eq_ignore_ascii_case("false") {
-            Ok(Value::Bool(false))
-        } else if token.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
-            serde_json::from_str::<serde_json::Number>(token)
-                .map(Value::Number)
-                .map_err(|_| format!("{} is not a valid number", quoted(token)))
-        } else {
-            Err("expected a string in double quotes, true, false or a number".to_owned())
+            Filter::Compare {
+                path,
+                op: CompareOp::Eq,
+                value,
+            } if !value.is_null() && path.urn.is_none() && path.sub.is_none() => {
+                if terms.iter().any(|t| t.attribute.eq_ignore_ascii_case(&path.attr)) {
+                    return Err(format!("the filter names {} twice", quoted(&path.attr)));
+                }
+                terms.push(FilterTerm {
+                    attribute: path.attr,
+                    value,
+                });
+                Ok(())
+            }
+            _ => Err(UNSUPPORTED.to_owned()),
         }
     }
+    let mut terms = Vec::new();
+    collect(filter, &mut terms)?;
+    Ok(terms)
 }
 
 /// Where a mapped value comes from.
@@ -1112,10 +991,10 @@ mod tests {
             ("", "empty"),
             ("1abc", "attribute name"),
             ("name.", "sub-attribute"),
-            ("name.given.more", "unexpected"),
-            (r#"emails[type eq "work".value"#, "unterminated '['"),
-            (r#"emails[type eq "work"#, "unterminated"),
-            ("emails[type", "unterminated '['"),
+            ("name.given.more", "not a valid sub-attribute name"),
+            (r#"emails[type eq "work".value"#, "']'"),
+            (r#"emails[type eq "work"#, "not closed"),
+            ("emails[type", "operator"),
             (r#"emails[type ne "work"].value"#, "unsupported filter"),
             (
                 r#"emails[type eq "work" or primary eq true].value"#,
@@ -1126,8 +1005,8 @@ mod tests {
             (r#"emails[type eq "a" and type eq "b"].value"#, "twice"),
             ("urn:x", "schema URN"),
             ("urn:a::b:c", "schema URN"),
-            ("urn:a:b:", "attribute name after the schema URN"),
-            ("na me", "unexpected"),
+            ("urn:a:b:", "no attribute name"),
+            ("na me", "expected '['"),
         ];
         for (text, expected) in cases {
             let error = TargetPath::parse(text).unwrap_err().to_string();
@@ -1383,7 +1262,7 @@ mod tests {
         let (field, message) =
             validation_error(mapping(json!([base(), rule("emails[type eq", json!({"constant": "x"}))])).validate(&[]));
         assert_eq!(field, "mapping[1].target");
-        assert!(message.contains("unterminated"), "{message}");
+        assert!(message.contains("expected a value after 'eq'"), "{message}");
 
         let (_, message) = validation_error(
             mapping(json!([
