@@ -644,33 +644,22 @@ where
         let app = self.get_app(app).await?;
         let run_id = format!("run-{}", Uuid::now_v7().simple());
         let (users, groups) = self.store.app_subjects(app.id).await?;
-        let mut total = 0;
-        for user in users {
-            let job = NewJob {
-                app_id: app.id,
-                subject_kind: SubjectKind::User,
-                subject_id: user.to_string(),
-                run_id: Some(run_id.clone()),
-                cause: format!("sync:{run_id}"),
-                not_before: None,
-            };
-            self.store.enqueue(&job).await?;
-            total += 1;
-        }
+        let job = |subject_kind: SubjectKind, subject_id: String| NewJob {
+            app_id: app.id,
+            subject_kind,
+            subject_id,
+            run_id: Some(run_id.clone()),
+            cause: format!("sync:{run_id}"),
+            not_before: None,
+        };
+        let mut jobs: Vec<NewJob> = users
+            .iter()
+            .map(|user| job(SubjectKind::User, user.to_string()))
+            .collect();
         if app.features.push_groups {
-            for group in groups {
-                let job = NewJob {
-                    app_id: app.id,
-                    subject_kind: SubjectKind::Group,
-                    subject_id: group.to_string(),
-                    run_id: Some(run_id.clone()),
-                    cause: format!("sync:{run_id}"),
-                    not_before: None,
-                };
-                self.store.enqueue(&job).await?;
-                total += 1;
-            }
+            jobs.extend(groups.iter().map(|group| job(SubjectKind::Group, group.to_string())));
         }
+        let total = i64::try_from(self.store.enqueue_run(&jobs).await?).unwrap_or(i64::MAX);
         Ok(SyncRun {
             run_id,
             total,

@@ -389,6 +389,10 @@ pub trait QueueStore: Send + Sync {
     /// Records finished jobs (their ends, the writes they left, their report rows) in one
     /// transaction. The outer error fails the whole batch; otherwise each job has its result.
     fn finish_jobs(&self, finished: &[&FinishedJob]) -> impl Future<Output = Result<Vec<Result<()>>>> + Send;
+    /// Queues the jobs of one full synchronisation in one transaction; a subject that already
+    /// has a pending job keeps it, and that job joins the run. Returns how many subjects the run
+    /// covers.
+    fn enqueue_run(&self, jobs: &[NewJob]) -> impl Future<Output = Result<u64>> + Send;
     /// User jobs of an app that wait or run.
     fn queued_user_jobs(&self, app: Uuid) -> impl Future<Output = Result<u64>> + Send;
     /// Returns running jobs whose lease ran out (their worker died) to the queue; returns how many.

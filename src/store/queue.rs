@@ -288,6 +288,38 @@ impl QueueStore for SqlStore {
         self.finish_batch(finished).await
     }
 
+    async fn enqueue_run(&self, jobs: &[NewJob]) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        insert_jobs(&mut tx, jobs).await?;
+        // Pending jobs that absorbed one of these join the run, so its progress counts them.
+        for chunk in jobs.chunks(200) {
+            let Some(first) = chunk.first() else { continue };
+            let Some(run) = &first.run_id else { continue };
+            for kind in [SubjectKind::User, SubjectKind::Group] {
+                let ids: Vec<String> = chunk
+                    .iter()
+                    .filter(|j| j.subject_kind == kind && j.app_id == first.app_id)
+                    .map(|j| j.subject_id.clone())
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                Sql::new("UPDATE sync_jobs SET run_id = ")
+                    .bind_text(run.clone())
+                    .push(" WHERE status = 'pending' AND app_id = ")
+                    .bind_text(first.app_id.to_string())
+                    .push(" AND subject_kind = ")
+                    .bind_text(kind.as_str())
+                    .push(" AND subject_id IN ")
+                    .bind_text_list(ids)
+                    .execute(tx.conn())
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(jobs.len() as u64)
+    }
+
     async fn queued_user_jobs(&self, app: Uuid) -> Result<u64> {
         let row = Sql::new(
             "SELECT COUNT(*) AS n FROM sync_jobs WHERE subject_kind = 'user' AND status IN ('pending', 'running') AND app_id = ",

@@ -252,9 +252,13 @@ impl SqlStore {
         Ok(tx)
     }
 
-    /// Starts a transaction that does not touch the change log (report rows).
+    /// Starts a write transaction that does not touch the change log (job claims and ends,
+    /// report rows). It takes this process's turn to write like a directory write: SQLite has one
+    /// writer at a time, and a transaction that read before another's commit could not write
+    /// after it (`SQLITE_BUSY_SNAPSHOT`), so in-process writers queue here instead.
     pub(super) async fn begin(&self) -> Result<WriteTx> {
-        WriteTx::begin(&self.pool, None).await
+        let gate = self.write_gate.clone().lock_owned().await;
+        WriteTx::begin(&self.pool, Some(gate)).await
     }
 
     /// Proves that the store takes writes now: one write transaction, committed. Readiness uses it.
@@ -281,7 +285,7 @@ fn redact_url_error(err: sqlx::Error) -> String {
 pub(super) struct WriteTx {
     conn: PoolConnection<Any>,
     committed: bool,
-    /// This process's turn to write (directory writes only), released with the transaction.
+    /// This process's turn to write, released with the transaction.
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
