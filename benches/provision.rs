@@ -13,6 +13,8 @@
 //! 3. trickle: M more users join the group one at a time (50 per second, well under capacity):
 //!    p50/p99 time from each directory change's commit to the target's answer.
 
+mod common;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -43,12 +45,9 @@ struct Options {
 }
 
 fn options() -> Result<Option<Options>, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
-        // Built and started by `cargo test --all-targets`: nothing to measure there.
-        println!("provision benchmark: run it with `cargo bench --bench provision`");
+    let Some(flags) = common::flags("provision")? else {
         return Ok(None);
-    }
+    };
     let mut options = Options {
         users: 10_000,
         target: "memory".into(),
@@ -56,16 +55,14 @@ fn options() -> Result<Option<Options>, String> {
         trickle: 200,
         database_url: None,
     };
-    let mut iter = args.iter().filter(|a| *a != "--bench");
-    while let Some(flag) = iter.next() {
-        let mut value = || iter.next().cloned().ok_or(format!("{flag} needs a value"));
+    for (flag, value) in flags {
         match flag.as_str() {
-            "--users" => options.users = value()?.parse().map_err(|e| format!("--users: {e}"))?,
-            "--target" => options.target = value()?,
-            "--workers" => options.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
-            "--trickle" => options.trickle = value()?.parse().map_err(|e| format!("--trickle: {e}"))?,
-            "--database-url" => options.database_url = Some(value()?),
-            other => return Err(format!("unknown option {other}")),
+            "--users" => options.users = common::positive(&flag, &value)?,
+            "--target" => options.target = value,
+            "--workers" => options.workers = common::positive(&flag, &value)?,
+            "--trickle" => options.trickle = common::number(&flag, &value)?,
+            "--database-url" => options.database_url = Some(value),
+            other => common::unknown(other)?,
         }
     }
     if !matches!(options.target.as_str(), "memory" | "scim2") {
@@ -325,13 +322,8 @@ async fn count(store: &SqlStore, sql: &str) -> i64 {
 #[tokio::main]
 async fn main() {
     provisio::install_crypto_provider();
-    let options = match options() {
-        Ok(Some(options)) => options,
-        Ok(None) => return,
-        Err(message) => {
-            eprintln!("error: {message}");
-            std::process::exit(2);
-        }
+    let Some(options) = common::parse_or_exit(options()) else {
+        return;
     };
     println!(
         "provision benchmark: {} users, target {}, {} workers, {} trickle changes, store {}",
