@@ -725,30 +725,47 @@ async fn progress(store: &SqlStore, app: &str) -> (usize, usize) {
     )
 }
 
-/// Waits until each app has `expected` accounts (or failed jobs), printing progress every 5 s;
-/// returns the seconds from `started` to each app's last account. Gives up after `limit`.
+/// Waits until each app (its id, and its in-memory target when it has one) has `expected` accounts
+/// stored (or failed jobs), printing progress every 5 s; returns the seconds from `started` to each
+/// app's last account. Gives up after `limit`. The store is asked often only once the target
+/// holds every user (or when there is no in-memory target to ask), otherwise once a second, so
+/// that watching costs the hub next to nothing.
 async fn wait_for_accounts(
     store: &SqlStore,
-    apps: &[String],
+    apps: &[(String, Option<Shared>)],
     expected: usize,
     started: Instant,
     limit: Duration,
 ) -> Vec<f64> {
     let mut finished: Vec<Option<f64>> = vec![None; apps.len()];
+    let mut last_look = Instant::now();
     let mut last_print = Instant::now();
     let mut failures = 0;
     while finished.iter().any(Option::is_none) {
+        let look = last_look.elapsed() >= Duration::from_secs(1);
+        let print = last_print.elapsed() >= Duration::from_secs(5);
         let mut done_total = 0;
-        failures = 0;
-        for (i, app) in apps.iter().enumerate() {
+        if look {
+            failures = 0;
+            last_look = Instant::now();
+        }
+        for (i, (app, target)) in apps.iter().enumerate() {
+            if finished[i].is_some() {
+                done_total += expected;
+                continue;
+            }
+            let target_done = target.as_ref().is_none_or(|t| t.memory().users.len() >= expected);
+            if !(look || print || target_done) {
+                continue;
+            }
             let (accounts, failed) = progress(store, app).await;
             done_total += accounts;
             failures += failed;
-            if finished[i].is_none() && accounts + failed >= expected {
+            if accounts + failed >= expected {
                 finished[i] = Some(started.elapsed().as_secs_f64());
             }
         }
-        if last_print.elapsed() >= Duration::from_secs(5) {
+        if print {
             let seconds = started.elapsed().as_secs_f64();
             println!(
                 "  ... {done_total}/{} accounts after {seconds:.0} s ({:.0} users/s so far, {failures} failed jobs)",
@@ -779,7 +796,7 @@ async fn fast(o: &Options, hub: &Hub, store: &SqlStore, kind: &str, raw: f64) ->
     hub.link("fast", "bench").await;
     let seconds = wait_for_accounts(
         store,
-        std::slice::from_ref(&app),
+        &[(app.clone(), target.state.clone())],
         o.users,
         started,
         Duration::from_secs(3600),
@@ -825,7 +842,12 @@ async fn slow(o: &Options, hub: &Hub, store: &SqlStore, group: &str, apps: usize
     for i in 0..apps {
         hub.link(&format!("{name}{i:02}"), group).await;
     }
-    let finished = wait_for_accounts(store, &ids, users, started, Duration::from_secs(3600)).await;
+    let watched: Vec<_> = ids
+        .iter()
+        .cloned()
+        .zip(targets.iter().map(|t| t.state.clone()))
+        .collect();
+    let finished = wait_for_accounts(store, &watched, users, started, Duration::from_secs(3600)).await;
     let wall = finished.iter().copied().fold(0.0, f64::max);
     let mut bounds = 0.0;
     let mut per_user_all = Vec::new();
@@ -996,10 +1018,11 @@ async fn main() {
         hub.link("busy", "bench").await;
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let watcher = {
-            let (store, busy, done) = (store.clone(), busy.clone(), done.clone());
+            let (store, busy, done, state) = (store.clone(), busy.clone(), done.clone(), second.state.clone());
             let users = o.users;
             tokio::spawn(async move {
-                let seconds = wait_for_accounts(&store, &[busy], users, started, Duration::from_secs(3600)).await[0];
+                let seconds =
+                    wait_for_accounts(&store, &[(busy, state)], users, started, Duration::from_secs(3600)).await[0];
                 done.store(true, Ordering::Relaxed);
                 seconds
             })
