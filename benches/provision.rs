@@ -26,8 +26,8 @@
 //!   while a second app (a second in-memory target) provisions the `--users` group initially.
 //!
 //! Scenarios a (SQLite), d, b and c run on one hub over one SQLite store, in that order.
-//! `--scenarios a,b,c,d` picks some; `--workers W` passes `--workers` to `provisio serve`
-//! (default: not passed); `--target scim2` runs scenario a against scim2-server instead of the
+//! `--scenarios a,b,c,d` picks some; `--serve-flags "--max-in-flight 16"` passes flags to
+//! `provisio serve` (default: none); `--target scim2` runs scenario a against scim2-server instead of the
 //! in-memory target.
 
 mod common;
@@ -63,7 +63,7 @@ struct Options {
     slow_apps_users: usize,
     changes: usize,
     postgres: Option<String>,
-    workers: Option<usize>,
+    serve_flags: Vec<String>,
     target: String,
     scenarios: String,
 }
@@ -89,7 +89,7 @@ fn options() -> Result<Option<Options>, String> {
         postgres: std::env::var("PROVISIO_TEST_POSTGRES_URL")
             .ok()
             .filter(|v| !v.is_empty()),
-        workers: None,
+        serve_flags: Vec::new(),
         target: "memory".into(),
         scenarios: "abcd".into(),
     };
@@ -103,7 +103,7 @@ fn options() -> Result<Option<Options>, String> {
             "--slow-apps-users" => o.slow_apps_users = common::positive(&flag, &value)?,
             "--changes" => o.changes = common::positive(&flag, &value)?,
             "--postgres" => o.postgres = Some(value).filter(|v| v != "none"),
-            "--workers" => o.workers = Some(common::positive(&flag, &value)?),
+            "--serve-flags" => o.serve_flags = value.split_whitespace().map(str::to_owned).collect(),
             "--target" => o.target = value,
             "--scenarios" => o.scenarios = value.replace(',', ""),
             other => common::unknown(other)?,
@@ -445,7 +445,7 @@ struct Hub {
 }
 
 impl Hub {
-    async fn start(database: &Database, workers: Option<usize>) -> Self {
+    async fn start(database: &Database, serve_flags: &[String]) -> Self {
         let binary = env!("CARGO_BIN_EXE_provisio");
         let output = Command::new(binary)
             .arg("admin-token")
@@ -474,9 +474,7 @@ impl Hub {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        if let Some(workers) = workers {
-            command.args(["--workers", &workers.to_string()]);
-        }
+        command.args(serve_flags);
         let child = die_with_bench(&mut command).spawn().expect("start provisio serve");
         let hub = Hub {
             child,
@@ -951,9 +949,10 @@ async fn main() {
         o.users,
         o.concurrency,
         o.delay_ms,
-        match o.workers {
-            Some(w) => format!("--workers {w}"),
-            None => "with default settings".into(),
+        if o.serve_flags.is_empty() {
+            "with default settings".to_owned()
+        } else {
+            o.serve_flags.join(" ")
         }
     );
     let begun = Instant::now();
@@ -989,7 +988,7 @@ async fn main() {
     if o.runs('c') {
         seed(&store, "slowapps", "many", o.slow_apps_users).await;
     }
-    let hub = Hub::start(&database, o.workers).await;
+    let hub = Hub::start(&database, &o.serve_flags).await;
 
     let mut fast_app = None;
     if o.runs('a') {
@@ -1070,7 +1069,7 @@ async fn main() {
                     .expect("open store");
                 println!("seeding the {} store", database.kind());
                 seed(&store, "bench", "user", o.users).await;
-                let hub = Hub::start(&database, o.workers).await;
+                let hub = Hub::start(&database, &o.serve_flags).await;
                 let (_, target) = fast(&o, &hub, &store, "PostgreSQL", raw).await;
                 (target.stop)();
                 hub.stop();
