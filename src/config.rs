@@ -68,9 +68,10 @@ pub struct ServeArgs {
     /// it. Default: secret.key in the data directory.
     #[arg(long, env = "PROVISIO_SECRET_KEY_FILE", value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
-    /// Provisioning workers on this node. Default: 4.
-    #[arg(long, env = "PROVISIO_WORKERS", value_name = "N")]
-    pub workers: Option<usize>,
+    /// Most provisioning jobs in flight on this node, over all apps: a safety valve. Each app's
+    /// own concurrency (its flow settings) bounds its work. Default: 512.
+    #[arg(long, env = "PROVISIO_MAX_IN_FLIGHT", value_name = "N")]
+    pub max_in_flight: Option<usize>,
     /// Seconds before a request to a target times out. Default: 30.
     #[arg(long, env = "PROVISIO_REQUEST_TIMEOUT", value_name = "SECS")]
     pub request_timeout: Option<u64>,
@@ -136,7 +137,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     shutdown_timeout: Option<u64>,
     secret_key_file: Option<PathBuf>,
-    workers: Option<usize>,
+    max_in_flight: Option<usize>,
     request_timeout: Option<u64>,
     max_attempts: Option<i64>,
     report_retention_days: Option<u32>,
@@ -291,9 +292,12 @@ impl ServeArgs {
             .clone()
             .or(file.secret_key_file)
             .unwrap_or_else(|| data_dir.join("secret.key"));
-        let workers = self.workers.or(file.workers).unwrap_or(4);
-        if workers == 0 || workers > 256 {
-            return Err(Error::Config("workers must be between 1 and 256".into()));
+        let max_in_flight = self
+            .max_in_flight
+            .or(file.max_in_flight)
+            .unwrap_or(crate::outbound::worker::DEFAULT_MAX_IN_FLIGHT);
+        if max_in_flight == 0 || max_in_flight > 100_000 {
+            return Err(Error::Config("max_in_flight must be between 1 and 100000".into()));
         }
         let mut engine = crate::outbound::EngineConfig::default();
         engine.max_attempts = self
@@ -337,7 +341,7 @@ impl ServeArgs {
             ),
             engine,
             workers: crate::outbound::WorkerConfig {
-                workers,
+                max_in_flight,
                 lease,
                 deprovision_sweep: std::time::Duration::from_secs(
                     self.deprovision_sweep.or(file.deprovision_sweep).unwrap_or(3600).max(1),

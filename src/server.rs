@@ -1,7 +1,7 @@
 //! `provisio serve`: opens and migrates the store, creates the first administrator on an empty
 //! store, serves HTTP, and shuts everything down through one signal.
 
-use crate::api::{self, AppState};
+use crate::api::{self, HubState};
 use crate::config::Config;
 use crate::domain::{Error, Result};
 use crate::outbound::scim::http_client;
@@ -59,7 +59,7 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
         shutdown.clone(),
     );
     tasks.close();
-    let mut state = AppState::new(store.clone(), key, wake, metrics, config.max_body_bytes);
+    let mut state = HubState::new(store.clone(), key, wake, metrics, config.max_body_bytes);
     state.auth = crate::service::AuthService::with_policy(store.clone(), config.login_throttle, config.sessions);
     state.apps = state
         .apps

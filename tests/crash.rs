@@ -1,4 +1,5 @@
-//! Crashes and several nodes: real `provisio serve` processes killed with SIGKILL mid-run, and
+//! Crashes and several nodes: real `provisio serve` processes killed with SIGKILL mid-run (also
+//! while finished jobs are being stored in batches and directory writes are being taken), and
 //! three nodes sharing one PostgreSQL database, against scim2-server.
 
 mod common;
@@ -10,7 +11,10 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-backend_tests!(killed_mid_run_converges_exactly);
+backend_tests!(
+    killed_mid_run_converges_exactly,
+    killed_while_finishing_jobs_and_taking_writes
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_the_work_and_survive_one_dying() {
@@ -34,6 +38,24 @@ impl Admin {
         let response = request.send().await.expect("request");
         let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Admin {
+    /// Like `call`, but a request the server never answered (it was killed) is `None`.
+    async fn try_call(&self, base: &str, method: reqwest::Method, path: &str, body: Value) -> Option<StatusCode> {
+        let response = self
+            .http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .ok()?;
+        let status = StatusCode::from_u16(response.status().as_u16()).ok()?;
+        // The answer is complete only once its body has arrived.
+        response.bytes().await.ok()?;
+        Some(status)
     }
 }
 
@@ -243,4 +265,109 @@ async fn three_nodes(backend: Backend) {
     assert_eq!(nodes, 3, "jobs finished by each node");
     assert!(first.stop().success());
     assert!(third.stop().success());
+}
+
+/// SIGKILL while the engine stores finished jobs in batches (jobs are running when the hub dies)
+/// and while four writers create users through the API: every user whose create was answered
+/// 201 is stored with exactly one change event, the target ends exact, and no user was created
+/// in the target twice.
+async fn killed_while_finishing_jobs_and_taking_writes(backend: Backend) {
+    let target = ScimTarget::start().await;
+    let db = TestDatabase::new(backend).await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("secret.key");
+    let hub = HubProcess::spawn(&db.flags(), &key, &["--job-lease", "2"]).await;
+    let admin = Arc::new(Admin {
+        http: reqwest::Client::new(),
+        token: db.admin_token(),
+    });
+    let count = 1000;
+    let app_id = seed(&admin, &hub.base_url, &target, count).await;
+    let store = db.store().await;
+    admin
+        .call(
+            &hub.base_url,
+            reqwest::Method::POST,
+            "/api/v1/policies",
+            Some(json!({"app": "App", "group": "Staff"})),
+        )
+        .await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let (admin, base, stop) = (admin.clone(), hub.base_url.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let name = format!("w{writer}-{i:05}");
+                i += 1;
+                let answer = admin
+                    .try_call(&base, reqwest::Method::POST, "/api/v1/users", json!({"username": name}))
+                    .await;
+                match answer {
+                    Some(StatusCode::CREATED) => acknowledged.push(name),
+                    Some(other) => panic!("a create was answered {other}"),
+                    None => break,
+                }
+            }
+            acknowledged
+        }));
+    }
+    // Kill while provisioning is under way: some jobs done, some running.
+    eventually(120, "provisioning under way", || async {
+        let done = store
+            .query_scalar(&format!(
+                "SELECT COUNT(*) FROM sync_jobs WHERE app_id = '{app_id}' AND status = 'done' AND subject_kind = 'user'"
+            ))
+            .await
+            .ok()?;
+        let running = store
+            .query_scalar(&format!(
+                "SELECT COUNT(*) FROM sync_jobs WHERE app_id = '{app_id}' AND status = 'running'"
+            ))
+            .await
+            .ok()?;
+        (done >= 100 && running > 0).then_some(())
+    })
+    .await;
+    hub.kill();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.expect("writer"));
+    }
+    assert!(!acknowledged.is_empty(), "the writers were answered before the kill");
+    let hub = HubProcess::spawn(&db.flags(), &key, &["--job-lease", "2"]).await;
+    for name in &acknowledged {
+        let (status, _) = admin
+            .call(
+                &hub.base_url,
+                reqwest::Method::GET,
+                &format!("/api/v1/users/{name}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{name} was acknowledged, so it is stored");
+    }
+    let users = store.query_scalar("SELECT COUNT(*) FROM users").await.unwrap();
+    let created_events = store
+        .query_scalar("SELECT COUNT(*) FROM change_log WHERE entity = 'user' AND operation = 'created'")
+        .await
+        .unwrap();
+    assert_eq!(
+        created_events, users,
+        "one change event per stored user, none for a lost one"
+    );
+    drained(&store, &app_id, 300).await;
+    assert_exact(&target, count, true).await;
+    let twice = store
+        .query_scalar(&format!(
+            "SELECT COUNT(*) FROM (SELECT subject_id FROM provisioning_reports WHERE app_id = '{app_id}' \
+             AND operation = 'create' AND outcome = 'success' GROUP BY subject_id HAVING COUNT(*) > 1) t"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(twice, 0, "no user was created in the target twice");
+    assert!(hub.stop().success());
 }

@@ -1,6 +1,6 @@
 //! Outbound provisioning against a real, independent SCIM server (scim2-server from PyPI), on
 //! SQLite and PostgreSQL: the product guide's walkthrough, adoption, PUT fallback, bad
-//! configuration, and minimal re-pushes.
+//! configuration, minimal re-pushes, and a large group provisioned from one read of the target.
 
 mod common;
 
@@ -15,6 +15,7 @@ backend_tests!(
     updates_fall_back_to_put_without_patch,
     bad_configuration_is_refused_or_held,
     mapping_changes_push_only_what_changed,
+    a_large_group_is_provisioned_from_one_read_of_the_target,
 );
 
 async fn monday_attributes(hub: &TestHub) {
@@ -621,5 +622,79 @@ async fn mapping_changes_push_only_what_changed(backend: Backend) {
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     hub.settle(&app_id).await;
     assert_eq!(writes(&proxy).len(), before);
+    hub.stop().await;
+}
+
+/// A new policy on a group of 80: the engine reads the target's users once (paged) instead of
+/// looking each user up; the accounts the target already holds (in another case) are still
+/// looked up and adopted, none is duplicated.
+async fn a_large_group_is_provisioned_from_one_read_of_the_target(backend: Backend) {
+    let target = ScimTarget::start().await;
+    let proxy = Proxy::start(&target.base_url).await;
+    let hub = TestHub::start(backend).await;
+    let mut existing = Vec::new();
+    for name in ["USER007", "User013", "user042"] {
+        let made = target
+            .create_user(
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "active": true}),
+            )
+            .await;
+        existing.push((name.to_lowercase(), made["id"].as_str().unwrap().to_owned()));
+    }
+    let app = hub
+        .connect_app(json!({"name": "App", "base_url": proxy.base_url, "token": target.token}))
+        .await;
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    hub.post("/api/v1/groups", json!({"name": "Everyone"})).await;
+    for i in 0..80 {
+        let username = format!("user{i:03}");
+        hub.post("/api/v1/users", json!({"username": username, "given_name": "U"}))
+            .await;
+        hub.call(
+            Method::PUT,
+            &format!("/api/v1/groups/Everyone/members/{username}"),
+            None,
+        )
+        .await;
+    }
+    hub.settle(&app_id).await;
+    let before_policy = proxy.seen().len();
+    hub.post("/api/v1/policies", json!({"app": "App", "group": "Everyone"}))
+        .await;
+    hub.settle(&app_id).await;
+    let users = target.users().await;
+    assert_eq!(users.len(), 80, "every member has one account, none twice");
+    for (name, id) in &existing {
+        let found = target
+            .user(name)
+            .await
+            .unwrap_or_else(|| panic!("{name} in the target"));
+        assert_eq!(
+            &found["id"].as_str().unwrap().to_owned(),
+            id,
+            "{name} was adopted, not created again"
+        );
+    }
+    let seen: Vec<_> = proxy.seen().into_iter().skip(before_policy).collect();
+    let lookups = seen
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.contains("filter="))
+        .count();
+    let listings = seen
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.contains("/Users?startIndex="))
+        .count();
+    let creates = seen.iter().filter(|s| s.method == "POST").count();
+    assert!(listings >= 1, "the target's users were read: {seen:?}");
+    assert_eq!(lookups, 3, "only the users the target listed were looked up");
+    assert_eq!(creates, 77, "one create per user the target did not hold");
+    let adopts = hub
+        .store
+        .query_scalar(&format!(
+            "SELECT COUNT(*) FROM provisioning_reports WHERE app_id = '{app_id}' AND operation = 'adopt'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(adopts, 3);
     hub.stop().await;
 }

@@ -2,7 +2,7 @@
 //! reset it, change role, disable, enable) and the audit log of logins and account changes.
 //! Administrators only.
 
-use super::AppState;
+use super::HubState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{AdminPrincipal, ApiJson, ApiQuery};
 use crate::domain::admin::{AdminAccount, AuditRecord, Role};
@@ -72,7 +72,7 @@ pub struct AuditQuery {
         (status = 422, description = "The username is not valid", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create_admin(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     AdminPrincipal(by): AdminPrincipal,
     ApiJson(input): ApiJson<NewAdmin>,
 ) -> ApiResult<(StatusCode, Json<AdminWithPassword>)> {
@@ -85,7 +85,7 @@ pub async fn create_admin(
 #[utoipa::path(get, path = "/api/v1/admins", tag = "admins",
     responses((status = 200, description = "Every administrator account, by username", body = Vec<AdminAccount>)),
     security(("bearer" = [])))]
-pub async fn list_admins(State(state): State<AppState>, _: AdminPrincipal) -> ApiResult<Json<Vec<AdminAccount>>> {
+pub async fn list_admins(State(state): State<HubState>, _: AdminPrincipal) -> ApiResult<Json<Vec<AdminAccount>>> {
     Ok(Json(state.auth.list_admins().await?))
 }
 
@@ -97,7 +97,7 @@ pub async fn list_admins(State(state): State<AppState>, _: AdminPrincipal) -> Ap
         (status = 409, description = "The change would leave no enabled administrator, or disable yourself", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn change_admin(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     AdminPrincipal(by): AdminPrincipal,
     Path(username): Path<String>,
     ApiJson(input): ApiJson<AdminChange>,
@@ -119,7 +119,7 @@ pub async fn change_admin(
         (status = 404, description = "No such administrator", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn reset_password(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     AdminPrincipal(by): AdminPrincipal,
     Path(username): Path<String>,
 ) -> ApiResult<Json<AdminWithPassword>> {
@@ -131,7 +131,7 @@ pub async fn reset_password(
     responses((status = 200, description = "Audit lines, newest first", body = Vec<AuditRecord>)),
     security(("bearer" = [])))]
 pub async fn audit_log(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: AdminPrincipal,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditRecord>>> {

@@ -1,7 +1,7 @@
 //! `/api/v1/apps`, `/api/v1/policies`, `/api/v1/presets`, `/api/v1/jobs`, `/api/v1/sync-runs`:
 //! connecting apps and driving provisioning. Anything that contacts a target is queued.
 
-use super::AppState;
+use super::HubState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Admin, ApiJson, ApiQuery, Reader};
 use crate::domain::app::{App, AppAccount, Policy};
@@ -56,7 +56,7 @@ pub struct PolicyQuery {
     ),
     security(("bearer" = [])))]
 pub async fn create_app(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     ApiJson(input): ApiJson<NewApp>,
 ) -> ApiResult<(StatusCode, Json<App>)> {
@@ -69,7 +69,7 @@ pub async fn create_app(
         (status = 200, description = "Every app", body = Vec<App>),
     ),
     security(("bearer" = [])))]
-pub async fn list_apps(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<App>>> {
+pub async fn list_apps(State(state): State<HubState>, _: Reader) -> ApiResult<Json<Vec<App>>> {
     Ok(Json(state.apps.list_apps().await?))
 }
 
@@ -80,7 +80,7 @@ pub async fn list_apps(State(state): State<AppState>, _: Reader) -> ApiResult<Js
         (status = 404, description = "No app has this id or name", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get_app(State(state): State<AppState>, _: Reader, Path(app): Path<String>) -> ApiResult<Json<App>> {
+pub async fn get_app(State(state): State<HubState>, _: Reader, Path(app): Path<String>) -> ApiResult<Json<App>> {
     Ok(Json(state.apps.get_app(&app).await?))
 }
 
@@ -95,7 +95,7 @@ pub async fn get_app(State(state): State<AppState>, _: Reader, Path(app): Path<S
     ),
     security(("bearer" = [])))]
 pub async fn update_app(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(app): Path<String>,
     ApiJson(update): ApiJson<AppUpdate>,
@@ -111,7 +111,7 @@ pub async fn update_app(
     ),
     security(("bearer" = [])))]
 pub async fn delete_app(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(app): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -127,7 +127,7 @@ pub async fn delete_app(
     ),
     security(("bearer" = [])))]
 pub async fn test_app(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Admin,
     Path(app): Path<String>,
 ) -> ApiResult<(StatusCode, Json<QueuedJob>)> {
@@ -145,7 +145,7 @@ pub async fn test_app(
     ),
     security(("bearer" = [])))]
 pub async fn preview(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     Path((app, user)): Path<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -160,7 +160,7 @@ pub async fn preview(
     ),
     security(("bearer" = [])))]
 pub async fn accounts(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     Path(app): Path<String>,
 ) -> ApiResult<Json<Vec<AppAccount>>> {
@@ -176,7 +176,7 @@ pub async fn accounts(
     ),
     security(("bearer" = [])))]
 pub async fn provision(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Admin,
     Path((app, user)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<QueuedJob>)> {
@@ -194,7 +194,7 @@ pub async fn provision(
     ),
     security(("bearer" = [])))]
 pub async fn sync(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Admin,
     Path(app): Path<String>,
     ApiJson(request): ApiJson<SyncRequest>,
@@ -227,7 +227,7 @@ pub async fn sync(
         (status = 404, description = "No run has this id", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn sync_run(State(state): State<AppState>, _: Reader, Path(run): Path<String>) -> ApiResult<Json<SyncRun>> {
+pub async fn sync_run(State(state): State<HubState>, _: Reader, Path(run): Path<String>) -> ApiResult<Json<SyncRun>> {
     Ok(Json(state.apps.sync_progress(&run).await?))
 }
 
@@ -238,7 +238,7 @@ pub async fn sync_run(State(state): State<AppState>, _: Reader, Path(run): Path<
         (status = 404, description = "No job has this id", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn job(State(state): State<AppState>, _: Reader, Path(job): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn job(State(state): State<HubState>, _: Reader, Path(job): Path<String>) -> ApiResult<Json<JobView>> {
     Ok(Json(state.apps.job(&job).await?))
 }
 
@@ -248,7 +248,7 @@ pub async fn job(State(state): State<AppState>, _: Reader, Path(job): Path<Strin
         (status = 200, description = "Every built-in preset", body = Vec<Preset>),
     ),
     security(("bearer" = [])))]
-pub async fn list_presets(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<Preset>>> {
+pub async fn list_presets(State(state): State<HubState>, _: Reader) -> ApiResult<Json<Vec<Preset>>> {
     Ok(Json(state.apps.presets()?))
 }
 
@@ -276,7 +276,7 @@ pub struct Affected {
         (status = 404, description = "No app has this id or name", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn pause(State(state): State<AppState>, _: Admin, Path(app): Path<String>) -> ApiResult<Json<App>> {
+pub async fn pause(State(state): State<HubState>, _: Admin, Path(app): Path<String>) -> ApiResult<Json<App>> {
     Ok(Json(state.apps.pause(&app).await?))
 }
 
@@ -287,7 +287,7 @@ pub async fn pause(State(state): State<AppState>, _: Admin, Path(app): Path<Stri
         (status = 404, description = "No app has this id or name", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn resume(State(state): State<AppState>, _: Admin, Path(app): Path<String>) -> ApiResult<Json<App>> {
+pub async fn resume(State(state): State<HubState>, _: Admin, Path(app): Path<String>) -> ApiResult<Json<App>> {
     let app = state.apps.resume(&app).await?;
     state.wake.jobs_queued();
     Ok(Json(app))
@@ -301,7 +301,7 @@ pub async fn resume(State(state): State<AppState>, _: Admin, Path(app): Path<Str
     ),
     security(("bearer" = [])))]
 pub async fn dead_letters(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     Path(app): Path<String>,
 ) -> ApiResult<Json<Vec<Job>>> {
@@ -317,7 +317,7 @@ pub async fn dead_letters(
     ),
     security(("bearer" = [])))]
 pub async fn retry_dead_letters(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Admin,
     Path(app): Path<String>,
     ApiJson(selection): ApiJson<DeadLetterSelection>,
@@ -336,7 +336,7 @@ pub async fn retry_dead_letters(
     ),
     security(("bearer" = [])))]
 pub async fn discard_dead_letters(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Admin,
     Path(app): Path<String>,
     ApiQuery(selection): ApiQuery<DeadLetterSelection>,
@@ -355,7 +355,7 @@ pub async fn discard_dead_letters(
     ),
     security(("bearer" = [])))]
 pub async fn create_policy(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     ApiJson(input): ApiJson<NewPolicy>,
 ) -> ApiResult<(StatusCode, Json<Policy>)> {
@@ -372,7 +372,7 @@ pub async fn create_policy(
     ),
     security(("bearer" = [])))]
 pub async fn list_policies(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     ApiQuery(query): ApiQuery<PolicyQuery>,
 ) -> ApiResult<Json<Vec<PolicyView>>> {
@@ -388,7 +388,7 @@ pub async fn list_policies(
     ),
     security(("bearer" = [])))]
 pub async fn delete_policy(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Policy>> {

@@ -1,6 +1,6 @@
 //! `/api/v1/attributes`: custom profile attribute definitions.
 
-use super::AppState;
+use super::HubState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Admin, ApiJson, Reader};
 use crate::domain::attribute::AttributeDefinition;
@@ -18,7 +18,7 @@ use axum::http::StatusCode;
     ),
     security(("bearer" = [])))]
 pub async fn create_attribute(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     ApiJson(input): ApiJson<NewAttribute>,
 ) -> ApiResult<(StatusCode, Json<AttributeDefinition>)> {
@@ -34,7 +34,7 @@ pub async fn create_attribute(
         (status = 200, description = "Every custom attribute definition", body = Vec<AttributeDefinition>),
     ),
     security(("bearer" = [])))]
-pub async fn list_attributes(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<AttributeDefinition>>> {
+pub async fn list_attributes(State(state): State<HubState>, _: Reader) -> ApiResult<Json<Vec<AttributeDefinition>>> {
     Ok(Json(state.directory.list_attributes().await?))
 }
 
@@ -47,7 +47,7 @@ pub async fn list_attributes(State(state): State<AppState>, _: Reader) -> ApiRes
     ),
     security(("bearer" = [])))]
 pub async fn get_attribute(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     Path(name): Path<String>,
 ) -> ApiResult<Json<AttributeDefinition>> {
@@ -64,7 +64,7 @@ pub async fn get_attribute(
     ),
     security(("bearer" = [])))]
 pub async fn update_attribute(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(name): Path<String>,
     ApiJson(update): ApiJson<AttributeUpdate>,
@@ -82,7 +82,7 @@ pub async fn update_attribute(
     ),
     security(("bearer" = [])))]
 pub async fn delete_attribute(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {

@@ -1,6 +1,6 @@
 //! `/api/v1/auth/login` and `/api/v1/tokens`: administrator log-in and API token management.
 
-use super::AppState;
+use super::HubState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Admin, AdminPrincipal, ApiJson, ClientAddr};
 use crate::domain::admin::{ApiToken, TokenScope};
@@ -65,7 +65,7 @@ impl From<IssuedToken> for IssuedTokenBody {
         (status = 403, description = "The one-time password must be replaced: log in again with `new_password`", body = ErrorBody),
     ))]
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     ClientAddr(remote): ClientAddr,
     ApiJson(input): ApiJson<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedTokenBody>)> {
@@ -91,7 +91,7 @@ pub async fn login(
     ),
     security(("bearer" = [])))]
 pub async fn create_token(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     AdminPrincipal(principal): AdminPrincipal,
     ApiJson(input): ApiJson<NewToken>,
 ) -> ApiResult<(StatusCode, Json<IssuedTokenBody>)> {
@@ -105,7 +105,7 @@ pub async fn create_token(
         (status = 200, description = "Every API token, without secrets", body = Vec<ApiToken>),
     ),
     security(("bearer" = [])))]
-pub async fn list_tokens(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<ApiToken>>> {
+pub async fn list_tokens(State(state): State<HubState>, _: Admin) -> ApiResult<Json<Vec<ApiToken>>> {
     Ok(Json(state.auth.list_tokens().await?))
 }
 
@@ -118,7 +118,7 @@ pub async fn list_tokens(State(state): State<AppState>, _: Admin) -> ApiResult<J
     ),
     security(("bearer" = [])))]
 pub async fn revoke_token(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiToken>> {
@@ -134,7 +134,7 @@ pub async fn revoke_token(
     ),
     security(("bearer" = [])))]
 pub async fn create_scim_token(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     AdminPrincipal(principal): AdminPrincipal,
     ApiJson(input): ApiJson<NewToken>,
 ) -> ApiResult<(StatusCode, Json<IssuedTokenBody>)> {
@@ -148,7 +148,7 @@ pub async fn create_scim_token(
         (status = 200, description = "Every SCIM token, newest first, without secrets", body = Vec<ApiToken>),
     ),
     security(("bearer" = [])))]
-pub async fn list_scim_tokens(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<ApiToken>>> {
+pub async fn list_scim_tokens(State(state): State<HubState>, _: Admin) -> ApiResult<Json<Vec<ApiToken>>> {
     Ok(Json(state.auth.list_tokens_of(TokenScope::Scim).await?))
 }
 
@@ -161,7 +161,7 @@ pub async fn list_scim_tokens(State(state): State<AppState>, _: Admin) -> ApiRes
     ),
     security(("bearer" = [])))]
 pub async fn revoke_scim_token(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiToken>> {

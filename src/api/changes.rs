@@ -1,6 +1,6 @@
 //! `/api/v1/changes`: the directory change log, in sequence order.
 
-use super::AppState;
+use super::HubState;
 use super::error::ApiResult;
 use super::extract::{ApiQuery, Reader};
 use crate::domain::change::ChangeEvent;
@@ -27,7 +27,7 @@ pub struct ChangesParams {
     ),
     security(("bearer" = [])))]
 pub async fn list_changes(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     ApiQuery(query): ApiQuery<ChangesParams>,
 ) -> ApiResult<Json<Vec<ChangeEvent>>> {

@@ -47,7 +47,9 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         Error::TooManyOperations { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Config(_) | Error::Schema(_) | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Config(_) | Error::Schema(_) | Error::Storage(_) | Error::Internal(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 

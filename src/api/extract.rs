@@ -1,7 +1,7 @@
 //! Request extractors that turn every malformed input into the API's own error body, and the
 //! bearer-token authentication of admin routes.
 
-use super::AppState;
+use super::HubState;
 use super::error::ApiError;
 use crate::domain::Error;
 use crate::domain::admin::{Actor, Principal};
@@ -16,10 +16,10 @@ use serde::de::DeserializeOwned;
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<HubState> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &HubState) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(ApiError(json_rejection(rejection, state.max_body_bytes))),
@@ -65,7 +65,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// Resolves `Authorization: Bearer <token>` to who the token acts for.
-async fn bearer_principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+async fn bearer_principal(parts: &Parts, state: &HubState) -> Result<Principal, ApiError> {
     let header = parts
         .headers
         .get(AUTHORIZATION)
@@ -85,10 +85,10 @@ async fn bearer_principal(parts: &Parts, state: &AppState) -> Result<Principal, 
 #[derive(Debug, Clone)]
 pub struct Admin(pub Actor);
 
-impl FromRequestParts<AppState> for Admin {
+impl FromRequestParts<HubState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &HubState) -> Result<Self, Self::Rejection> {
         let principal = bearer_principal(parts, state).await?;
         if !principal.role.can_write() {
             return Err(ApiError(Error::read_only()));
@@ -101,10 +101,10 @@ impl FromRequestParts<AppState> for Admin {
 #[derive(Debug, Clone)]
 pub struct Reader;
 
-impl FromRequestParts<AppState> for Reader {
+impl FromRequestParts<HubState> for Reader {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &HubState) -> Result<Self, Self::Rejection> {
         bearer_principal(parts, state).await?;
         Ok(Reader)
     }
@@ -115,10 +115,10 @@ impl FromRequestParts<AppState> for Reader {
 #[derive(Debug, Clone)]
 pub struct AdminPrincipal(pub Principal);
 
-impl FromRequestParts<AppState> for AdminPrincipal {
+impl FromRequestParts<HubState> for AdminPrincipal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &HubState) -> Result<Self, Self::Rejection> {
         let principal = bearer_principal(parts, state).await?;
         if !principal.role.can_write() {
             return Err(ApiError(Error::read_only()));

@@ -1,6 +1,6 @@
 //! `/api/v1/groups`: create, rename, delete, membership.
 
-use super::AppState;
+use super::HubState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Admin, ApiJson, ApiQuery, Reader};
 use crate::domain::Page;
@@ -42,7 +42,7 @@ pub struct MembershipChange {
     ),
     security(("bearer" = [])))]
 pub async fn create_group(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     ApiJson(input): ApiJson<NewGroup>,
 ) -> ApiResult<(StatusCode, Json<Group>)> {
@@ -57,7 +57,7 @@ pub async fn create_group(
     ),
     security(("bearer" = [])))]
 pub async fn list_groups(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     ApiQuery(query): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Page<Group>>> {
@@ -80,7 +80,7 @@ pub async fn list_groups(
         (status = 404, description = "No group has this id or name", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get_group(State(state): State<AppState>, _: Reader, Path(group): Path<String>) -> ApiResult<Json<Group>> {
+pub async fn get_group(State(state): State<HubState>, _: Reader, Path(group): Path<String>) -> ApiResult<Json<Group>> {
     Ok(Json(state.directory.get_group(&group).await?))
 }
 
@@ -94,7 +94,7 @@ pub async fn get_group(State(state): State<AppState>, _: Reader, Path(group): Pa
     ),
     security(("bearer" = [])))]
 pub async fn rename_group(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(group): Path<String>,
     ApiJson(input): ApiJson<GroupRename>,
@@ -111,7 +111,7 @@ pub async fn rename_group(
     ),
     security(("bearer" = [])))]
 pub async fn delete_group(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(group): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -128,7 +128,7 @@ pub async fn delete_group(
     ),
     security(("bearer" = [])))]
 pub async fn list_members(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     Path(group): Path<String>,
     ApiQuery(query): ApiQuery<ListParams>,
@@ -150,7 +150,7 @@ pub async fn list_members(
     ),
     security(("bearer" = [])))]
 pub async fn add_member(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path((group, user)): Path<(String, String)>,
 ) -> ApiResult<Json<MembershipChange>> {
@@ -167,7 +167,7 @@ pub async fn add_member(
     ),
     security(("bearer" = [])))]
 pub async fn remove_member(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path((group, user)): Path<(String, String)>,
 ) -> ApiResult<Json<MembershipChange>> {

@@ -1,7 +1,7 @@
 //! `/api/v1/apps/{app}/mapping`: an app's attribute mapping as rows, and single-rule changes,
 //! each validated like a whole mapping (a bad rule is refused with the reason and changes nothing).
 
-use super::AppState;
+use super::HubState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Admin, ApiJson, ApiQuery, Reader};
 use crate::domain::app::App;
@@ -28,7 +28,7 @@ pub struct RuleTarget {
     ),
     security(("bearer" = [])))]
 pub async fn mapping_rows(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     Path(app): Path<String>,
 ) -> ApiResult<Json<Vec<MappingRow>>> {
@@ -45,7 +45,7 @@ pub async fn mapping_rows(
     ),
     security(("bearer" = [])))]
 pub async fn set_rule(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(app): Path<String>,
     ApiJson(rule): ApiJson<MappingRule>,
@@ -63,7 +63,7 @@ pub async fn set_rule(
     ),
     security(("bearer" = [])))]
 pub async fn remove_rule(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(app): Path<String>,
     ApiQuery(rule): ApiQuery<RuleTarget>,

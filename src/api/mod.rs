@@ -43,7 +43,7 @@ use utoipa_axum::routes;
 
 /// What every handler can reach: the services over the store, and the metrics.
 #[derive(Clone)]
-pub struct AppState {
+pub struct HubState {
     /// Directory operations.
     pub directory: DirectoryService<SqlStore>,
     /// Authentication.
@@ -64,7 +64,7 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
-impl AppState {
+impl HubState {
     /// Builds the state over a migrated store.
     pub fn new(store: SqlStore, key: SecretKey, wake: Wake, metrics: Arc<Metrics>, max_body_bytes: usize) -> Self {
         let directory = DirectoryService::new(store.clone());
@@ -102,7 +102,7 @@ impl Modify for BearerAuth {
 )]
 struct ApiDoc;
 
-fn api_routes() -> OpenApiRouter<AppState> {
+fn api_routes() -> OpenApiRouter<HubState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user, users::delete_user))
@@ -157,7 +157,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole HTTP application.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: HubState) -> Router {
     let (api, spec) = api_routes().split_for_parts();
     let spec = Arc::new(spec);
     let limit = state.max_body_bytes;
@@ -183,7 +183,7 @@ pub fn router(state: AppState) -> Router {
 /// Ready when the store answers and takes writes: a write transaction is committed on every call,
 /// and during a storage outage the hub stays not ready until writes have gone without a failure
 /// for a short while (so a lucky small write on a full disk does not flap readiness).
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<HubState>) -> Response {
     let health = &state.metrics.store;
     match state.store.probe_write().await {
         Ok(()) => health.succeeded(),
@@ -210,7 +210,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<HubState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -228,7 +228,7 @@ async fn not_found(request: Request) -> Response {
 
 /// Request metrics, store health from the errors answered, and the engine woken after a
 /// successful change; shared by the API and the console.
-pub(crate) async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn record_metrics(State(state): State<HubState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
     let route = request

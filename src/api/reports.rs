@@ -1,6 +1,6 @@
 //! `/api/v1/reports` and `/api/v1/users/{user}/timeline`: the provisioning report.
 
-use super::AppState;
+use super::HubState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{ApiQuery, Reader};
 use crate::domain::Page;
@@ -17,7 +17,7 @@ use axum::extract::{Path, State};
     ),
     security(("bearer" = [])))]
 pub async fn search(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     ApiQuery(params): ApiQuery<ReportParams>,
 ) -> ApiResult<Json<Page<Report>>> {
@@ -33,7 +33,7 @@ pub async fn search(
     ),
     security(("bearer" = [])))]
 pub async fn timeline(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     Path(user): Path<String>,
 ) -> ApiResult<Json<Vec<TimelineEntry>>> {

@@ -3,7 +3,7 @@
 //! call [`crate::service::ScimService`] and answer `application/scim+json`, with errors as
 //! RFC 7644 §3.12 bodies (mapped once, in [`ScimError`]).
 
-use super::AppState;
+use super::HubState;
 use super::error::status_of;
 use crate::domain::Error;
 use crate::domain::admin::Actor;
@@ -111,10 +111,10 @@ fn resource_response(status: StatusCode, resource: &ScimResource, location: bool
 #[derive(Debug, Clone)]
 pub struct ScimSource(pub Actor);
 
-impl FromRequestParts<AppState> for ScimSource {
+impl FromRequestParts<HubState> for ScimSource {
     type Rejection = ScimError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &HubState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(AUTHORIZATION)
@@ -134,10 +134,10 @@ impl FromRequestParts<AppState> for ScimSource {
 #[derive(Debug)]
 pub struct ScimBody(pub Value);
 
-impl FromRequest<AppState> for ScimBody {
+impl FromRequest<HubState> for ScimBody {
     type Rejection = ScimError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &HubState) -> Result<Self, Self::Rejection> {
         let limit = state.scim.limits().max_payload_bytes;
         let too_large = || ScimError(Error::PayloadTooLarge { limit });
         let declared = req
@@ -231,7 +231,7 @@ fn serde_urlencoded_pairs(raw: &str) -> ScimResult<HashMap<String, String>> {
 
 async fn list(
     kind: ResourceKind,
-    state: AppState,
+    state: HubState,
     headers: HeaderMap,
     query: axum::extract::RawQuery,
 ) -> ScimResult<Response> {
@@ -240,7 +240,7 @@ async fn list(
     Ok(scim_json(StatusCode::OK, &body))
 }
 
-async fn search(kind: ResourceKind, state: AppState, headers: HeaderMap, body: Value) -> ScimResult<Response> {
+async fn search(kind: ResourceKind, state: HubState, headers: HeaderMap, body: Value) -> ScimResult<Response> {
     let params = state.scim.search_params(&body)?;
     let body = state.scim.list(kind, &params, &base_url(&headers)).await?;
     Ok(scim_json(StatusCode::OK, &body))
@@ -249,7 +249,7 @@ async fn search(kind: ResourceKind, state: AppState, headers: HeaderMap, body: V
 async fn read(
     kind: ResourceKind,
     id: String,
-    state: AppState,
+    state: HubState,
     headers: HeaderMap,
     query: axum::extract::RawQuery,
 ) -> ScimResult<Response> {
@@ -271,7 +271,7 @@ async fn read(
 macro_rules! resource_handlers {
     ($kind:expr, $list:ident, $create:ident, $search:ident, $get:ident, $put:ident, $patch:ident, $delete:ident) => {
         async fn $list(
-            State(state): State<AppState>,
+            State(state): State<HubState>,
             _: ScimSource,
             headers: HeaderMap,
             query: axum::extract::RawQuery,
@@ -280,7 +280,7 @@ macro_rules! resource_handlers {
         }
 
         async fn $create(
-            State(state): State<AppState>,
+            State(state): State<HubState>,
             ScimSource(actor): ScimSource,
             headers: HeaderMap,
             query: axum::extract::RawQuery,
@@ -296,7 +296,7 @@ macro_rules! resource_handlers {
         }
 
         async fn $search(
-            State(state): State<AppState>,
+            State(state): State<HubState>,
             _: ScimSource,
             headers: HeaderMap,
             ScimBody(body): ScimBody,
@@ -305,7 +305,7 @@ macro_rules! resource_handlers {
         }
 
         async fn $get(
-            State(state): State<AppState>,
+            State(state): State<HubState>,
             _: ScimSource,
             Path(id): Path<String>,
             headers: HeaderMap,
@@ -315,7 +315,7 @@ macro_rules! resource_handlers {
         }
 
         async fn $put(
-            State(state): State<AppState>,
+            State(state): State<HubState>,
             ScimSource(actor): ScimSource,
             Path(id): Path<String>,
             headers: HeaderMap,
@@ -333,7 +333,7 @@ macro_rules! resource_handlers {
         }
 
         async fn $patch(
-            State(state): State<AppState>,
+            State(state): State<HubState>,
             ScimSource(actor): ScimSource,
             Path(id): Path<String>,
             headers: HeaderMap,
@@ -351,7 +351,7 @@ macro_rules! resource_handlers {
         }
 
         async fn $delete(
-            State(state): State<AppState>,
+            State(state): State<HubState>,
             ScimSource(actor): ScimSource,
             Path(id): Path<String>,
             headers: HeaderMap,
@@ -385,7 +385,7 @@ resource_handlers!(
 );
 
 async fn search_everything(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: ScimSource,
     headers: HeaderMap,
     ScimBody(body): ScimBody,
@@ -395,18 +395,18 @@ async fn search_everything(
     Ok(scim_json(StatusCode::OK, &body))
 }
 
-async fn service_provider_config(State(state): State<AppState>, _: ScimSource, headers: HeaderMap) -> Response {
+async fn service_provider_config(State(state): State<HubState>, _: ScimSource, headers: HeaderMap) -> Response {
     scim_json(StatusCode::OK, &state.scim.service_provider_config(&base_url(&headers)))
 }
 
-async fn resource_types(State(state): State<AppState>, _: ScimSource, headers: HeaderMap) -> ScimResult<Response> {
+async fn resource_types(State(state): State<HubState>, _: ScimSource, headers: HeaderMap) -> ScimResult<Response> {
     let types = state.scim.resource_types(&base_url(&headers)).await?;
     let total = types.len();
     Ok(scim_json(StatusCode::OK, &list_response(types, total, 1)))
 }
 
 async fn resource_type(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: ScimSource,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -415,14 +415,14 @@ async fn resource_type(
     Ok(scim_json(StatusCode::OK, &find_by_id(types, &id, "ResourceType")?))
 }
 
-async fn schemas(State(state): State<AppState>, _: ScimSource, headers: HeaderMap) -> ScimResult<Response> {
+async fn schemas(State(state): State<HubState>, _: ScimSource, headers: HeaderMap) -> ScimResult<Response> {
     let schemas = state.scim.schemas(&base_url(&headers)).await?;
     let total = schemas.len();
     Ok(scim_json(StatusCode::OK, &list_response(schemas, total, 1)))
 }
 
 async fn schema(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: ScimSource,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -444,7 +444,7 @@ fn find_by_id(documents: Vec<Value>, id: &str, kind: &'static str) -> ScimResult
 }
 
 async fn bulk(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     ScimSource(actor): ScimSource,
     headers: HeaderMap,
     ScimBody(body): ScimBody,
@@ -466,12 +466,12 @@ async fn not_found(request: Request<Body>) -> ScimError {
     ScimError(Error::not_found("SCIM endpoint", request.uri().path()))
 }
 
-fn read_only(router: MethodRouter<AppState>) -> MethodRouter<AppState> {
+fn read_only(router: MethodRouter<HubState>) -> MethodRouter<HubState> {
     router.fallback(method_not_allowed)
 }
 
 /// The `/scim/v2` routes.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<HubState> {
     Router::new()
         .route("/Users", get(list_users).post(create_user).fallback(method_not_allowed))
         .route("/Users/.search", post(search_users).fallback(method_not_allowed))

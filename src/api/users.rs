@@ -1,6 +1,6 @@
 //! `/api/v1/users`: create, read, list and search, update, deactivate, delete.
 
-use super::AppState;
+use super::HubState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Admin, ApiJson, ApiQuery, Reader};
 use crate::domain::Page;
@@ -37,7 +37,7 @@ pub struct ListUsers {
     ),
     security(("bearer" = [])))]
 pub async fn create_user(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     ApiJson(input): ApiJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
@@ -52,7 +52,7 @@ pub async fn create_user(
     ),
     security(("bearer" = [])))]
 pub async fn list_users(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     ApiQuery(query): ApiQuery<ListUsers>,
 ) -> ApiResult<Json<Page<User>>> {
@@ -77,7 +77,7 @@ pub async fn list_users(
         (status = 404, description = "No user has this id or username", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get_user(State(state): State<AppState>, _: Reader, Path(user): Path<String>) -> ApiResult<Json<User>> {
+pub async fn get_user(State(state): State<HubState>, _: Reader, Path(user): Path<String>) -> ApiResult<Json<User>> {
     Ok(Json(state.directory.get_user(&user).await?))
 }
 
@@ -92,7 +92,7 @@ pub async fn get_user(State(state): State<AppState>, _: Reader, Path(user): Path
     ),
     security(("bearer" = [])))]
 pub async fn update_user(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(user): Path<String>,
     ApiJson(update): ApiJson<UserUpdate>,
@@ -109,7 +109,7 @@ pub async fn update_user(
     ),
     security(("bearer" = [])))]
 pub async fn deactivate_user(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(user): Path<String>,
 ) -> ApiResult<Json<User>> {
@@ -125,7 +125,7 @@ pub async fn deactivate_user(
     ),
     security(("bearer" = [])))]
 pub async fn activate_user(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(user): Path<String>,
 ) -> ApiResult<Json<User>> {
@@ -141,7 +141,7 @@ pub async fn activate_user(
     ),
     security(("bearer" = [])))]
 pub async fn delete_user(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     Admin(actor): Admin,
     Path(user): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -158,7 +158,7 @@ pub async fn delete_user(
     ),
     security(("bearer" = [])))]
 pub async fn user_groups(
-    State(state): State<AppState>,
+    State(state): State<HubState>,
     _: Reader,
     Path(user): Path<String>,
 ) -> ApiResult<Json<Vec<Group>>> {

@@ -587,21 +587,8 @@ pub async fn sync(remote: &RemoteArgs, app: &str, dry_run: bool) -> Result<(), C
             let rows: Vec<Vec<String>> = plan
                 .iter()
                 .map(|line| {
-                    let action = line
-                        .plan
-                        .get("action")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?")
-                        .to_owned();
-                    let detail = match line.plan.get("diff").or_else(|| line.plan.get("reason")) {
-                        Some(Value::Object(diff)) => diff
-                            .iter()
-                            .map(|(k, v)| format!("{k}: {} -> {}", v["old"], v["new"]))
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                        Some(other) => other.as_str().unwrap_or_default().to_owned(),
-                        None => String::new(),
-                    };
+                    let action = line.plan.key().to_owned();
+                    let detail = line.plan.detail(true);
                     vec![line.subject_kind.as_str().to_owned(), line.name.clone(), action, detail]
                 })
                 .collect();

@@ -15,7 +15,7 @@ pub mod session;
 pub use assets::Assets;
 pub use session::{Editor, Viewer};
 
-use crate::api::AppState;
+use crate::api::HubState;
 use crate::domain::Error;
 use askama::Template;
 use axum::Router;
@@ -38,7 +38,7 @@ pub struct ConsoleConfig {
 #[derive(Clone)]
 pub struct ConsoleState {
     /// The services.
-    pub app: AppState,
+    pub app: HubState,
     /// The static files.
     pub assets: Arc<Assets>,
     /// The settings.
@@ -220,7 +220,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
 
 /// The console's routes: `/` and `/console` lead to the dashboard; `/console/login` and the
 /// assets are open; everything else passes the session guard.
-pub fn router(app: AppState, config: ConsoleConfig) -> Router {
+pub fn router(app: HubState, config: ConsoleConfig) -> Router {
     let assets = Arc::new(Assets::load());
     let metrics = middleware::from_fn_with_state(app.clone(), crate::api::record_metrics);
     let state = ConsoleState {

@@ -57,6 +57,10 @@ pub enum Error {
     /// The database failed; the message never contains secrets.
     #[error("storage error: {0}")]
     Storage(String),
+    /// A fault of the hub itself (a broken invariant, a bug): never retried as if a target or the
+    /// store were at fault.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The store cannot take work now (disk full, database unreachable); the same request can
     /// succeed later without any change. Nothing of the request was stored.
     #[error("{} ({detail})", .fault.message())]
@@ -191,6 +195,7 @@ impl Error {
             Error::Config(_) => "configuration_error",
             Error::Schema(_) => "schema_error",
             Error::Storage(_) => "storage_error",
+            Error::Internal(_) => "internal_error",
             Error::StoreUnavailable { .. } => "storage_unavailable",
             Error::Scim { scim_type, .. } => scim_type.as_str(),
             Error::PreconditionFailed(_) => "precondition_failed",

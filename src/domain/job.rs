@@ -273,3 +273,72 @@ mod tests {
         assert_eq!(report_body(&Value::Null), None);
     }
 }
+
+/// How a claimed job ends, as the queue records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEnd {
+    /// Finished.
+    Done,
+    /// Back to the queue until `not_before`; `count_attempt` says whether the run spent an attempt.
+    Retry {
+        /// When it may run again.
+        not_before: OffsetDateTime,
+        /// What failed.
+        error: String,
+        /// Whether the run counts against the job's attempts.
+        count_attempt: bool,
+    },
+    /// A dead letter.
+    Failed {
+        /// What failed.
+        error: String,
+    },
+}
+
+/// One write a job leaves to the transaction that finishes it, in the order the job made it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Stores (inserts or replaces) what the engine remembers of a user's account.
+    SaveAccount(crate::domain::app::AppAccount),
+    /// Forgets a user's account in an app.
+    DeleteAccount {
+        /// The app.
+        app_id: Uuid,
+        /// The user.
+        user_id: Uuid,
+    },
+    /// Stores what was pushed of a group.
+    SaveGroup(crate::domain::app::AppGroup),
+    /// Forgets a pushed group.
+    DeleteGroup {
+        /// The app.
+        app_id: Uuid,
+        /// The group.
+        group_id: Uuid,
+    },
+    /// The user's account in the app changed (created, deleted, (de)activated): when the app pushes
+    /// groups, the groups its policies give the user are queued, so their members follow.
+    UserAccountChanged {
+        /// The app.
+        app_id: Uuid,
+        /// The user.
+        user_id: Uuid,
+    },
+}
+
+/// A job run, ready to be recorded: its end, the writes it left and its report rows. The queue
+/// stores all of it in one transaction (with other finished jobs), and only then is the job
+/// acknowledged.
+#[derive(Debug, Clone)]
+pub struct FinishedJob {
+    /// The job as claimed.
+    pub job: Job,
+    /// The lease owner that ran it.
+    pub owner: String,
+    /// How it ended.
+    pub end: JobEnd,
+    /// The writes it left, in order.
+    pub effects: Vec<Effect>,
+    /// The report rows of its actions.
+    pub reports: Vec<Report>,
+}

@@ -1,14 +1,15 @@
-//! Deciding what to do for one user in one app: a pure function of the app's settings, the
-//! desired resource (present when the user is assigned) and what the engine last pushed.
+//! Deciding what to do for one user (`plan_user`) or one group (`plan_group`) in one app: pure
+//! functions of the app's settings, the desired state and what the engine last pushed.
 //! The engine executes the plan; `sync --dry-run` prints it.
 
-use crate::domain::app::{AccessLoss, AccountState, App, AppAccount, DeprovisionAction};
+use crate::domain::app::{AccessLoss, AccountState, App, AppAccount, AppGroup, DeprovisionAction};
 use crate::domain::job::is_secret_key;
 use crate::domain::mapping::patch_operations;
 use crate::domain::user::User;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
 /// What the engine will do for one user.
@@ -218,6 +219,72 @@ fn create(allowed: bool, desired: Value) -> UserPlan {
     }
 }
 
+/// What a group should look like in an app: its name and the target ids of its members that
+/// have an active account there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredGroup {
+    /// The group's name (`displayName`).
+    pub name: String,
+    /// The members' target ids, sorted.
+    pub members: Vec<String>,
+}
+
+/// What the engine will do for one group in one app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupPlan {
+    /// The target holds what was last pushed and that is what the directory says.
+    NoChange,
+    /// Create the group (after looking it up by name, to adopt an existing one).
+    Create(DesiredGroup),
+    /// Change the pushed group: a new name, members to add and to remove.
+    Update {
+        /// The group's id in the target.
+        target_id: String,
+        /// The new name, when it changed.
+        rename: Option<String>,
+        /// Members to add (target ids, sorted).
+        added: Vec<String>,
+        /// Members to remove (target ids, sorted).
+        removed: Vec<String>,
+    },
+    /// Remove the pushed group from the target: the group is gone, it lost its policy for the
+    /// app, or the app no longer pushes groups.
+    Delete {
+        /// The group's id in the target.
+        target_id: String,
+    },
+}
+
+/// Decides what to do for one group in one app. `desired` is present when the app should hold
+/// the group (it exists, has a policy for the app, and the app pushes groups); `pushed` is the
+/// engine's record of what it last pushed.
+pub fn plan_group(desired: Option<&DesiredGroup>, pushed: Option<&AppGroup>) -> GroupPlan {
+    match (desired, pushed) {
+        (None, None) => GroupPlan::NoChange,
+        (None, Some(pushed)) => GroupPlan::Delete {
+            target_id: pushed.target_id.clone(),
+        },
+        (Some(desired), None) => GroupPlan::Create(desired.clone()),
+        (Some(desired), Some(pushed)) => {
+            let before: BTreeSet<&String> = pushed.pushed_members.iter().collect();
+            let after: BTreeSet<&String> = desired.members.iter().collect();
+            let added: Vec<String> = after.difference(&before).map(|m| (*m).clone()).collect();
+            let removed: Vec<String> = before.difference(&after).map(|m| (*m).clone()).collect();
+            let rename = (pushed.pushed_name != desired.name).then(|| desired.name.clone());
+            if rename.is_none() && added.is_empty() && removed.is_empty() {
+                GroupPlan::NoChange
+            } else {
+                GroupPlan::Update {
+                    target_id: pushed.target_id.clone(),
+                    rename,
+                    added,
+                    removed,
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,5 +409,64 @@ mod tests {
         let a: Value = serde_json::from_str(r#"{"a": 1, "b": 2}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"b": 2, "a": 1}"#).unwrap();
         assert_eq!(fingerprint(&a), fingerprint(&b));
+    }
+
+    fn pushed(name: &str, members: &[&str]) -> AppGroup {
+        AppGroup {
+            app_id: uuid::Uuid::now_v7(),
+            group_id: uuid::Uuid::now_v7(),
+            target_id: "g1".into(),
+            pushed_name: name.into(),
+            pushed_members: members.iter().map(|m| (*m).to_owned()).collect(),
+        }
+    }
+
+    fn desired(name: &str, members: &[&str]) -> DesiredGroup {
+        DesiredGroup {
+            name: name.into(),
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn groups_are_created_updated_and_deleted_by_difference() {
+        assert_eq!(plan_group(None, None), GroupPlan::NoChange);
+        assert_eq!(
+            plan_group(Some(&desired("Sales", &["a"])), None),
+            GroupPlan::Create(desired("Sales", &["a"]))
+        );
+        assert_eq!(
+            plan_group(None, Some(&pushed("Sales", &["a"]))),
+            GroupPlan::Delete { target_id: "g1".into() }
+        );
+        assert_eq!(
+            plan_group(
+                Some(&desired("Sales", &["a", "b"])),
+                Some(&pushed("Sales", &["b", "a"]))
+            ),
+            GroupPlan::NoChange,
+            "member order does not matter"
+        );
+        assert_eq!(
+            plan_group(
+                Some(&desired("Sales EU", &["b", "c"])),
+                Some(&pushed("Sales", &["a", "b"]))
+            ),
+            GroupPlan::Update {
+                target_id: "g1".into(),
+                rename: Some("Sales EU".into()),
+                added: vec!["c".into()],
+                removed: vec!["a".into()],
+            }
+        );
+        assert_eq!(
+            plan_group(Some(&desired("Sales", &[])), Some(&pushed("Sales", &["a"]))),
+            GroupPlan::Update {
+                target_id: "g1".into(),
+                rename: None,
+                added: vec![],
+                removed: vec!["a".into()],
+            }
+        );
     }
 }

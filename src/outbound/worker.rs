@@ -1,22 +1,28 @@
-//! The background side of the engine: a dispatcher that turns change-log events into jobs, and
-//! workers that claim and run jobs. All tasks stop through one cancellation token and finish the
-//! job in hand first.
+//! The background side of the engine: the dispatcher turns change-log events into jobs; the
+//! scheduler claims runnable jobs in batches, no more per app than its concurrency lets run (with
+//! as many again waiting their turn), and runs each job as its own task, so a slow app never holds
+//! back another; the finisher stores finished jobs in batches (their ends, account records and
+//! report rows in one transaction) and only then acknowledges them. All tasks stop through one
+//! cancellation token and finish the jobs in hand first.
 
-use super::engine::{Engine, JobResult};
-use crate::domain::job::Job;
-use crate::domain::now;
-use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, UserStore};
-use std::sync::Arc;
+use super::engine::{Engine, JobResult, JobRun};
+use crate::domain::app::FlowControl;
+use crate::domain::job::{FinishedJob, Job, JobEnd};
+use crate::domain::{Error, now};
+use crate::store::{AppStore, ClaimLimits, GroupStore, QueueStore, ReportStore, UserStore};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Tunables of the background tasks.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Concurrent workers on this node.
-    pub workers: usize,
+    /// Most jobs in flight on this node, over all apps: a safety valve above the apps' own
+    /// concurrency limits, which are what bound the work of each app.
+    pub max_in_flight: usize,
     /// How long a claimed job is reserved for its worker.
     pub lease: Duration,
     /// How often idle tasks look for work (they are also woken on local changes).
@@ -30,7 +36,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            workers: 4,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             lease: Duration::from_secs(120),
             poll: Duration::from_millis(250),
             node: format!("node-{}", uuid::Uuid::now_v7().simple()),
@@ -38,6 +44,16 @@ impl Default for WorkerConfig {
         }
     }
 }
+
+/// The default of [`WorkerConfig::max_in_flight`].
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+
+/// Jobs of one app in flight on this node, per request slot of the app: one running its request
+/// and one ready to send the moment a slot frees.
+const JOBS_PER_SLOT: usize = 2;
+
+/// Most finished jobs stored in one transaction.
+const FINISH_BATCH: usize = 256;
 
 /// Wakes the dispatcher after a local change, so that work starts without waiting for a poll.
 #[derive(Debug, Default, Clone)]
@@ -58,7 +74,8 @@ impl Wake {
     }
 }
 
-/// Starts the dispatcher and the workers on `tracker`; they stop when `shutdown` is cancelled.
+/// Starts the dispatcher, the scheduler and the finisher on `tracker`; they stop when `shutdown`
+/// is cancelled.
 pub fn spawn<S>(
     engine: Arc<Engine<S>>,
     config: WorkerConfig,
@@ -127,82 +144,233 @@ pub fn spawn<S>(
             }
         });
     }
-    for index in 0..config.workers.max(1) {
-        let engine = engine.clone();
-        let wake = wake.clone();
-        let shutdown = shutdown.clone();
-        let config = config.clone();
-        let owner = format!("{}-w{index}", config.node);
-        tracker.spawn(async move {
-            while !shutdown.is_cancelled() {
-                let lease_until = now() + config.lease;
-                match engine.store().claim(&owner, now(), lease_until).await {
-                    Ok(Some(job)) => {
-                        // The claim was a committed write.
-                        engine.health().succeeded();
-                        let result = engine.run(&job).await;
-                        finish(&engine, &job, &owner, &result, &shutdown).await;
-                        // Store outages are logged once by the health tracker, not per job.
-                        if !matches!(result, JobResult::Done | JobResult::StoreUnavailable { .. }) {
-                            tracing::warn!(job = %job.id, ?result, "job did not complete");
-                        }
-                    }
-                    Ok(None) => {
-                        tokio::select! {
-                            () = shutdown.cancelled() => break,
-                            () = wake.jobs.notified() => {},
-                            () = tokio::time::sleep(config.poll) => {},
-                        }
-                    }
-                    Err(e) => {
-                        engine.health().background_error("claiming a job failed", &e);
-                        tokio::select! {
-                            () = shutdown.cancelled() => break,
-                            () = tokio::time::sleep(STORE_WAIT) => {},
-                        }
-                    }
-                }
-            }
-        });
+    let (finish_tx, finish_rx) = mpsc::channel::<Finishing>(FINISH_BATCH * 4);
+    {
+        let store = engine.store().clone();
+        tracker.spawn(finisher(store, finish_rx));
     }
+    tracker.spawn(scheduler(engine, config, wake, tracker.clone(), shutdown, finish_tx));
 }
 
 /// How long a task waits before trying the store again after it refused work.
 const STORE_WAIT: Duration = Duration::from_secs(1);
 
-/// Records how a job ended, together with the report rows its actions left unsaved. While the
-/// store refuses writes this is tried again (the worker keeps the job's lease meanwhile), so an
-/// outage neither loses the end of a job nor spends one of its attempts; at shutdown the job is
-/// left to its lease, after which any node takes it over.
-async fn finish<S>(engine: &Engine<S>, job: &Job, owner: &str, result: &JobResult, shutdown: &CancellationToken)
-where
+/// A finished job on its way to the store, with the channel that acknowledges it.
+type Finishing = (Arc<FinishedJob>, oneshot::Sender<Result<(), Error>>);
+
+/// Jobs in flight on this node, per app, and what each app allows.
+#[derive(Debug, Default)]
+struct InFlight {
+    total: usize,
+    per_app: HashMap<uuid::Uuid, usize>,
+    caps: HashMap<uuid::Uuid, usize>,
+}
+
+impl InFlight {
+    fn cap(flow: FlowControl) -> usize {
+        usize::try_from(flow.concurrency.max(1))
+            .unwrap_or(1)
+            .saturating_mul(JOBS_PER_SLOT)
+    }
+
+    /// What the next claim may take.
+    fn limits(&self, max_in_flight: usize) -> ClaimLimits {
+        let default_free = Self::cap(FlowControl::default());
+        ClaimLimits {
+            total: max_in_flight.saturating_sub(self.total),
+            free: self
+                .caps
+                .iter()
+                .map(|(app, cap)| (*app, cap.saturating_sub(self.per_app.get(app).copied().unwrap_or(0))))
+                .collect(),
+            default_free,
+        }
+    }
+
+    fn start(&mut self, app: uuid::Uuid, flow: FlowControl) {
+        self.total += 1;
+        *self.per_app.entry(app).or_default() += 1;
+        self.caps.insert(app, Self::cap(flow));
+    }
+
+    fn end(&mut self, app: uuid::Uuid) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per_app.get_mut(&app) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_app.remove(&app);
+            }
+        }
+    }
+}
+
+/// Claims runnable jobs while there is room and runs each as a task.
+async fn scheduler<S>(
+    engine: Arc<Engine<S>>,
+    config: WorkerConfig,
+    wake: Wake,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    finish_tx: mpsc::Sender<Finishing>,
+) where
     S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone + 'static,
 {
-    let store = engine.store();
-    let mut wait = Duration::from_millis(200);
-    loop {
-        let saved = match engine.save_unsaved_reports().await {
-            Ok(()) => match result {
-                JobResult::Done => store.complete(job, owner).await,
-                JobResult::Retry { after, error } => store.retry_later(job, owner, now() + *after, error, true).await,
-                JobResult::Deferred { error } => {
-                    store
-                        .retry_later(job, owner, now() + Duration::from_secs(5), error, false)
-                        .await
-                }
-                JobResult::StoreUnavailable { error } => {
-                    store.retry_later(job, owner, now() + STORE_WAIT, error, false).await
-                }
-                JobResult::Failed { error } => store.fail(job, owner, error).await,
-            },
-            Err(e) => Err(e),
+    let in_flight = Arc::new(Mutex::new(InFlight::default()));
+    let freed = Arc::new(Notify::new());
+    let owner = config.node.clone();
+    let max_in_flight = config.max_in_flight.max(1);
+    while !shutdown.is_cancelled() {
+        let limits = match in_flight.lock() {
+            Ok(in_flight) => in_flight.limits(max_in_flight),
+            Err(_) => break,
         };
-        match saved {
-            Ok(()) => {
+        let mut wait = Some(config.poll);
+        if limits.total > 0 {
+            let lease_until = now() + config.lease;
+            match engine.store().claim_batch(&owner, now(), lease_until, &limits).await {
+                Ok(jobs) => {
+                    if !jobs.is_empty() {
+                        // The claim was a committed write.
+                        engine.health().succeeded();
+                        // A full batch may leave more runnable jobs: claim again at once.
+                        if jobs.len() == limits.total {
+                            wait = None;
+                        }
+                    }
+                    for (job, flow) in jobs {
+                        if let Ok(mut in_flight) = in_flight.lock() {
+                            in_flight.start(job.app_id, flow);
+                        }
+                        let engine = engine.clone();
+                        let in_flight = in_flight.clone();
+                        let freed = freed.clone();
+                        let finish_tx = finish_tx.clone();
+                        let shutdown = shutdown.clone();
+                        let owner = owner.clone();
+                        tracker.spawn(async move {
+                            let app = job.app_id;
+                            let run = engine.run(&job).await;
+                            finish(&engine, job, owner, run, &finish_tx, &shutdown).await;
+                            if let Ok(mut in_flight) = in_flight.lock() {
+                                in_flight.end(app);
+                            }
+                            freed.notify_one();
+                        });
+                    }
+                }
+                Err(e) => {
+                    engine.health().background_error("claiming jobs failed", &e);
+                    wait = Some(STORE_WAIT);
+                }
+            }
+        }
+        if let Some(wait) = wait {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = wake.jobs.notified() => {},
+                () = freed.notified() => {},
+                () = tokio::time::sleep(wait) => {},
+            }
+        }
+    }
+}
+
+/// Stores finished jobs in batches: whatever has arrived while the last transaction ran goes
+/// into the next one. Each job is acknowledged after the commit, with its own result.
+async fn finisher<S>(store: S, mut finishing: mpsc::Receiver<Finishing>)
+where
+    S: QueueStore,
+{
+    while let Some(first) = finishing.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < FINISH_BATCH {
+            match finishing.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let jobs: Vec<&FinishedJob> = batch.iter().map(|(job, _)| job.as_ref()).collect();
+        match store.finish_jobs(&jobs).await {
+            Ok(results) => {
+                for ((_, ack), result) in batch.into_iter().zip(results) {
+                    // The job's task may be gone (shutdown): its lease covers it.
+                    let _ = ack.send(result);
+                }
+            }
+            Err(e) => {
+                for (_, ack) in batch {
+                    let _ = ack.send(Err(same_error(&e)));
+                }
+            }
+        }
+    }
+}
+
+/// A copy of a batch's error for each of its jobs: a passing store fault stays one.
+fn same_error(error: &Error) -> Error {
+    match error {
+        Error::StoreUnavailable { fault, detail } => Error::StoreUnavailable {
+            fault: *fault,
+            detail: detail.clone(),
+        },
+        other => Error::Storage(other.to_string()),
+    }
+}
+
+/// How the queue records a job's result.
+fn job_end(result: &JobResult) -> JobEnd {
+    let retry = |after: Duration, error: &str, count_attempt: bool| JobEnd::Retry {
+        not_before: now() + after,
+        error: error.to_owned(),
+        count_attempt,
+    };
+    match result {
+        JobResult::Done => JobEnd::Done,
+        JobResult::Retry { after, error } => retry(*after, error, true),
+        JobResult::Deferred { error } => retry(Duration::from_secs(5), error, false),
+        JobResult::StoreUnavailable { error } => retry(STORE_WAIT, error, false),
+        JobResult::Failed { error } => JobEnd::Failed { error: error.clone() },
+    }
+}
+
+/// Hands a job's end, its records and report rows to the finisher and waits until they are
+/// committed. While the store refuses writes this is tried again (the job keeps its lease
+/// meanwhile), so an outage neither loses the end of a job nor spends one of its attempts; at
+/// shutdown the job is left to its lease, after which any node takes it over.
+async fn finish<S>(
+    engine: &Engine<S>,
+    job: Job,
+    owner: String,
+    run: JobRun,
+    finish_tx: &mpsc::Sender<Finishing>,
+    shutdown: &CancellationToken,
+) where
+    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone + 'static,
+{
+    // Store outages are logged once by the health tracker, not per job.
+    if !matches!(run.result, JobResult::Done | JobResult::StoreUnavailable { .. }) {
+        tracing::warn!(job = %job.id, result = ?run.result, "job did not complete");
+    }
+    let finished = Arc::new(FinishedJob {
+        end: job_end(&run.result),
+        job,
+        owner,
+        effects: run.ledger.effects,
+        reports: run.ledger.reports,
+    });
+    let mut wait = Duration::from_millis(200);
+    let mut refusals = 0;
+    loop {
+        let (ack, acked) = oneshot::channel();
+        if finish_tx.send((finished.clone(), ack)).await.is_err() {
+            return;
+        }
+        match acked.await {
+            Ok(Ok(())) => {
                 engine.health().succeeded();
                 return;
             }
-            Err(e) if e.store_fault().is_some() => {
+            Ok(Err(e)) if e.store_fault().is_some() => {
                 engine.health().error(&e);
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -210,10 +378,17 @@ where
                 }
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
-            Err(e) => {
-                tracing::error!(error = %e, job = %job.id, "cannot record the end of a job");
+            // Refused for this job alone (e.g. a newer job of its subject was queued meanwhile):
+            // once more, then its lease decides.
+            Ok(Err(e)) if refusals == 0 => {
+                refusals += 1;
+                tracing::debug!(error = %e, job = %finished.job.id, "recording the end of a job was refused; trying again");
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, job = %finished.job.id, "cannot record the end of a job");
                 return;
             }
+            Err(_) => return,
         }
     }
 }

@@ -7,11 +7,10 @@ use crate::domain::app::{
     AccountState, App, AppAccount, AppState, ConnectionStatus, DeprovisionAction, Deprovisioning, DeprovisioningChange,
     FeaturesPatch, FlowControl, Policy, validate_base_url, validate_name,
 };
-use crate::domain::job::{Job, NewJob, Operation, Outcome, Report, SubjectKind};
+use crate::domain::job::{Job, NewJob, Report, SubjectKind};
 use crate::domain::mapping::{Mapping, MappingRule, Preset, preset, presets};
 use crate::domain::mapping_rows::MappingRow;
 use crate::domain::{Error, Result, now};
-use crate::outbound::plan::{UserPlan, attribute_diff, plan_user};
 use crate::secrets::SecretKey;
 use crate::service::DirectoryService;
 use crate::store::{
@@ -22,7 +21,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 mod directory_access;
+mod dry_run;
+
 pub use directory_access::UserAccountView;
+pub use dry_run::PlannedAction;
 
 /// An app after a change, with what the change does to accounts that exist (the deprovisioning
 /// settings apply from then on; see [`Deprovisioning::change_notices`]).
@@ -144,8 +146,7 @@ pub struct PlanLine {
     /// Username or group name.
     pub name: String,
     /// What would happen.
-    #[schema(value_type = Object)]
-    pub plan: serde_json::Value,
+    pub plan: PlannedAction,
 }
 
 /// A queued full synchronisation.
@@ -690,122 +691,6 @@ where
             done,
             failed,
         })
-    }
-
-    /// What a full reconciliation would do, computed from the directory and what the engine last
-    /// pushed, without contacting the target.
-    pub async fn dry_run(&self, app: &str) -> Result<Vec<PlanLine>> {
-        let app = self.get_app(app).await?;
-        let (users, groups) = self.store.app_subjects(app.id).await?;
-        let dry_run_id = format!("dry-run-{}", Uuid::now_v7().simple());
-        let mut lines = Vec::new();
-        for user_id in users {
-            let user = self.store.get_user(user_id).await?;
-            let account = self.store.get_account(app.id, user_id).await?;
-            let assigned = user.is_some() && self.store.is_assigned(app.id, user_id).await?;
-            let desired = match (&user, assigned) {
-                (Some(user), true) => Some(app.mapping.render(user)?),
-                _ => None,
-            };
-            let loss = crate::outbound::plan::access_loss(user.as_ref());
-            let plan = plan_user(&app, desired, account.as_ref(), loss, now());
-            let (operation, diff) = match &plan {
-                UserPlan::Update {
-                    diff, reactivate: true, ..
-                } => (Some(Operation::Reactivate), Some(diff.clone())),
-                UserPlan::Update { diff, .. } => (Some(Operation::Update), Some(diff.clone())),
-                UserPlan::Create { desired } => (
-                    Some(Operation::Create),
-                    Some(attribute_diff(&serde_json::Value::Null, desired)),
-                ),
-                UserPlan::Deactivate => (Some(Operation::Deactivate), None),
-                UserPlan::Delete => (Some(Operation::Delete), None),
-                UserPlan::Skip { .. } => (Some(Operation::Skip), None),
-                UserPlan::NoChange => (None, None),
-            };
-            let plan = match plan {
-                UserPlan::Update { diff, reactivate, .. } => {
-                    serde_json::json!({"action": if reactivate { "reactivate" } else { "update" }, "diff": diff})
-                }
-                UserPlan::Create { desired } => {
-                    serde_json::json!({"action": "create", "diff": attribute_diff(&serde_json::Value::Null, &desired)})
-                }
-                other => serde_json::to_value(other).map_err(|e| Error::Storage(e.to_string()))?,
-            };
-            let email = user.as_ref().and_then(|u| u.email.clone());
-            let target_id = account.as_ref().map(|a| a.target_id.clone());
-            let name = user
-                .map(|u| u.username)
-                .or(account.map(|a| a.target_username))
-                .unwrap_or_default();
-            if let Some(operation) = operation {
-                // The plan is on record too, as what a dry run would have done.
-                let record = Report {
-                    id: Uuid::now_v7(),
-                    started_at: now(),
-                    duration_ms: 0,
-                    app_id: app.id,
-                    app_name: app.name.clone(),
-                    subject_kind: SubjectKind::User,
-                    subject_id: user_id.to_string(),
-                    username: Some(name.clone()),
-                    email,
-                    target_id,
-                    operation,
-                    outcome: Outcome::DryRun,
-                    attempt: 0,
-                    http_method: None,
-                    http_path: None,
-                    http_status: None,
-                    diff,
-                    message: Some("planned by a dry run; nothing was sent".into()),
-                    request_body: None,
-                    response_body: None,
-                    correlation_id: dry_run_id.clone(),
-                    cause: "dry-run".into(),
-                };
-                self.store.insert_report(&record).await?;
-            }
-            lines.push(PlanLine {
-                subject_kind: SubjectKind::User,
-                subject_id: user_id.to_string(),
-                name,
-                plan,
-            });
-        }
-        if app.features.push_groups {
-            for group_id in groups {
-                let group = self.store.get_group(group_id).await?;
-                let record = self.store.get_app_group(app.id, group_id).await?;
-                let wanted = group.is_some() && self.store.has_policy(app.id, group_id).await?;
-                let members = self.store.member_target_ids(app.id, group_id).await?;
-                let plan = match (&group, wanted, &record) {
-                    (Some(_), true, None) => serde_json::json!({"action": "group_create", "members": members.len()}),
-                    (Some(group), true, Some(record)) => {
-                        let added = members.iter().filter(|m| !record.pushed_members.contains(m)).count();
-                        let removed = record.pushed_members.iter().filter(|m| !members.contains(m)).count();
-                        if added == 0 && removed == 0 && record.pushed_name == group.name {
-                            serde_json::json!({"action": "no_change"})
-                        } else {
-                            serde_json::json!({"action": "group_update", "rename": (record.pushed_name != group.name).then_some(&group.name), "members_added": added, "members_removed": removed})
-                        }
-                    }
-                    (_, _, Some(_)) => serde_json::json!({"action": "group_delete"}),
-                    _ => serde_json::json!({"action": "no_change"}),
-                };
-                let name = group
-                    .map(|g| g.name)
-                    .or(record.map(|r| r.pushed_name))
-                    .unwrap_or_default();
-                lines.push(PlanLine {
-                    subject_kind: SubjectKind::Group,
-                    subject_id: group_id.to_string(),
-                    name,
-                    plan,
-                });
-            }
-        }
-        Ok(lines)
     }
 
     /// Pauses an app: its work waits until it is resumed.

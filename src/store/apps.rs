@@ -437,32 +437,12 @@ impl AppStore for SqlStore {
     }
 
     async fn save_account(&self, account: &AppAccount) -> Result<()> {
-        Sql::new("INSERT INTO app_accounts (app_id, user_id, target_id, target_username, state, fingerprint, pushed, deactivated_at, lost_access, updated_at) VALUES (")
-            .bind_text(account.app_id.to_string()).push(", ")
-            .bind_text(account.user_id.to_string()).push(", ")
-            .bind_text(account.target_id.clone()).push(", ")
-            .bind_text(account.target_username.clone()).push(", ")
-            .bind_text(account.state.as_str()).push(", ")
-            .bind_text(account.fingerprint.clone()).push(", ")
-            .bind_text(account.pushed.to_string()).push(", ")
-            .bind_opt_int(account.deactivated_at.map(micros)).push(", ")
-            .bind_opt_text(account.lost_access.map(AccessLoss::as_str)).push(", ")
-            .bind_int(micros(account.updated_at))
-            .push(") ON CONFLICT (app_id, user_id) DO UPDATE SET target_id = excluded.target_id, target_username = excluded.target_username, \
-                   state = excluded.state, fingerprint = excluded.fingerprint, pushed = excluded.pushed, \
-                   deactivated_at = excluded.deactivated_at, lost_access = excluded.lost_access, updated_at = excluded.updated_at")
-            .execute(&self.pool)
-            .await?;
+        save_account_sql(account).execute(&self.pool).await?;
         Ok(())
     }
 
     async fn delete_account(&self, app: Uuid, user: Uuid) -> Result<()> {
-        Sql::new("DELETE FROM app_accounts WHERE app_id = ")
-            .bind_text(app.to_string())
-            .push(" AND user_id = ")
-            .bind_text(user.to_string())
-            .execute(&self.pool)
-            .await?;
+        delete_account_sql(app, user).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -496,27 +476,12 @@ impl AppStore for SqlStore {
     }
 
     async fn save_app_group(&self, group: &AppGroup) -> Result<()> {
-        Sql::new("INSERT INTO app_groups (app_id, group_id, target_id, pushed_name, pushed_members, updated_at) VALUES (")
-            .bind_text(group.app_id.to_string()).push(", ")
-            .bind_text(group.group_id.to_string()).push(", ")
-            .bind_text(group.target_id.clone()).push(", ")
-            .bind_text(group.pushed_name.clone()).push(", ")
-            .bind_text(to_json(&group.pushed_members)?).push(", ")
-            .bind_int(micros(crate::domain::now()))
-            .push(") ON CONFLICT (app_id, group_id) DO UPDATE SET target_id = excluded.target_id, pushed_name = excluded.pushed_name, \
-                   pushed_members = excluded.pushed_members, updated_at = excluded.updated_at")
-            .execute(&self.pool)
-            .await?;
+        save_app_group_sql(group)?.execute(&self.pool).await?;
         Ok(())
     }
 
     async fn delete_app_group(&self, app: Uuid, group: Uuid) -> Result<()> {
-        Sql::new("DELETE FROM app_groups WHERE app_id = ")
-            .bind_text(app.to_string())
-            .push(" AND group_id = ")
-            .bind_text(group.to_string())
-            .execute(&self.pool)
-            .await?;
+        delete_app_group_sql(app, group).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -632,4 +597,51 @@ impl AppStore for SqlStore {
             .map(|row| Ok((get_uuid(row, "app_id")?, get(row, "accounts")?)))
             .collect()
     }
+}
+
+/// The upsert of an account record.
+pub(super) fn save_account_sql(account: &AppAccount) -> Sql {
+    Sql::new("INSERT INTO app_accounts (app_id, user_id, target_id, target_username, state, fingerprint, pushed, deactivated_at, lost_access, updated_at) VALUES (")
+            .bind_text(account.app_id.to_string()).push(", ")
+            .bind_text(account.user_id.to_string()).push(", ")
+            .bind_text(account.target_id.clone()).push(", ")
+            .bind_text(account.target_username.clone()).push(", ")
+            .bind_text(account.state.as_str()).push(", ")
+            .bind_text(account.fingerprint.clone()).push(", ")
+            .bind_text(account.pushed.to_string()).push(", ")
+            .bind_opt_int(account.deactivated_at.map(micros)).push(", ")
+            .bind_opt_text(account.lost_access.map(AccessLoss::as_str)).push(", ")
+            .bind_int(micros(account.updated_at))
+            .push(") ON CONFLICT (app_id, user_id) DO UPDATE SET target_id = excluded.target_id, target_username = excluded.target_username, \
+                   state = excluded.state, fingerprint = excluded.fingerprint, pushed = excluded.pushed, \
+                   deactivated_at = excluded.deactivated_at, lost_access = excluded.lost_access, updated_at = excluded.updated_at")
+}
+
+/// The deletion of an account record.
+pub(super) fn delete_account_sql(app: Uuid, user: Uuid) -> Sql {
+    Sql::new("DELETE FROM app_accounts WHERE app_id = ")
+        .bind_text(app.to_string())
+        .push(" AND user_id = ")
+        .bind_text(user.to_string())
+}
+
+/// The upsert of a pushed group's record.
+pub(super) fn save_app_group_sql(group: &AppGroup) -> Result<Sql> {
+    Ok(Sql::new("INSERT INTO app_groups (app_id, group_id, target_id, pushed_name, pushed_members, updated_at) VALUES (")
+            .bind_text(group.app_id.to_string()).push(", ")
+            .bind_text(group.group_id.to_string()).push(", ")
+            .bind_text(group.target_id.clone()).push(", ")
+            .bind_text(group.pushed_name.clone()).push(", ")
+            .bind_text(to_json(&group.pushed_members)?).push(", ")
+            .bind_int(micros(crate::domain::now()))
+            .push(") ON CONFLICT (app_id, group_id) DO UPDATE SET target_id = excluded.target_id, pushed_name = excluded.pushed_name, \
+                   pushed_members = excluded.pushed_members, updated_at = excluded.updated_at"))
+}
+
+/// The deletion of a pushed group's record.
+pub(super) fn delete_app_group_sql(app: Uuid, group: Uuid) -> Sql {
+    Sql::new("DELETE FROM app_groups WHERE app_id = ")
+        .bind_text(app.to_string())
+        .push(" AND group_id = ")
+        .bind_text(group.to_string())
 }

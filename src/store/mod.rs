@@ -5,8 +5,10 @@ mod admins;
 mod apps;
 mod attributes;
 mod changes;
+mod claims;
 mod dashboard;
 mod expiry;
+mod finish;
 mod groups;
 mod index;
 mod jobs;
@@ -24,7 +26,7 @@ use crate::domain::app::{AccountState, App, AppAccount, AppGroup, AppState, Capa
 use crate::domain::attribute::AttributeDefinition;
 use crate::domain::change::{ChangeEvent, ChangeOp};
 use crate::domain::group::Group;
-use crate::domain::job::{Job, JobStatus, NewJob, Report};
+use crate::domain::job::{FinishedJob, Job, JobStatus, NewJob, Report};
 use crate::domain::scim::ast::{AttrPath, Filter};
 use crate::domain::scim::resource::Reference;
 use crate::domain::scim::schema::ResourceSchema;
@@ -373,32 +375,27 @@ pub trait QueueStore: Send + Sync {
     fn dispatch_changes(&self, limit: u32) -> impl Future<Output = Result<usize>> + Send;
     /// Queues a job unless one is already pending for the same subject; returns the pending job's id.
     fn enqueue(&self, job: &NewJob) -> impl Future<Output = Result<String>> + Send;
-    /// Claims the next runnable job (pending, due, its app able to take work, no other job of the
-    /// same subject running) under a lease until `lease_until`.
-    fn claim(
+    /// Claims runnable jobs (pending, due, their app able to take work, no other job of the same
+    /// subject running) under a lease until `lease_until`, in one transaction: at most
+    /// `limits.total`, and per app at most its free slots. Returns each job with its app's flow
+    /// limits.
+    fn claim_batch(
         &self,
         owner: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
-    ) -> impl Future<Output = Result<Option<Job>>> + Send;
+        limits: &ClaimLimits,
+    ) -> impl Future<Output = Result<Vec<(Job, crate::domain::app::FlowControl)>>> + Send;
+    /// Records finished jobs (their ends, the writes they left, their report rows) in one
+    /// transaction. The outer error fails the whole batch; otherwise each job has its result.
+    fn finish_jobs(&self, finished: &[&FinishedJob]) -> impl Future<Output = Result<Vec<Result<()>>>> + Send;
+    /// User jobs of an app that wait or run.
+    fn queued_user_jobs(&self, app: Uuid) -> impl Future<Output = Result<u64>> + Send;
     /// Returns running jobs whose lease ran out (their worker died) to the queue; returns how many.
     fn requeue_expired(&self, now: OffsetDateTime) -> impl Future<Output = Result<u64>> + Send;
     /// Queues a user job for every account deactivated at least as many days before `now` as
     /// its app's `delete_deactivated_after_days` (apps that may delete users); returns how many.
     fn queue_expired_deactivations(&self, now: OffsetDateTime) -> impl Future<Output = Result<usize>> + Send;
-    /// Marks a claimed job done.
-    fn complete(&self, job: &Job, owner: &str) -> impl Future<Output = Result<()>> + Send;
-    /// Puts a claimed job back to wait until `not_before`.
-    fn retry_later(
-        &self,
-        job: &Job,
-        owner: &str,
-        not_before: OffsetDateTime,
-        error: &str,
-        count_attempt: bool,
-    ) -> impl Future<Output = Result<()>> + Send;
-    /// Marks a claimed job failed (a dead letter).
-    fn fail(&self, job: &Job, owner: &str, error: &str) -> impl Future<Output = Result<()>> + Send;
     /// One job.
     fn get_job(&self, id: &str) -> impl Future<Output = Result<Option<Job>>> + Send;
     /// Puts failed jobs (one, or all of an app) back in the queue to run now; returns how many.
@@ -414,6 +411,17 @@ pub trait QueueStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Job>>> + Send;
     /// Counts of a run's jobs: (total, done, failed).
     fn run_progress(&self, run_id: &str) -> impl Future<Output = Result<(i64, i64, i64)>> + Send;
+}
+
+/// How many jobs one claim may take: in all, and per app (its free slots on this node).
+#[derive(Debug, Clone, Default)]
+pub struct ClaimLimits {
+    /// Most jobs in all.
+    pub total: usize,
+    /// Free slots of the apps this node knows.
+    pub free: Vec<(Uuid, usize)>,
+    /// Free slots of any other app.
+    pub default_free: usize,
 }
 
 /// How a report search matches an end user.

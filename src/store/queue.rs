@@ -4,7 +4,7 @@
 
 use super::QueueStore;
 use super::jobs::insert_jobs;
-use super::sql::{Backend, Sql, SqlStore, WriteTx, from_micros, get, get_uuid, micros};
+use super::sql::{Sql, SqlStore, WriteTx, from_micros, get, get_uuid, micros};
 use crate::domain::app::Features;
 use crate::domain::job::{Job, JobStatus, NewJob, SubjectKind};
 use crate::domain::{Error, Result, now};
@@ -12,13 +12,17 @@ use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// The columns `job_from_row` reads.
 macro_rules! job_columns {
     () => {
         "id, app_id, subject_kind, subject_id, status, attempts, correlation_id, run_id, cause, last_error, not_before, created_at"
     };
 }
 
-fn job_from_row(row: &AnyRow) -> Result<Job> {
+pub(super) use job_columns;
+
+/// A job from a row of `job_columns!()`.
+pub(super) fn job_from_row(row: &AnyRow) -> Result<Job> {
     Ok(Job {
         id: get(row, "id")?,
         app_id: get_uuid(row, "app_id")?,
@@ -77,7 +81,8 @@ async fn apps_pushing_group(tx: &mut WriteTx, group: &str) -> Result<Vec<String>
     Ok(out)
 }
 
-async fn app_pushes_groups(tx: &mut WriteTx, app: &str) -> Result<bool> {
+/// Whether `app` pushes groups (false for an app that is gone).
+pub(super) async fn app_pushes_groups(tx: &mut WriteTx, app: &str) -> Result<bool> {
     let row = Sql::new("SELECT features FROM apps WHERE id = ")
         .bind_text(app.to_owned())
         .fetch_optional(tx.conn())
@@ -109,17 +114,6 @@ fn group_job(app: &str, group: &str, cause: &str) -> Result<NewJob> {
         subject_kind: SubjectKind::Group,
         ..user_job(app, group, cause)?
     })
-}
-
-impl SqlStore {
-    /// The row-lock clause of the claim query: PostgreSQL skips rows other nodes hold; SQLite has
-    /// one writer at a time, so the claiming UPDATE is atomic without it.
-    fn skip_locked(&self) -> &'static str {
-        match self.backend() {
-            Backend::Postgres => " FOR UPDATE OF j SKIP LOCKED",
-            Backend::Sqlite => "",
-        }
-    }
 }
 
 impl QueueStore for SqlStore {
@@ -280,35 +274,32 @@ impl QueueStore for SqlStore {
         Ok(id)
     }
 
-    async fn claim(&self, owner: &str, now: OffsetDateTime, lease_until: OffsetDateTime) -> Result<Option<Job>> {
-        let at = micros(now);
-        let sql = Sql::new("UPDATE sync_jobs SET status = 'running', attempts = attempts + 1, lease_owner = ")
-            .bind_text(owner.to_owned())
-            .push(", lease_until = ")
-            .bind_int(micros(lease_until))
-            .push(", updated_at = ")
-            .bind_int(at)
-            .push(
-                " WHERE id = (SELECT j.id FROM sync_jobs j JOIN apps a ON a.id = j.app_id \
-                 WHERE j.status = 'pending' AND j.not_before <= ",
-            )
-            .bind_int(at)
-            .push(
-                " AND (j.subject_kind = 'connection' OR (a.enabled = 1 AND a.connection_status = 'ok' AND a.state = 'active' \
-                 AND (a.throttled_until IS NULL OR a.throttled_until <= ",
-            )
-            .bind_int(at)
-            .push(
-                "))) \
-                 AND NOT EXISTS (SELECT 1 FROM sync_jobs r WHERE r.app_id = j.app_id AND r.subject_kind = j.subject_kind \
-                 AND r.subject_id = j.subject_id AND r.status = 'running' AND r.lease_until >= ",
-            )
-            .bind_int(at)
-            .push(") ORDER BY j.not_before, j.id LIMIT 1")
-            .push(self.skip_locked())
-            .push(concat!(") RETURNING ", job_columns!()));
-        let row = sql.fetch_optional(&self.pool).await?;
-        row.as_ref().map(job_from_row).transpose()
+    async fn claim_batch(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limits: &super::ClaimLimits,
+    ) -> Result<Vec<(Job, crate::domain::app::FlowControl)>> {
+        self.claim_jobs(owner, now, lease_until, limits).await
+    }
+
+    async fn finish_jobs(&self, finished: &[&crate::domain::job::FinishedJob]) -> Result<Vec<Result<()>>> {
+        self.finish_batch(finished).await
+    }
+
+    async fn queued_user_jobs(&self, app: Uuid) -> Result<u64> {
+        let row = Sql::new(
+            "SELECT COUNT(*) AS n FROM sync_jobs WHERE subject_kind = 'user' AND status IN ('pending', 'running') AND app_id = ",
+        )
+        .bind_text(app.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let n: i64 = match row {
+            Some(row) => get(&row, "n")?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn requeue_expired(&self, now: OffsetDateTime) -> Result<u64> {
@@ -344,72 +335,6 @@ impl QueueStore for SqlStore {
 
     async fn queue_expired_deactivations(&self, now: OffsetDateTime) -> Result<usize> {
         super::expiry::queue_expired_deactivations(self, now).await
-    }
-
-    async fn complete(&self, job: &Job, owner: &str) -> Result<()> {
-        Sql::new("UPDATE sync_jobs SET status = 'done', lease_until = NULL, updated_at = ")
-            .bind_int(micros(now()))
-            .push(" WHERE id = ")
-            .bind_text(job.id.clone())
-            .push(" AND status = 'running' AND lease_owner = ")
-            .bind_text(owner.to_owned())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn retry_later(
-        &self,
-        job: &Job,
-        owner: &str,
-        not_before: OffsetDateTime,
-        error: &str,
-        count_attempt: bool,
-    ) -> Result<()> {
-        let result =
-            Sql::new("UPDATE sync_jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL, not_before = ")
-                .bind_int(micros(not_before))
-                .push(", last_error = ")
-                .bind_text(error.to_owned())
-                .push(if count_attempt {
-                    ", attempts = attempts"
-                } else {
-                    ", attempts = attempts - 1"
-                })
-                .push(", updated_at = ")
-                .bind_int(micros(now()))
-                .push(" WHERE id = ")
-                .bind_text(job.id.clone())
-                .push(" AND status = 'running' AND lease_owner = ")
-                .bind_text(owner.to_owned())
-                .execute(&self.pool)
-                .await;
-        match result {
-            Ok(_) => Ok(()),
-            // A newer job for the same subject is already pending: it will reconcile the same state.
-            Err(Error::Conflict { .. }) => {
-                Sql::new("UPDATE sync_jobs SET status = 'done', lease_owner = NULL, last_error = 'superseded by a newer job' WHERE id = ")
-                    .bind_text(job.id.clone())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn fail(&self, job: &Job, owner: &str, error: &str) -> Result<()> {
-        Sql::new("UPDATE sync_jobs SET status = 'failed', lease_owner = NULL, lease_until = NULL, last_error = ")
-            .bind_text(error.to_owned())
-            .push(", updated_at = ")
-            .bind_int(micros(now()))
-            .push(" WHERE id = ")
-            .bind_text(job.id.clone())
-            .push(" AND status = 'running' AND lease_owner = ")
-            .bind_text(owner.to_owned())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     async fn get_job(&self, id: &str) -> Result<Option<Job>> {

@@ -1,7 +1,7 @@
 //! SQL for provisioning report records: appending, searching (newest first, cursor paging) and
 //! deleting old records in bounded batches.
 
-use super::sql::{Sql, SqlStore, decode_cursor, encode_cursor, from_micros, get, get_uuid, micros};
+use super::sql::{Sql, SqlStore, WriteTx, decode_cursor, encode_cursor, from_micros, get, get_uuid, micros};
 use super::{OutcomeCount, ReportQuery, ReportStore, UserMatch};
 use crate::domain::app::AccountState;
 use crate::domain::job::{JobStatus, Operation, Outcome, Report, SubjectKind};
@@ -186,27 +186,7 @@ impl ReportStore for SqlStore {
 
     async fn insert_reports(&self, reports: &[Report]) -> Result<()> {
         let mut tx = self.begin().await?;
-        for chunk in reports.chunks(25) {
-            insert_sql(chunk).execute(tx.conn()).await?;
-        }
-        // The dashboard's hourly counts, in the same transaction; keys in order, so that
-        // concurrent writers lock the rows they share in the same order.
-        let mut counts: std::collections::BTreeMap<(i64, &'static str), i64> = Default::default();
-        for report in reports {
-            let hour = micros(report.started_at).div_euclid(super::HOUR_MICROS);
-            *counts.entry((hour, report.outcome.as_str())).or_default() += 1;
-        }
-        for ((hour, outcome), n) in counts {
-            Sql::new("INSERT INTO report_counts (hour, outcome, n) VALUES (")
-                .bind_int(hour)
-                .push(", ")
-                .bind_text(outcome)
-                .push(", ")
-                .bind_int(n)
-                .push(") ON CONFLICT (hour, outcome) DO UPDATE SET n = report_counts.n + excluded.n")
-                .execute(tx.conn())
-                .await?;
-        }
+        insert_reports_in(&mut tx, reports).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -320,4 +300,29 @@ impl ReportStore for SqlStore {
     async fn job_counts(&self) -> Result<Vec<(Uuid, JobStatus, i64)>> {
         self.job_counts_sql().await
     }
+}
+
+/// Inserts report rows and adds them to the dashboard's hourly counts, inside `tx`. Count keys
+/// are written in order, so that concurrent writers lock the rows they share in the same order.
+pub(super) async fn insert_reports_in(tx: &mut WriteTx, reports: &[Report]) -> Result<()> {
+    for chunk in reports.chunks(25) {
+        insert_sql(chunk).execute(tx.conn()).await?;
+    }
+    let mut counts: std::collections::BTreeMap<(i64, &'static str), i64> = Default::default();
+    for report in reports {
+        let hour = micros(report.started_at).div_euclid(super::HOUR_MICROS);
+        *counts.entry((hour, report.outcome.as_str())).or_default() += 1;
+    }
+    for ((hour, outcome), n) in counts {
+        Sql::new("INSERT INTO report_counts (hour, outcome, n) VALUES (")
+            .bind_int(hour)
+            .push(", ")
+            .bind_text(outcome)
+            .push(", ")
+            .bind_int(n)
+            .push(") ON CONFLICT (hour, outcome) DO UPDATE SET n = report_counts.n + excluded.n")
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(())
 }

@@ -312,6 +312,27 @@ impl WriteTx {
     }
 }
 
+impl WriteTx {
+    /// Opens a savepoint: the statements after it can be undone alone (`rollback_to_savepoint`).
+    pub(super) async fn savepoint(&mut self) -> Result<()> {
+        sqlx::query("SAVEPOINT item").execute(self.conn()).await?;
+        Ok(())
+    }
+
+    /// Keeps what was done since the savepoint and closes it.
+    pub(super) async fn release_savepoint(&mut self) -> Result<()> {
+        sqlx::query("RELEASE SAVEPOINT item").execute(self.conn()).await?;
+        Ok(())
+    }
+
+    /// Undoes what was done since the savepoint and closes it; the transaction goes on.
+    pub(super) async fn rollback_to_savepoint(&mut self) -> Result<()> {
+        sqlx::query("ROLLBACK TO SAVEPOINT item").execute(self.conn()).await?;
+        sqlx::query("RELEASE SAVEPOINT item").execute(self.conn()).await?;
+        Ok(())
+    }
+}
+
 impl Drop for WriteTx {
     fn drop(&mut self) {
         // Not committed (an error, or the caller's future was dropped): whatever state the

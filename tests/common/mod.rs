@@ -165,7 +165,7 @@ impl TestHub {
             sessions: Default::default(),
             login_throttle: Default::default(),
             workers: provisio::outbound::WorkerConfig {
-                workers: 4,
+                max_in_flight: provisio::outbound::worker::DEFAULT_MAX_IN_FLIGHT,
                 poll: Duration::from_millis(50),
                 ..Default::default()
             },

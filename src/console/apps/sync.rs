@@ -27,38 +27,9 @@ struct PlanView {
 
 impl PlanView {
     fn of(line: &PlanLine) -> Self {
-        let plan = &line.plan;
-        let action = plan["action"].as_str().unwrap_or("no_change").to_owned();
-        let words = match action.as_str() {
-            "create" => "create",
-            "update" => "update",
-            "reactivate" => "reactivate",
-            "deactivate" => "deactivate",
-            "delete" => "delete",
-            "skip" => "skip (a feature is off)",
-            "group_create" => "create the group",
-            "group_update" => "update the group",
-            "group_delete" => "delete the group",
-            _ => "no change",
-        };
-        let detail = match action.as_str() {
-            "create" | "update" | "reactivate" => plan["diff"]
-                .as_object()
-                .map(|diff| diff.keys().cloned().collect::<Vec<_>>().join(", "))
-                .unwrap_or_default(),
-            "skip" => plan["reason"].as_str().unwrap_or_default().to_owned(),
-            "group_create" => format!("{} members", plan["members"].as_u64().unwrap_or(0)),
-            "group_update" => format!(
-                "{} members added, {} removed{}",
-                plan["members_added"].as_u64().unwrap_or(0),
-                plan["members_removed"].as_u64().unwrap_or(0),
-                plan["rename"]
-                    .as_str()
-                    .map(|name| format!(", renamed to {name}"))
-                    .unwrap_or_default()
-            ),
-            _ => String::new(),
-        };
+        let action = line.plan.key().to_owned();
+        let words = line.plan.words();
+        let detail = line.plan.detail(false);
         Self {
             kind: match line.subject_kind {
                 SubjectKind::Group => "group",

@@ -1,0 +1,192 @@
+//! The accounts a target already holds, read once per app when many users are about to be
+//! created there (a new policy, a sync): page through its `/Users` and keep them by `userName`,
+//! so each create needs no look-up of its own. A create of a user the inventory does not list
+//! still meets the target's 409 for a duplicate and then adopts, so a stale inventory never
+//! duplicates an account.
+
+use crate::outbound::flow::AppFlow;
+use crate::outbound::scim::ScimClient;
+use reqwest::Method;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Queued user jobs of an app from which an inventory pays: below this, look-ups are cheaper.
+pub(super) const MIN_QUEUED_FOR_INVENTORY: u64 = 50;
+/// How long an inventory is used.
+const INVENTORY_TTL: Duration = Duration::from_secs(120);
+/// The target must hold at most this many accounts per queued job for the read to pay.
+const MAX_ACCOUNTS_PER_QUEUED_JOB: u64 = 4;
+/// Users asked for per page.
+const PAGE: u64 = 500;
+/// Most pages read (a guard against a target whose paging never ends).
+const MAX_PAGES: u64 = 2_000;
+
+/// Queued user jobs per app, counted at most once a second.
+#[derive(Debug, Default)]
+pub(super) struct QueueDepths {
+    apps: Mutex<HashMap<Uuid, (Instant, u64)>>,
+}
+
+impl QueueDepths {
+    /// The last count of `app` if it is less than a second old.
+    pub(super) fn recent(&self, app: Uuid) -> Option<u64> {
+        let apps = self.apps.lock().ok()?;
+        apps.get(&app)
+            .filter(|(at, _)| at.elapsed() < Duration::from_secs(1))
+            .map(|(_, n)| *n)
+    }
+
+    /// Remembers a count.
+    pub(super) fn note(&self, app: Uuid, queued: u64) {
+        if let Ok(mut apps) = self.apps.lock() {
+            apps.insert(app, (Instant::now(), queued));
+        }
+    }
+}
+
+/// The users a target held when it was read, by lower-cased `userName`.
+#[derive(Debug, Default)]
+pub(super) struct Inventory {
+    users: HashMap<String, Value>,
+}
+
+impl Inventory {
+    /// The user named `username` (regardless of case), as the target listed it.
+    pub(super) fn find(&self, username: &str) -> Option<&Value> {
+        self.users.get(&username.to_lowercase())
+    }
+
+    /// How many users it holds.
+    pub(super) fn len(&self) -> usize {
+        self.users.len()
+    }
+}
+
+/// One app's inventory: being read, read (or found not worth reading) at a time.
+#[derive(Debug, Default)]
+struct Slot {
+    cell: tokio::sync::OnceCell<Option<Arc<Inventory>>>,
+    at: Mutex<Option<Instant>>,
+}
+
+/// The inventories of every app on this node.
+#[derive(Debug, Default)]
+pub(super) struct Inventories {
+    apps: Mutex<HashMap<Uuid, Arc<Slot>>>,
+}
+
+impl Inventories {
+    /// The slot of `app`, renewed once its inventory is older than its time to live.
+    fn slot(&self, app: Uuid) -> Option<Arc<Slot>> {
+        let mut apps = self.apps.lock().ok()?;
+        let fresh = apps.get(&app).is_some_and(|slot| {
+            slot.at
+                .lock()
+                .ok()
+                .and_then(|at| *at)
+                .is_none_or(|at| at.elapsed() < INVENTORY_TTL)
+        });
+        if !fresh {
+            apps.insert(app, Arc::new(Slot::default()));
+        }
+        apps.get(&app).cloned()
+    }
+
+    /// The inventory of `app` when it has been read (or found not worth reading) and is fresh.
+    pub(super) fn ready(&self, app: Uuid) -> Option<Option<Arc<Inventory>>> {
+        let apps = self.apps.lock().ok()?;
+        let slot = apps.get(&app)?;
+        let fresh = slot
+            .at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < INVENTORY_TTL);
+        if fresh { slot.cell.get().cloned() } else { None }
+    }
+
+    /// The inventory of `app`, read once by the first job that asks while `queued` user jobs
+    /// wait; `None` when reading it does not pay (few jobs, a large target) or failed: then each
+    /// create looks its user up.
+    pub(super) async fn get(
+        &self,
+        app: Uuid,
+        queued: u64,
+        client: &ScimClient,
+        flow: &AppFlow,
+    ) -> Option<Arc<Inventory>> {
+        if queued < MIN_QUEUED_FOR_INVENTORY {
+            return None;
+        }
+        let slot = self.slot(app)?;
+        let inventory = slot
+            .cell
+            .get_or_init(|| async {
+                let read = read(client, flow, queued).await;
+                if let Ok(mut at) = slot.at.lock() {
+                    *at = Some(Instant::now());
+                }
+                read.map(Arc::new)
+            })
+            .await;
+        inventory.clone()
+    }
+}
+
+/// The number in a list answer's `totalResults`.
+fn total_results(body: &Value) -> Option<u64> {
+    body.get("totalResults").and_then(Value::as_u64)
+}
+
+/// Pages through the target's users. Stops at an empty page, when `totalResults` is reached, or
+/// at the page guard; `None` when the target is too large for the read to pay or a page failed.
+async fn read(client: &ScimClient, flow: &AppFlow, queued: u64) -> Option<Inventory> {
+    let first = get(client, flow, "/Users?startIndex=1&count=1").await?;
+    let total = total_results(&first)?;
+    if total > queued.saturating_mul(MAX_ACCOUNTS_PER_QUEUED_JOB) {
+        return None;
+    }
+    let mut inventory = Inventory::default();
+    let mut start = 1u64;
+    for _ in 0..MAX_PAGES {
+        let page = get(client, flow, &format!("/Users?startIndex={start}&count={PAGE}")).await?;
+        let resources = page
+            .get("Resources")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if resources.is_empty() {
+            break;
+        }
+        start += resources.len() as u64;
+        for resource in resources {
+            if let Some(name) = resource.get("userName").and_then(Value::as_str) {
+                inventory.users.insert(name.to_lowercase(), resource);
+            }
+        }
+        if start > total_results(&page).unwrap_or(total) {
+            break;
+        }
+    }
+    tracing::debug!(
+        users = inventory.len(),
+        "read the target's users once for the creates queued"
+    );
+    Some(inventory)
+}
+
+async fn get(client: &ScimClient, flow: &AppFlow, path: &str) -> Option<Value> {
+    let permit = flow.admit().await;
+    let answer = client.send(Method::GET, path, None).await;
+    drop(permit);
+    match answer {
+        Ok(response) => Some(response.body),
+        Err(e) => {
+            tracing::debug!(error = %e, "reading the target's users failed; each create looks its user up");
+            None
+        }
+    }
+}

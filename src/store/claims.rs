@@ -1,0 +1,117 @@
+//! Claiming runnable jobs in batches: one read picks, for each app, no more jobs than its free
+//! slots on this node, and one UPDATE takes them under a lease. A job is taken only if it is
+//! still pending and no job of the same subject is running, so two nodes never run the same job
+//! or two jobs of one subject; the read and the UPDATE share one transaction.
+
+use super::ClaimLimits;
+use super::queue::{job_columns, job_from_row};
+use super::sql::{Sql, SqlStore, get, get_uuid, micros};
+use crate::domain::app::FlowControl;
+use crate::domain::job::Job;
+use crate::domain::{Error, Result};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The conditions that make a job runnable at `at` (`j` the job, `a` its app): pending and due,
+/// its app able to take work (connection checks run regardless), no job of the same subject
+/// running under a live lease.
+fn runnable(sql: Sql, at: i64) -> Sql {
+    sql.push("j.status = 'pending' AND j.not_before <= ")
+        .bind_int(at)
+        .push(
+            " AND (j.subject_kind = 'connection' OR (a.enabled = 1 AND a.connection_status = 'ok' AND a.state = 'active' \
+             AND (a.throttled_until IS NULL OR a.throttled_until <= ",
+        )
+        .bind_int(at)
+        .push(
+            "))) AND NOT EXISTS (SELECT 1 FROM sync_jobs r WHERE r.app_id = j.app_id AND r.subject_kind = j.subject_kind \
+             AND r.subject_id = j.subject_id AND r.status = 'running' AND r.lease_until >= ",
+        )
+        .bind_int(at)
+        .push(")")
+}
+
+impl SqlStore {
+    /// Claims up to `limits.total` runnable jobs, at most `limits.free_for(app)` per app, oldest
+    /// due first; returns each with its app's flow limits.
+    pub(super) async fn claim_jobs(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limits: &ClaimLimits,
+    ) -> Result<Vec<(Job, FlowControl)>> {
+        if limits.total == 0 {
+            return Ok(Vec::new());
+        }
+        let at = micros(now);
+        let mut pick = Sql::new(
+            "SELECT id, app_id, flow FROM (SELECT j.id, j.app_id, a.flow, j.not_before, \
+             ROW_NUMBER() OVER (PARTITION BY j.app_id ORDER BY j.not_before, j.id) AS job_rank, ",
+        );
+        // Per app, how many of its runnable jobs may be taken (ranked by due time).
+        let default_free = i64::try_from(limits.default_free).unwrap_or(i64::MAX);
+        if limits.free.is_empty() {
+            pick = pick.bind_int(default_free);
+        } else {
+            pick = pick.push("CASE j.app_id");
+            for (app, free) in &limits.free {
+                pick = pick
+                    .push(" WHEN ")
+                    .bind_text(app.to_string())
+                    .push(" THEN ")
+                    .bind_int(i64::try_from(*free).unwrap_or(i64::MAX));
+            }
+            pick = pick.push(" ELSE ").bind_int(default_free).push(" END");
+        }
+        let pick = pick.push(" AS app_cap FROM sync_jobs j JOIN apps a ON a.id = j.app_id WHERE ");
+        let pick = runnable(pick, at)
+            .push(") c WHERE job_rank <= app_cap ORDER BY not_before, id LIMIT ")
+            .bind_int(i64::try_from(limits.total).unwrap_or(i64::MAX));
+        let mut tx = self.begin().await?;
+        let rows = pick.fetch_all(tx.conn()).await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut flows: HashMap<Uuid, FlowControl> = HashMap::new();
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let app = get_uuid(row, "app_id")?;
+            if let std::collections::hash_map::Entry::Vacant(entry) = flows.entry(app) {
+                let text: String = get(row, "flow")?;
+                let flow: FlowControl =
+                    serde_json::from_str(&text).map_err(|e| Error::Storage(format!("app flow limits: {e}")))?;
+                entry.insert(flow);
+            }
+            ids.push(get::<String>(row, "id")?);
+        }
+        let claim = Sql::new("UPDATE sync_jobs SET status = 'running', attempts = attempts + 1, lease_owner = ")
+            .bind_text(owner.to_owned())
+            .push(", lease_until = ")
+            .bind_int(micros(lease_until))
+            .push(", updated_at = ")
+            .bind_int(at)
+            .push(" WHERE id IN ")
+            .bind_text_list(ids)
+            .push(
+                " AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM sync_jobs r WHERE r.app_id = sync_jobs.app_id \
+                 AND r.subject_kind = sync_jobs.subject_kind AND r.subject_id = sync_jobs.subject_id \
+                 AND r.status = 'running' AND r.lease_until >= ",
+            )
+            .bind_int(at)
+            .push(concat!(") RETURNING ", job_columns!()));
+        let rows = claim.fetch_all(tx.conn()).await?;
+        tx.commit().await?;
+        let mut jobs = rows
+            .iter()
+            .map(|row| {
+                let job = job_from_row(row)?;
+                let flow = flows.get(&job.app_id).copied().unwrap_or_default();
+                Ok((job, flow))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        jobs.sort_by(|a, b| (a.0.not_before, &a.0.id).cmp(&(b.0.not_before, &b.0.id)));
+        Ok(jobs)
+    }
+}
