@@ -9,8 +9,8 @@
 //! Run with `cargo bench --bench console -- [--users N] [--groups G] [--apps A] [--records R]
 //! [--repeat K] [--database-url postgres://...]`. See the README.
 
-mod support;
-use support::{Rng, percentiles};
+mod common;
+use common::{Rng, percentiles};
 
 use provisio::config::{Config, DatabaseConfig, LogFormat};
 use provisio::domain::admin::{Actor, Principal, Role};
@@ -34,11 +34,9 @@ struct Options {
 }
 
 fn options() -> Result<Option<Options>, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
-        println!("console benchmark: run it with `cargo bench --bench console`");
+    let Some(flags) = common::flags("console")? else {
         return Ok(None);
-    }
+    };
     let mut o = Options {
         users: 10_000,
         groups: 200,
@@ -47,10 +45,8 @@ fn options() -> Result<Option<Options>, String> {
         repeat: 20,
         database_url: None,
     };
-    let mut iter = args.iter().filter(|a| *a != "--bench");
-    while let Some(flag) = iter.next() {
-        let value = iter.next().cloned().ok_or(format!("{flag} needs a value"))?;
-        let number = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+    for (flag, value) in flags {
+        let number = || common::number(&flag, &value);
         match flag.as_str() {
             "--users" => o.users = number()?.max(1),
             "--groups" => o.groups = number()?.max(1),
@@ -58,7 +54,7 @@ fn options() -> Result<Option<Options>, String> {
             "--records" => o.records = number()?,
             "--repeat" => o.repeat = number()?.max(1),
             "--database-url" => o.database_url = Some(value),
-            other => return Err(format!("unknown option {other}")),
+            other => common::unknown(other)?,
         }
     }
     Ok(Some(o))
@@ -337,13 +333,8 @@ fn assets(page: &str) -> BTreeSet<String> {
 #[tokio::main]
 async fn main() {
     provisio::install_crypto_provider();
-    let o = match options() {
-        Ok(Some(o)) => o,
-        Ok(None) => return,
-        Err(message) => {
-            eprintln!("error: {message}");
-            std::process::exit(2);
-        }
+    let Some(o) = common::parse_or_exit(options()) else {
+        return;
     };
     let dir = tempfile::tempdir().expect("temporary directory");
     let database = match &o.database_url {

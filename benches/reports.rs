@@ -5,8 +5,8 @@
 //! [--queries Q] [--database-url postgres://...]` (defaults: 1,000,000 records, 100 apps,
 //! 100,000 users, over 180 days, 200 queries of each kind). See the README.
 
-mod support;
-use support::{Rng, percentiles};
+mod common;
+use common::{Rng, percentiles};
 
 use provisio::domain::admin::Actor;
 use provisio::domain::job::{Operation, Outcome, Report, SubjectKind};
@@ -29,11 +29,9 @@ struct Options {
 }
 
 fn options() -> Result<Option<Options>, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
-        println!("reports benchmark: run it with `cargo bench --bench reports`");
+    let Some(flags) = common::flags("reports")? else {
         return Ok(None);
-    }
+    };
     let mut o = Options {
         records: 1_000_000,
         apps: 100,
@@ -42,10 +40,8 @@ fn options() -> Result<Option<Options>, String> {
         queries: 200,
         database_url: None,
     };
-    let mut iter = args.iter().filter(|a| *a != "--bench");
-    while let Some(flag) = iter.next() {
-        let value = iter.next().cloned().ok_or(format!("{flag} needs a value"))?;
-        let number = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+    for (flag, value) in flags {
+        let number = || common::number(&flag, &value);
         match flag.as_str() {
             "--records" => o.records = number()?,
             "--apps" => o.apps = number()?.max(1),
@@ -53,7 +49,7 @@ fn options() -> Result<Option<Options>, String> {
             "--days" => o.days = i64::try_from(number()?.max(1)).map_err(|e| e.to_string())?,
             "--queries" => o.queries = number()?.max(1),
             "--database-url" => o.database_url = Some(value),
-            other => return Err(format!("unknown option {other}")),
+            other => common::unknown(other)?,
         }
     }
     Ok(Some(o))
@@ -70,13 +66,8 @@ fn user_name(i: usize) -> String {
 #[tokio::main]
 async fn main() {
     provisio::install_crypto_provider();
-    let o = match options() {
-        Ok(Some(o)) => o,
-        Ok(None) => return,
-        Err(message) => {
-            eprintln!("error: {message}");
-            std::process::exit(2);
-        }
+    let Some(o) = common::parse_or_exit(options()) else {
+        return;
     };
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = match &o.database_url {

@@ -20,6 +20,8 @@
 //! as an error, and the benchmark fails (exit 1) when a phase has one. scim2-server speaks HTTP/1.0
 //! and closes every connection, so its clients reconnect per request; that is part of its numbers.
 
+mod common;
+
 use provisio::config::{Config, DatabaseConfig, LogFormat};
 use provisio::outbound::scim::{encode_query, filter_literal};
 use provisio::outbound::{EngineConfig, WorkerConfig};
@@ -59,20 +61,10 @@ fn parse_target(text: &str) -> Result<Which, String> {
     }
 }
 
-fn positive(name: &str, text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{name} needs a positive integer, not {text}")),
-    }
-}
-
 fn options() -> Result<Option<Options>, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
-        // Built and started by `cargo test --all-targets`: nothing to measure there.
-        println!("scim benchmark: run it with `cargo bench --bench scim`");
+    let Some(flags) = common::flags("scim")? else {
         return Ok(None);
-    }
+    };
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut options = Options {
         users: 2_000,
@@ -80,22 +72,20 @@ fn options() -> Result<Option<Options>, String> {
         target: Which::Both,
     };
     if let Some(v) = env("PROVISIO_BENCH_USERS") {
-        options.users = positive("PROVISIO_BENCH_USERS", &v)?;
+        options.users = common::positive("PROVISIO_BENCH_USERS", &v)?;
     }
     if let Some(v) = env("PROVISIO_BENCH_CLIENTS") {
-        options.clients = positive("PROVISIO_BENCH_CLIENTS", &v)?;
+        options.clients = common::positive("PROVISIO_BENCH_CLIENTS", &v)?;
     }
     if let Some(v) = env("PROVISIO_BENCH_TARGET") {
         options.target = parse_target(&v)?;
     }
-    let mut iter = args.iter().filter(|a| *a != "--bench");
-    while let Some(flag) = iter.next() {
-        let mut value = || iter.next().cloned().ok_or(format!("{flag} needs a value"));
+    for (flag, value) in flags {
         match flag.as_str() {
-            "--users" => options.users = positive("--users", &value()?)?,
-            "--clients" => options.clients = positive("--clients", &value()?)?,
-            "--target" => options.target = parse_target(&value()?)?,
-            other => return Err(format!("unknown option {other}")),
+            "--users" => options.users = common::positive(&flag, &value)?,
+            "--clients" => options.clients = common::positive(&flag, &value)?,
+            "--target" => options.target = parse_target(&value)?,
+            other => common::unknown(other)?,
         }
     }
     Ok(Some(options))
@@ -572,13 +562,8 @@ fn print_table(options: &Options, provisio: &[PhaseResult], scim2: &[PhaseResult
 #[tokio::main]
 async fn main() {
     provisio::install_crypto_provider();
-    let options = match options() {
-        Ok(Some(options)) => options,
-        Ok(None) => return,
-        Err(message) => {
-            eprintln!("error: {message}");
-            std::process::exit(2);
-        }
+    let Some(options) = common::parse_or_exit(options()) else {
+        return;
     };
     println!(
         "scim benchmark: {} users, {} clients, target {:?}",

@@ -8,7 +8,7 @@ use provisio::domain::admin::{Principal, Role};
 use provisio::service::AuthService;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 /// The password every test account gets.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -51,6 +51,9 @@ pub struct ConsoleClient {
     pub csrf: String,
     /// The `Set-Cookie` headers of the last answer, as sent.
     pub last_set_cookies: Vec<String>,
+    /// The `Set-Cookie` headers of the answer to the last [`ConsoleClient::log_in`]'s form post,
+    /// as sent (before `log_in` loads a page with the new session).
+    pub login_cookies: Vec<String>,
 }
 
 /// The value of attribute `attr` on the first tag of HTML `html` that contains `marker`.
@@ -77,6 +80,7 @@ impl ConsoleClient {
             cookies: Vec::new(),
             csrf: String::new(),
             last_set_cookies: Vec::new(),
+            login_cookies: Vec::new(),
         }
     }
 
@@ -180,6 +184,7 @@ impl ConsoleClient {
                 Some(&origin),
             )
             .await;
+        self.login_cookies = self.last_set_cookies.clone();
         if answer.0 == StatusCode::SEE_OTHER {
             // Load a page to learn the session's CSRF token.
             let (status, _, page) = self.get("/console/password").await;
@@ -192,11 +197,6 @@ impl ConsoleClient {
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
-
-    /// The password constant as a secret, for service calls.
-    pub fn password() -> SecretString {
-        SecretString::from(PASSWORD.to_owned())
-    }
 }
 
 /// Asserts that `text` contains none of `secrets`.
@@ -208,9 +208,4 @@ pub fn assert_no_secret(page: &str, text: &str, secrets: &[&str]) {
             secret.chars().take(6).collect::<String>()
         );
     }
-}
-
-/// Exposes a secret string (keeps `secrecy` imports out of tests).
-pub fn expose(secret: &SecretString) -> String {
-    secret.expose_secret().to_owned()
 }
