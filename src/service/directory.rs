@@ -4,6 +4,7 @@ use crate::domain::admin::Actor;
 use crate::domain::attribute::{AttributeDefinition, AttributeType, validate_attribute_name};
 use crate::domain::change::{ChangeEvent, ChangeOp};
 use crate::domain::group::{Group, NewGroup};
+use crate::domain::scim::members::MemberOp;
 use crate::domain::user::{NewUser, User, UserSource, UserUpdate};
 use crate::domain::values::{GroupName, profile_text};
 use crate::domain::{Error, Page, Result, now};
@@ -302,6 +303,19 @@ where
         let group = self.get_group(group).await?;
         let user = self.get_user(user).await?;
         self.store.remove_member(group.id, user.id, now(), actor).await
+    }
+
+    /// Applies membership operations (a SCIM PATCH read as member deltas) to the latest state of
+    /// group `id` in one transaction, touching only the memberships they change; with
+    /// `expected_version`, only to that version (else `PreconditionFailed`).
+    pub async fn change_members(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+        ops: &[MemberOp],
+        actor: &Actor,
+    ) -> Result<Group> {
+        self.store.change_members(id, expected_version, ops, now(), actor).await
     }
 
     /// A page of a group's members.

@@ -14,6 +14,7 @@ use crate::domain::scim::discovery::{
     service_provider_config, user_resource_schema,
 };
 use crate::domain::scim::filter::parse_filter;
+use crate::domain::scim::members::{MemberOp, member_ops, touches_members};
 use crate::domain::scim::patch::{PatchOp, PatchOperation, PatchRequest, apply_patch, parse_patch_request};
 use crate::domain::scim::projection::Projection;
 use crate::domain::scim::resource::{group_fields, group_resource, user_fields, user_resource};
@@ -92,6 +93,14 @@ pub struct ScimResource {
     pub version: i64,
     /// Its id.
     pub id: Uuid,
+}
+
+/// Whether a group write reads the current members (to compute the new resource from) and
+/// whether its answer carries them.
+#[derive(Debug, Clone, Copy)]
+struct GroupMembers {
+    read: bool,
+    answer: bool,
 }
 
 fn no_such(kind: ResourceKind, id: &str) -> Error {
@@ -336,8 +345,18 @@ where
 
     /// The full SCIM resources of `groups` (with their `members`), before projection.
     pub async fn group_resources(&self, groups: &[Group], base: &str) -> Result<Vec<Value>> {
-        let ids: Vec<Uuid> = groups.iter().map(|g| g.id).collect();
-        let members = by_owner(self.store.member_ids(&ids).await?);
+        self.group_resources_with(groups, base, true).await
+    }
+
+    /// The SCIM resources of `groups`, with their `members` only when `with_members` (an answer
+    /// that will not carry them does not read them).
+    async fn group_resources_with(&self, groups: &[Group], base: &str, with_members: bool) -> Result<Vec<Value>> {
+        let members = if with_members {
+            let ids: Vec<Uuid> = groups.iter().map(|g| g.id).collect();
+            by_owner(self.store.member_ids(&ids).await?)
+        } else {
+            HashMap::new()
+        };
         Ok(groups
             .iter()
             .map(|g| group_resource(g, members.get(&g.id).map(Vec::as_slice).unwrap_or(&[]), base))
@@ -356,14 +375,17 @@ where
         Ok((user, resource))
     }
 
-    async fn load_group(&self, id: &str, base: &str) -> Result<(Group, Value)> {
+    async fn load_group(&self, id: &str, base: &str, with_members: bool) -> Result<(Group, Value)> {
         let uuid = parse_id(ResourceKind::Group, id)?;
         let group = self
             .store
             .get_group(uuid)
             .await?
             .ok_or_else(|| no_such(ResourceKind::Group, id))?;
-        let resource = self.group_resources(std::slice::from_ref(&group), base).await?.pop();
+        let resource = self
+            .group_resources_with(std::slice::from_ref(&group), base, with_members)
+            .await?
+            .pop();
         let resource = resource.ok_or_else(|| no_such(ResourceKind::Group, id))?;
         Ok((group, resource))
     }
@@ -382,7 +404,8 @@ where
                 (user.version, user.id, resource)
             }
             ResourceKind::Group => {
-                let (group, resource) = self.load_group(id, base).await?;
+                let with_members = projection.returns("members", &schema);
+                let (group, resource) = self.load_group(id, base, with_members).await?;
                 (group.version, group.id, resource)
             }
         };
@@ -438,7 +461,8 @@ where
             }
             ResourceKind::Group => {
                 let (total, groups) = self.store.search_groups(&schema, &search).await?;
-                (total, self.group_resources(&groups, base).await?)
+                let with_members = projection.returns("members", &schema);
+                (total, self.group_resources_with(&groups, base, with_members).await?)
             }
         };
         let resources = resources.iter().map(|r| projection.apply(r, &schema)).collect();
@@ -618,7 +642,7 @@ where
                     .store
                     .save_group(&group, None, Some(&fields.members), actor)
                     .await?;
-                self.group_answer(&group, &schema, base).await
+                self.group_answer(&group, &schema, base, true).await
             }
         }
     }
@@ -636,9 +660,15 @@ where
         })
     }
 
-    async fn group_answer(&self, group: &Group, schema: &ResourceSchema, base: &str) -> Result<ScimResource> {
+    async fn group_answer(
+        &self,
+        group: &Group,
+        schema: &ResourceSchema,
+        base: &str,
+        with_members: bool,
+    ) -> Result<ScimResource> {
         let resource = self
-            .group_resources(std::slice::from_ref(group), base)
+            .group_resources_with(std::slice::from_ref(group), base, with_members)
             .await?
             .pop()
             .ok_or_else(|| no_such(ResourceKind::Group, &group.id.to_string()))?;
@@ -664,7 +694,11 @@ where
             ResourceKind::User => USER_SCHEMA,
             ResourceKind::Group => GROUP_SCHEMA,
         };
-        self.write_latest(kind, id, if_match, actor, base, |current, schema| {
+        let members = GroupMembers {
+            read: true,
+            answer: true,
+        };
+        self.write_latest(kind, id, if_match, actor, base, members, |current, schema| {
             let start = json!({"schemas": [start_schema], "id": current["id"].clone()});
             canonical(body.clone(), start, schema)
         })
@@ -672,7 +706,7 @@ where
     }
 
     /// `PATCH`: applies the operations atomically to the latest state (or, with `If-Match`, to
-    /// that version only); returns the resource.
+    /// that version only); returns the whole resource.
     pub async fn patch(
         &self,
         kind: ResourceKind,
@@ -682,17 +716,82 @@ where
         actor: &Actor,
         base: &str,
     ) -> Result<ScimResource> {
+        self.patch_with(kind, id, body, if_match, &ListParams::default(), actor, base)
+            .await
+    }
+
+    /// `PATCH` as [`Self::patch`], the answer projected by `params`. A group PATCH that only
+    /// changes members is applied as member deltas (`GroupStore::change_members`), and one that
+    /// does not touch members never reads them; the answer carries the members only when its
+    /// projection keeps them.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch_with(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        params: &ListParams,
+        actor: &Actor,
+        base: &str,
+    ) -> Result<ScimResource> {
         let request = parse_patch_request(body)?;
-        self.write_latest(kind, id, if_match, actor, base, |current, schema| {
-            apply_patch(current, &request, schema)
-        })
-        .await
+        let (schema, _) = self.schema_of(kind).await?;
+        let projection = Projection::parse(
+            params.attributes.as_deref(),
+            params.excluded_attributes.as_deref(),
+            &schema,
+        )?;
+        let answer_members = kind == ResourceKind::Group && projection.returns("members", &schema);
+        let mut resource = match (kind, member_ops(&request)) {
+            (ResourceKind::Group, Some(ops)) => {
+                let group = self.patch_members(id, &ops, if_match, actor).await?;
+                self.group_answer(&group, &schema, base, answer_members).await?
+            }
+            _ => {
+                let members = GroupMembers {
+                    read: touches_members(&request),
+                    answer: answer_members,
+                };
+                self.write_latest(kind, id, if_match, actor, base, members, |current, schema| {
+                    apply_patch(current, &request, schema)
+                })
+                .await?
+            }
+        };
+        if !projection.is_default() {
+            resource.body = projection.apply(&resource.body, &schema);
+        }
+        Ok(resource)
+    }
+
+    /// Member deltas on group `id`: with `If-Match`, on the version it names only.
+    async fn patch_members(&self, id: &str, ops: &[MemberOp], if_match: Option<&str>, actor: &Actor) -> Result<Group> {
+        let uuid = parse_id(ResourceKind::Group, id)?;
+        let expected = match if_match {
+            None => None,
+            Some(header) => {
+                let group = self
+                    .store
+                    .get_group(uuid)
+                    .await?
+                    .ok_or_else(|| no_such(ResourceKind::Group, id))?;
+                check_if_match(Some(header), group.version)?;
+                // `*` asks only that the group exists; a list of tags pins the version they name.
+                (!header.split(',').any(|tag| tag.trim() == "*")).then_some(group.version)
+            }
+        };
+        match self.directory.change_members(uuid, expected, ops, actor).await {
+            Err(Error::NotFound { .. }) => Err(no_such(ResourceKind::Group, id)),
+            other => other,
+        }
     }
 
     /// Applies `compute` (the stored resource and its schema -> the resource to store) to the
     /// latest state of the user or group `id`, in its writers' turn, and answers the stored
     /// resource. With `If-Match` only that version is changed (else 412); without, a version that
     /// changed meanwhile makes it read and compute again (see `Turns::on_latest`).
+    #[allow(clippy::too_many_arguments)]
     async fn write_latest(
         &self,
         kind: ResourceKind,
@@ -700,6 +799,7 @@ where
         if_match: Option<&str>,
         actor: &Actor,
         base: &str,
+        members: GroupMembers,
         compute: impl Fn(&Value, &ResourceSchema) -> Result<Value>,
     ) -> Result<ScimResource> {
         let (schema, definitions) = self.schema_of(kind).await?;
@@ -721,13 +821,13 @@ where
             ResourceKind::Group => {
                 let group = turns
                     .on_latest(uuid, if_match.is_some(), || async move {
-                        let (group, current) = self.load_group(id, base).await?;
+                        let (group, current) = self.load_group(id, base, members.read).await?;
                         check_if_match(if_match, group.version)?;
                         let resource = compute(&current, schema)?;
-                        self.write_group(&group, &resource, actor).await
+                        self.write_group(&group, &resource, members.read, actor).await
                     })
                     .await?;
-                self.group_answer(&group, schema, base).await
+                self.group_answer(&group, schema, base, members.answer).await
             }
         }
     }
@@ -743,7 +843,9 @@ where
         self.directory.replace_user_with(user, update, definitions, actor).await
     }
 
-    async fn write_group(&self, group: &Group, resource: &Value, actor: &Actor) -> Result<Group> {
+    /// Stores `resource` over `group`; its members become the group's exact membership only
+    /// when `with_members` (the resource was read with them).
+    async fn write_group(&self, group: &Group, resource: &Value, with_members: bool, actor: &Actor) -> Result<Group> {
         let fields = group_fields(resource)?;
         let name = GroupName::parse(&fields.name)?;
         let next = Group {
@@ -752,9 +854,8 @@ where
             updated_at: now(),
             ..group.clone()
         };
-        self.store
-            .save_group(&next, Some(group.version), Some(&fields.members), actor)
-            .await
+        let members = with_members.then_some(fields.members.as_slice());
+        self.store.save_group(&next, Some(group.version), members, actor).await
     }
 
     /// `DELETE`.

@@ -26,6 +26,7 @@ use crate::domain::change::{ChangeEvent, ChangeOp};
 use crate::domain::group::Group;
 use crate::domain::job::{Job, JobStatus, NewJob, Report};
 use crate::domain::scim::ast::{AttrPath, Filter};
+use crate::domain::scim::members::MemberOp;
 use crate::domain::scim::resource::Reference;
 use crate::domain::scim::schema::ResourceSchema;
 use crate::domain::user::User;
@@ -138,6 +139,19 @@ pub trait GroupStore: Send + Sync {
         now: OffsetDateTime,
         actor: &Actor,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// Applies membership operations in one transaction: reads only the memberships they name
+    /// (every one for a replace), writes only the rows that change, one change event per changed
+    /// membership, and a new version when something changed. With `expected_version`, a group at
+    /// another version is refused ([`Error::PreconditionFailed`](crate::domain::Error::PreconditionFailed));
+    /// a new member must be a user (a SCIM `invalidValue` otherwise). Returns the group as stored.
+    fn change_members(
+        &self,
+        group: Uuid,
+        expected_version: Option<i64>,
+        ops: &[MemberOp],
+        now: OffsetDateTime,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<Group>> + Send;
 }
 
 /// A SCIM search: filter, sort and the page wanted.

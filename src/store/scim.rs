@@ -10,7 +10,7 @@
 
 use super::groups::{group_from_row, select_groups};
 use super::index::{index_group, index_user};
-use super::sql::{Sql, SqlStore, get, get_uuid, micros};
+use super::sql::{Sql, SqlStore, get, get_uuid};
 use super::users::{select_users, user_from_row};
 use super::{ScimSearch, ScimStore};
 use crate::domain::admin::Actor;
@@ -25,6 +25,7 @@ use crate::domain::scim::schema::{AttrType, AttributeDef, Resolved, ResourceSche
 use crate::domain::user::User;
 use crate::domain::{Error, Result};
 use serde_json::json;
+use std::collections::HashSet;
 use uuid::Uuid;
 
 /// Which table a search runs over.
@@ -534,62 +535,18 @@ impl ScimStore for SqlStore {
         }
         let mut membership_changed = false;
         if let Some(wanted) = members {
-            let rows = Sql::new("SELECT user_id FROM group_members WHERE group_id = ")
-                .bind_text(group.id.to_string())
-                .fetch_all(tx.conn())
-                .await?;
-            let current = rows
+            let current = super::groups::current_members(&mut tx, group.id, None).await?;
+            let wanted_set: HashSet<Uuid> = wanted.iter().copied().collect();
+            let mut seen = HashSet::new();
+            let added: Vec<Uuid> = wanted
                 .iter()
-                .map(|r| get_uuid(r, "user_id"))
-                .collect::<Result<Vec<_>>>()?;
-            let added: Vec<Uuid> = wanted.iter().filter(|id| !current.contains(id)).copied().collect();
-            let removed: Vec<Uuid> = current.iter().filter(|id| !wanted.contains(id)).copied().collect();
-            for chunk in added.chunks(200) {
-                let found = Sql::new("SELECT id FROM users WHERE id IN ")
-                    .bind_text_list(chunk.iter().map(Uuid::to_string))
-                    .fetch_all(tx.conn())
-                    .await?;
-                let found = found.iter().map(|r| get_uuid(r, "id")).collect::<Result<Vec<_>>>()?;
-                if let Some(missing) = chunk.iter().find(|id| !found.contains(id)) {
-                    return Err(Error::scim(
-                        ScimErrorType::InvalidValue,
-                        format!("member '{missing}' is not a user of this directory"),
-                    ));
-                }
-            }
-            let now = group.updated_at;
-            for user in &added {
-                Sql::new("INSERT INTO group_members (group_id, user_id, added_at) VALUES (")
-                    .bind_text(group.id.to_string())
-                    .push(", ")
-                    .bind_text(user.to_string())
-                    .push(", ")
-                    .bind_int(micros(now))
-                    .push(")")
-                    .execute(tx.conn())
-                    .await?;
-            }
-            for user in &removed {
-                Sql::new("DELETE FROM group_members WHERE group_id = ")
-                    .bind_text(group.id.to_string())
-                    .push(" AND user_id = ")
-                    .bind_text(user.to_string())
-                    .execute(tx.conn())
-                    .await?;
-            }
-            for (users, operation) in [(&added, ChangeOp::Added), (&removed, ChangeOp::Removed)] {
-                for user in users {
-                    tx.record(NewChange {
-                        entity: EntityKind::Membership,
-                        entity_id: group.id.to_string(),
-                        related_id: Some(user.to_string()),
-                        operation,
-                        actor: actor.label(),
-                        data: json!({}),
-                    })
-                    .await?;
-                }
-            }
+                .filter(|id| !current.contains(id) && seen.insert(**id))
+                .copied()
+                .collect();
+            let mut removed: Vec<Uuid> = current.iter().filter(|id| !wanted_set.contains(id)).copied().collect();
+            removed.sort();
+            super::groups::check_users_exist(&mut tx, &added).await?;
+            super::groups::write_memberships(&mut tx, group.id, &added, &removed, group.updated_at, actor).await?;
             membership_changed = !added.is_empty() || !removed.is_empty();
         }
         if before.is_some() && (membership_changed || !changed.is_empty()) {
