@@ -195,7 +195,7 @@ async fn start_hub(storage: &Storage) -> Result<Hub, String> {
             "--secret-key-file",
             &key_file.display().to_string(),
             "--log-level",
-            "warn",
+            "error",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

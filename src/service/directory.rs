@@ -260,6 +260,50 @@ where
         Ok(group)
     }
 
+    /// Creates a group with `members` as its membership (a SCIM POST), in one transaction with
+    /// one change event per member; a member who is not a user is a SCIM `invalidValue`.
+    pub async fn create_group_with_members(
+        &self,
+        input: NewGroup,
+        members: &[Uuid],
+        source: UserSource,
+        actor: &Actor,
+    ) -> Result<Group> {
+        let name = GroupName::parse(&input.name)?;
+        let at = now();
+        let group = Group {
+            id: Uuid::now_v7(),
+            name: name.as_str().to_owned(),
+            external_id: profile_text("external_id", input.external_id)?,
+            source,
+            member_count: 0,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        };
+        self.store.save_group(&group, None, Some(members), actor).await
+    }
+
+    /// Replaces the name and external id of `group`, and when `members` is given its whole
+    /// membership (a SCIM PUT or PATCH), if the group is still at `group.version` (else
+    /// `PreconditionFailed`: callers apply their change to the latest state in `turns`).
+    pub async fn replace_group(
+        &self,
+        group: &Group,
+        input: NewGroup,
+        members: Option<&[Uuid]>,
+        actor: &Actor,
+    ) -> Result<Group> {
+        let name = GroupName::parse(&input.name)?;
+        let next = Group {
+            name: name.as_str().to_owned(),
+            external_id: profile_text("external_id", input.external_id)?,
+            updated_at: now(),
+            ..group.clone()
+        };
+        self.store.save_group(&next, Some(group.version), members, actor).await
+    }
+
     /// Finds a group by id or, failing that, by name (regardless of case).
     pub async fn get_group(&self, reference: &str) -> Result<Group> {
         if let Ok(id) = Uuid::parse_str(reference)

@@ -449,4 +449,88 @@ impl GroupStore for SqlStore {
             ..before
         })
     }
+
+    async fn save_group(
+        &self,
+        group: &Group,
+        previous_version: Option<i64>,
+        members: Option<&[Uuid]>,
+        actor: &Actor,
+    ) -> Result<Group> {
+        let mut tx = self.begin_write().await?;
+        let before = match previous_version {
+            None => {
+                insert_group_row(&mut tx, group, actor).await?;
+                None
+            }
+            Some(version) => {
+                let before = load_group(&mut tx, group.id).await?;
+                if before.version != version {
+                    return Err(Error::PreconditionFailed(format!(
+                        "group {} changed meanwhile (version {} is now {})",
+                        group.id, version, before.version
+                    )));
+                }
+                Some(before)
+            }
+        };
+        let mut changed = Vec::new();
+        if let Some(before) = &before {
+            if before.name != group.name {
+                name_taken(&mut tx, group.id, &group.name).await?;
+                changed.push("name");
+            }
+            if before.external_id != group.external_id {
+                changed.push("external_id");
+            }
+            if !changed.is_empty() {
+                Sql::new("UPDATE groups SET name = ")
+                    .bind_text(group.name.clone())
+                    .push(", name_key = ")
+                    .bind_text(group.name.to_lowercase())
+                    .push(", external_id = ")
+                    .bind_opt_text(group.external_id.clone())
+                    .push(" WHERE id = ")
+                    .bind_text(group.id.to_string())
+                    .execute(tx.conn())
+                    .await?;
+            }
+        }
+        let mut membership_changed = false;
+        if let Some(wanted) = members {
+            let current = current_members(&mut tx, group.id, None).await?;
+            let wanted_set: HashSet<Uuid> = wanted.iter().copied().collect();
+            let mut seen = HashSet::new();
+            let added: Vec<Uuid> = wanted
+                .iter()
+                .filter(|id| !current.contains(id) && seen.insert(**id))
+                .copied()
+                .collect();
+            let mut removed: Vec<Uuid> = current.iter().filter(|id| !wanted_set.contains(id)).copied().collect();
+            removed.sort();
+            check_users_exist(&mut tx, &added).await?;
+            write_memberships(&mut tx, group.id, &added, &removed, group.updated_at, actor).await?;
+            membership_changed = !added.is_empty() || !removed.is_empty();
+        }
+        if before.is_some() && (membership_changed || !changed.is_empty()) {
+            bump_group(&mut tx, group.id, group.updated_at).await?;
+        }
+        let after = load_group(&mut tx, group.id).await?;
+        if let Some(before) = &before
+            && !changed.is_empty()
+        {
+            tx.record(NewChange {
+                    entity: EntityKind::Group,
+                    entity_id: group.id.to_string(),
+                    related_id: None,
+                    operation: ChangeOp::Updated,
+                    actor: actor.label(),
+                    data: json!({"changed": changed, "previous_name": before.name, "group": serde_json::to_value(&after).unwrap_or_default()}),
+                })
+                .await?;
+        }
+        super::index::index_group(&mut tx, &after).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
 }

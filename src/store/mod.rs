@@ -13,6 +13,7 @@ mod jobs;
 mod queue;
 mod reports;
 mod scim;
+mod scim_filter;
 mod sql;
 mod users;
 
@@ -139,6 +140,17 @@ pub trait GroupStore: Send + Sync {
         now: OffsetDateTime,
         actor: &Actor,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// Creates (`previous_version` = `None`) or replaces a group, and when `members` is given makes
+    /// them its exact membership, all in one transaction with one change event per change.
+    /// A replaced group must still have `previous_version` (else
+    /// [`Error::PreconditionFailed`](crate::domain::Error::PreconditionFailed)).
+    fn save_group(
+        &self,
+        group: &Group,
+        previous_version: Option<i64>,
+        members: Option<&[Uuid]>,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<Group>> + Send;
     /// Applies membership operations in one transaction: reads only the memberships they name
     /// (every one for a replace), writes only the rows that change, one change event per changed
     /// membership, and a new version when something changed. With `expected_version`, a group at
@@ -168,7 +180,7 @@ pub struct ScimSearch<'a> {
 }
 
 /// What the SCIM server needs beyond the directory stores: filtered, sorted searches evaluated in
-/// the database, membership references, and replacing a group with its members in one transaction.
+/// the database, membership references, and the index of resources stored before it existed.
 pub trait ScimStore: Send + Sync {
     /// The total number of users matching, and the requested page of them.
     fn search_users(
@@ -186,17 +198,6 @@ pub trait ScimStore: Send + Sync {
     fn group_refs(&self, users: &[Uuid]) -> impl Future<Output = Result<Vec<(Uuid, Reference)>>> + Send;
     /// `(group, user)` id pairs: the members of each of `groups`, in the order they were added.
     fn member_ids(&self, groups: &[Uuid]) -> impl Future<Output = Result<Vec<(Uuid, Uuid)>>> + Send;
-    /// Creates (`previous_version` = `None`) or replaces a group, and when `members` is given makes
-    /// them its exact membership, all in one transaction with one change event per change.
-    /// A replaced group must still have `previous_version` (else
-    /// [`Error::PreconditionFailed`](crate::domain::Error::PreconditionFailed)).
-    fn save_group(
-        &self,
-        group: &Group,
-        previous_version: Option<i64>,
-        members: Option<&[Uuid]>,
-        actor: &Actor,
-    ) -> impl Future<Output = Result<Group>> + Send;
     /// Builds the search index of users and groups stored before it existed; returns how many.
     fn reindex_missing(&self) -> impl Future<Output = Result<u64>> + Send;
 }
