@@ -8,9 +8,11 @@ use crate::domain::scim::members::MemberOp;
 use crate::domain::user::{NewUser, User, UserSource, UserUpdate};
 use crate::domain::values::{GroupName, profile_text};
 use crate::domain::{Error, Page, Result, now};
+use crate::service::cache::{CACHE_TTL, TtlCache};
 use crate::service::latest::Turns;
 use crate::store::{AttributeStore, ChangeLogStore, GroupQuery, GroupStore, UserQuery, UserStore};
 use serde::{Deserialize, Deserializer, Serialize};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// What an administrator supplies to define a custom attribute.
@@ -61,6 +63,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Option
 pub struct DirectoryService<S> {
     store: S,
     turns: Turns,
+    /// The custom attribute definitions, for [`CACHE_TTL`]; cleared by every definition change
+    /// made through this service (and its clones).
+    definitions: TtlCache<(), Arc<Vec<AttributeDefinition>>>,
 }
 
 impl<S> DirectoryService<S>
@@ -72,6 +77,7 @@ where
         Self {
             store,
             turns: Turns::default(),
+            definitions: TtlCache::new(CACHE_TTL),
         }
     }
 
@@ -84,7 +90,20 @@ where
 
     /// All custom attribute definitions.
     pub async fn list_attributes(&self) -> Result<Vec<AttributeDefinition>> {
-        self.store.list_attributes().await
+        Ok(self.attribute_definitions().await?.as_ref().clone())
+    }
+
+    /// All custom attribute definitions, shared: read from the store at most once per
+    /// [`CACHE_TTL`], and again right after a change made through this service. A change made on
+    /// another node is seen within the TTL.
+    pub async fn attribute_definitions(&self) -> Result<Arc<Vec<AttributeDefinition>>> {
+        if let Some(definitions) = self.definitions.get(&()) {
+            return Ok(definitions);
+        }
+        let generation = self.definitions.generation();
+        let definitions = Arc::new(self.store.list_attributes().await?);
+        self.definitions.insert((), Arc::clone(&definitions), generation);
+        Ok(definitions)
     }
 
     /// One custom attribute definition.
@@ -109,7 +128,9 @@ where
             created_at: at,
             updated_at: at,
         };
-        self.store.create_attribute(&def, actor).await?;
+        let created = self.store.create_attribute(&def, actor).await;
+        self.definitions.clear();
+        created?;
         Ok(def)
     }
 
@@ -135,20 +156,24 @@ where
             def.description = profile_text("description", description)?;
         }
         def.updated_at = now();
-        self.store.update_attribute(&def, actor).await?;
+        let updated = self.store.update_attribute(&def, actor).await;
+        self.definitions.clear();
+        updated?;
         Ok(def)
     }
 
     /// Removes a custom attribute definition that no user holds a value for.
     pub async fn delete_attribute(&self, name: &str, actor: &Actor) -> Result<()> {
-        self.store.delete_attribute(name, actor).await
+        let deleted = self.store.delete_attribute(name, actor).await;
+        self.definitions.clear();
+        deleted
     }
 
     // ---- users ----
 
     /// Creates a user.
     pub async fn create_user(&self, input: NewUser, source: UserSource, actor: &Actor) -> Result<User> {
-        let definitions = self.store.list_attributes().await?;
+        let definitions = self.attribute_definitions().await?;
         let user = User::create(input, &definitions, source, now())?;
         self.store.insert_user(&user, actor).await?;
         Ok(user)
@@ -176,7 +201,7 @@ where
     /// between makes it read the user again and apply the change to that (see [`Turns::on_latest`]).
     pub async fn update_user(&self, reference: &str, update: UserUpdate, actor: &Actor) -> Result<User> {
         let id = self.get_user(reference).await?.id;
-        let definitions = self.store.list_attributes().await?;
+        let definitions = self.attribute_definitions().await?;
         self.turns
             .on_latest(id, false, || async {
                 let user = self
@@ -192,7 +217,7 @@ where
     /// Applies `update` to `user` as loaded: fails with [`Error::PreconditionFailed`] if the user
     /// changed since.
     pub async fn replace_user(&self, user: &User, update: UserUpdate, actor: &Actor) -> Result<User> {
-        let definitions = self.store.list_attributes().await?;
+        let definitions = self.attribute_definitions().await?;
         self.replace_user_with(user, update, &definitions, actor).await
     }
 

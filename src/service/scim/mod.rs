@@ -21,6 +21,7 @@ use crate::service::directory::DirectoryService;
 use crate::store::{AttributeStore, ChangeLogStore, GroupStore, ScimStore, UserStore};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use uuid::Uuid;
 
 /// URN of a Bulk request.
@@ -128,7 +129,15 @@ pub struct ScimService<S> {
     store: S,
     directory: DirectoryService<S>,
     limits: ScimLimits,
+    /// The User schema and the definitions it was built from: rebuilt only when the directory
+    /// service hands out other definitions (after a change, or its cache's TTL).
+    user_schema: Arc<Mutex<Option<BuiltSchema>>>,
+    /// The Group schema (fixed), built once.
+    group_schema: Arc<OnceLock<Arc<ResourceSchema>>>,
 }
+
+/// A User schema with the definitions it was built from.
+type BuiltSchema = (Arc<Vec<AttributeDefinition>>, Arc<ResourceSchema>);
 
 impl<S> ScimService<S>
 where
@@ -146,6 +155,8 @@ where
             directory,
             store,
             limits,
+            user_schema: Arc::new(Mutex::new(None)),
+            group_schema: Arc::new(OnceLock::new()),
         }
     }
 
@@ -156,19 +167,48 @@ where
 
     /// The User resource type as currently defined (its Provisio extension follows the custom attributes).
     pub async fn user_schema(&self) -> Result<ResourceSchema> {
-        let definitions = self.store.list_attributes().await?;
-        user_resource_schema(&definitions)
+        Ok(self.cached_user_schema().await?.1.as_ref().clone())
+    }
+
+    /// The User schema built from the directory's current definitions, built again only when
+    /// those are not the ones it was built from.
+    async fn cached_user_schema(&self) -> Result<BuiltSchema> {
+        let definitions = self.directory.attribute_definitions().await?;
+        let lock = |cell: &Mutex<Option<BuiltSchema>>| {
+            // A panic while holding the lock leaves only a cached value behind: still usable.
+            let mut guard = cell.lock().unwrap_or_else(PoisonError::into_inner);
+            match guard.as_ref() {
+                Some((built_from, schema)) if Arc::ptr_eq(built_from, &definitions) => {
+                    Ok((Arc::clone(built_from), Arc::clone(schema)))
+                }
+                _ => {
+                    let schema = Arc::new(user_resource_schema(&definitions)?);
+                    *guard = Some((Arc::clone(&definitions), Arc::clone(&schema)));
+                    Ok((Arc::clone(&definitions), schema))
+                }
+            }
+        };
+        lock(&self.user_schema)
+    }
+
+    /// The Group schema.
+    fn cached_group_schema(&self) -> Result<Arc<ResourceSchema>> {
+        if let Some(schema) = self.group_schema.get() {
+            return Ok(Arc::clone(schema));
+        }
+        let schema = Arc::new(group_resource_schema()?);
+        Ok(Arc::clone(self.group_schema.get_or_init(|| schema)))
     }
 
     /// The resource type's schema, with the custom attribute definitions it was built from
-    /// (none for groups), read once per request.
-    async fn schema_of(&self, kind: ResourceKind) -> Result<(ResourceSchema, Vec<AttributeDefinition>)> {
+    /// (none for groups); both cached (see [`DirectoryService::attribute_definitions`]).
+    async fn schema_of(&self, kind: ResourceKind) -> Result<(Arc<ResourceSchema>, Arc<Vec<AttributeDefinition>>)> {
         match kind {
             ResourceKind::User => {
-                let definitions = self.store.list_attributes().await?;
-                Ok((user_resource_schema(&definitions)?, definitions))
+                let (definitions, schema) = self.cached_user_schema().await?;
+                Ok((schema, definitions))
             }
-            ResourceKind::Group => Ok((group_resource_schema()?, Vec::new())),
+            ResourceKind::Group => Ok((self.cached_group_schema()?, Arc::new(Vec::new()))),
         }
     }
 
@@ -189,14 +229,14 @@ where
     /// `GET /ResourceTypes`.
     pub async fn resource_types(&self, base: &str) -> Result<Vec<Value>> {
         Ok(vec![
-            resource_type_document(&self.user_schema().await?, base),
-            resource_type_document(&group_resource_schema()?, base),
+            resource_type_document(self.cached_user_schema().await?.1.as_ref(), base),
+            resource_type_document(self.cached_group_schema()?.as_ref(), base),
         ])
     }
 
     /// `GET /Schemas`.
     pub async fn schemas(&self, base: &str) -> Result<Vec<Value>> {
-        let definitions = self.store.list_attributes().await?;
+        let definitions = self.directory.attribute_definitions().await?;
         Ok(all_schemas(&definitions)?
             .iter()
             .map(|s| schema_document(s, base))
