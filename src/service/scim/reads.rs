@@ -9,7 +9,7 @@ use crate::domain::scim::ast::AttrPath;
 use crate::domain::scim::discovery::list_response;
 use crate::domain::scim::filter::parse_filter;
 use crate::domain::scim::projection::Projection;
-use crate::domain::scim::resource::{group_resource, user_resource};
+use crate::domain::scim::resource::{Reference, group_resource, user_resource};
 use crate::domain::user::User;
 use crate::domain::{Error, Result};
 use crate::store::{AttributeStore, ChangeLogStore, GroupStore, ScimSearch, ScimStore, UserStore};
@@ -57,15 +57,28 @@ where
     }
 
     pub(super) async fn load_user(&self, id: &str, base: &str) -> Result<(User, Value)> {
+        let (user, _, resource) = self.load_user_with_groups(id, base).await?;
+        Ok((user, resource))
+    }
+
+    /// A user, its group references (read once, so that a write can answer with them without
+    /// reading them again: a user write never changes them) and its resource.
+    pub(super) async fn load_user_with_groups(&self, id: &str, base: &str) -> Result<(User, Vec<Reference>, Value)> {
         let uuid = parse_id(ResourceKind::User, id)?;
         let user = self
             .store
             .get_user(uuid)
             .await?
             .ok_or_else(|| no_such(ResourceKind::User, id))?;
-        let resource = self.user_resources(std::slice::from_ref(&user), base).await?.pop();
-        let resource = resource.ok_or_else(|| no_such(ResourceKind::User, id))?;
-        Ok((user, resource))
+        let groups: Vec<Reference> = self
+            .store
+            .group_refs(std::slice::from_ref(&uuid))
+            .await?
+            .into_iter()
+            .map(|(_, group)| group)
+            .collect();
+        let resource = user_resource(&user, &groups, base);
+        Ok((user, groups, resource))
     }
 
     pub(super) async fn load_group(&self, id: &str, base: &str, with_members: bool) -> Result<(Group, Value)> {

@@ -10,7 +10,7 @@ use crate::domain::group::{Group, NewGroup};
 use crate::domain::scim::members::{MemberOp, member_ops, touches_members};
 use crate::domain::scim::patch::{PatchOp, PatchOperation, PatchRequest, apply_patch, parse_patch_request};
 use crate::domain::scim::projection::Projection;
-use crate::domain::scim::resource::{group_fields, user_fields};
+use crate::domain::scim::resource::{Reference, group_fields, user_fields, user_resource};
 use crate::domain::scim::schema::{GROUP_SCHEMA, ResourceSchema, USER_SCHEMA};
 use crate::domain::user::{User, UserSource};
 use crate::domain::{Error, Result};
@@ -152,7 +152,8 @@ where
             ResourceKind::User => {
                 let fields = user_fields(&resource)?;
                 let user = self.directory.create_user(fields, UserSource::Scim, actor).await?;
-                self.user_answer(&user, &schema, base).await
+                // A new user belongs to no group yet: nothing to read for its answer.
+                Ok(user_answer(&user, &[], &schema, base))
             }
             ResourceKind::Group => {
                 let fields = group_fields(&resource)?;
@@ -167,19 +168,6 @@ where
                 self.group_answer(&group, &schema, base, true).await
             }
         }
-    }
-
-    async fn user_answer(&self, user: &User, schema: &ResourceSchema, base: &str) -> Result<ScimResource> {
-        let resource = self
-            .user_resources(std::slice::from_ref(user), base)
-            .await?
-            .pop()
-            .ok_or_else(|| no_such(ResourceKind::User, &user.id.to_string()))?;
-        Ok(ScimResource {
-            body: Projection::default().apply(&resource, schema),
-            version: user.version,
-            id: user.id,
-        })
     }
 
     async fn group_answer(
@@ -330,15 +318,16 @@ where
         let turns = self.directory.turns();
         match kind {
             ResourceKind::User => {
-                let user = turns
+                let (user, groups) = turns
                     .on_latest(uuid, if_match.is_some(), || async move {
-                        let (user, current) = self.load_user(id, base).await?;
+                        let (user, groups, current) = self.load_user_with_groups(id, base).await?;
                         check_if_match(if_match, user.version)?;
                         let resource = compute(&current, schema)?;
-                        self.write_user(&user, &resource, definitions, actor).await
+                        let user = self.write_user(&user, &resource, definitions, actor).await?;
+                        Ok((user, groups))
                     })
                     .await?;
-                self.user_answer(&user, schema, base).await
+                Ok(user_answer(&user, &groups, schema, base))
             }
             ResourceKind::Group => {
                 let group = turns
@@ -400,5 +389,14 @@ where
                 Ok(())
             })
             .await
+    }
+}
+
+/// The answer to a user write: the stored user with its group references, default projection.
+fn user_answer(user: &User, groups: &[Reference], schema: &ResourceSchema, base: &str) -> ScimResource {
+    ScimResource {
+        body: Projection::default().apply(&user_resource(user, groups, base), schema),
+        version: user.version,
+        id: user.id,
     }
 }
