@@ -342,11 +342,10 @@ macro_rules! resource_handlers {
         ) -> ScimResult<Response> {
             let params = list_params(&query_map(&query)?)?;
             let if_match = header_text(&headers, IF_MATCH);
-            let mut resource = state
+            let resource = state
                 .scim
-                .patch($kind, &id, &body, if_match, &actor, &base_url(&headers))
+                .patch_with($kind, &id, &body, if_match, &params, &actor, &base_url(&headers))
                 .await?;
-            state.scim.project($kind, &params, &mut resource).await?;
             Ok(resource_response(StatusCode::OK, &resource, false))
         }
 

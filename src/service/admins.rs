@@ -106,6 +106,7 @@ impl<S: AdminStore + Clone> AuthService<S> {
         }
         let at = disabled.then(now);
         self.store.set_admin_access(admin.id, admin.role, at).await?;
+        self.scim_tokens.clear();
         if disabled {
             self.store.delete_sessions_of(admin.id).await?;
             // A lock from before no longer matters once an administrator re-enables the account.
@@ -138,6 +139,7 @@ impl<S: AdminStore + Clone> AuthService<S> {
             self.keep_one_administrator(&admin).await?;
         }
         self.store.set_admin_access(admin.id, role, admin.disabled_at).await?;
+        self.scim_tokens.clear();
         self.audit(
             AuditEvent::RoleChanged,
             &admin.username,

@@ -7,6 +7,7 @@ use crate::domain::admin::{
     TokenScope,
 };
 use crate::domain::{Error, Result, now};
+use crate::service::cache::{CACHE_TTL, TtlCache};
 use crate::store::AdminStore;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -61,6 +62,9 @@ pub struct AuthService<S> {
     pub(super) store: S,
     throttle: LoginThrottle,
     timeouts: SessionTimeouts,
+    /// SCIM token look-ups by token hash, for [`CACHE_TTL`]; cleared by every revocation and
+    /// every administrator access change on this node (other nodes: within the TTL).
+    pub(super) scim_tokens: TtlCache<String, Actor>,
 }
 
 /// Random URL-safe text from `bytes` random bytes.
@@ -127,6 +131,7 @@ impl<S: AdminStore + Clone> AuthService<S> {
             store,
             throttle,
             timeouts,
+            scim_tokens: TtlCache::new(CACHE_TTL),
         }
     }
 
@@ -480,17 +485,26 @@ impl<S: AdminStore + Clone> AuthService<S> {
     }
 
     /// Resolves a bearer token for the SCIM server to the identity provider it was issued for.
+    /// A token seen within [`CACHE_TTL`] is not looked up again; a revocation on this node
+    /// clears the cache, so the revoked token is refused from the next request on.
     pub async fn authenticate_scim(&self, bearer: &str) -> Result<Actor> {
+        let hash = token_hash(bearer);
+        if let Some(actor) = self.scim_tokens.get(&hash) {
+            return Ok(actor);
+        }
+        let generation = self.scim_tokens.generation();
         let token = self
             .store
-            .use_token(&token_hash(bearer), now())
+            .use_token(&hash, now())
             .await?
             .filter(|t| t.scope == TokenScope::Scim)
             .ok_or_else(|| Error::Unauthenticated("the SCIM token is unknown or revoked".into()))?;
-        Ok(Actor::ScimSource {
+        let actor = Actor::ScimSource {
             id: token.id,
             name: token.name,
-        })
+        };
+        self.scim_tokens.insert(hash, actor.clone(), generation);
+        Ok(actor)
     }
 
     /// All tokens of `scope` (without secrets), newest first.
@@ -521,6 +535,8 @@ impl<S: AdminStore + Clone> AuthService<S> {
         if !known {
             return Err(Error::not_found("token", id));
         }
-        self.store.revoke_token(id, now()).await
+        let revoked = self.store.revoke_token(id, now()).await;
+        self.scim_tokens.clear();
+        revoked
     }
 }

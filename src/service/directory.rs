@@ -4,12 +4,15 @@ use crate::domain::admin::Actor;
 use crate::domain::attribute::{AttributeDefinition, AttributeType, validate_attribute_name};
 use crate::domain::change::{ChangeEvent, ChangeOp};
 use crate::domain::group::{Group, NewGroup};
+use crate::domain::scim::members::MemberOp;
 use crate::domain::user::{NewUser, User, UserSource, UserUpdate};
 use crate::domain::values::{GroupName, profile_text};
 use crate::domain::{Error, Page, Result, now};
+use crate::service::cache::{CACHE_TTL, TtlCache};
 use crate::service::latest::Turns;
 use crate::store::{AttributeStore, ChangeLogStore, GroupQuery, GroupStore, UserQuery, UserStore};
 use serde::{Deserialize, Deserializer, Serialize};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// What an administrator supplies to define a custom attribute.
@@ -60,6 +63,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Option
 pub struct DirectoryService<S> {
     store: S,
     turns: Turns,
+    /// The custom attribute definitions, for [`CACHE_TTL`]; cleared by every definition change
+    /// made through this service (and its clones).
+    definitions: TtlCache<(), Arc<Vec<AttributeDefinition>>>,
 }
 
 impl<S> DirectoryService<S>
@@ -71,6 +77,7 @@ where
         Self {
             store,
             turns: Turns::default(),
+            definitions: TtlCache::new(CACHE_TTL),
         }
     }
 
@@ -83,7 +90,20 @@ where
 
     /// All custom attribute definitions.
     pub async fn list_attributes(&self) -> Result<Vec<AttributeDefinition>> {
-        self.store.list_attributes().await
+        Ok(self.attribute_definitions().await?.as_ref().clone())
+    }
+
+    /// All custom attribute definitions, shared: read from the store at most once per
+    /// [`CACHE_TTL`], and again right after a change made through this service. A change made on
+    /// another node is seen within the TTL.
+    pub async fn attribute_definitions(&self) -> Result<Arc<Vec<AttributeDefinition>>> {
+        if let Some(definitions) = self.definitions.get(&()) {
+            return Ok(definitions);
+        }
+        let generation = self.definitions.generation();
+        let definitions = Arc::new(self.store.list_attributes().await?);
+        self.definitions.insert((), Arc::clone(&definitions), generation);
+        Ok(definitions)
     }
 
     /// One custom attribute definition.
@@ -108,7 +128,9 @@ where
             created_at: at,
             updated_at: at,
         };
-        self.store.create_attribute(&def, actor).await?;
+        let created = self.store.create_attribute(&def, actor).await;
+        self.definitions.clear();
+        created?;
         Ok(def)
     }
 
@@ -134,20 +156,24 @@ where
             def.description = profile_text("description", description)?;
         }
         def.updated_at = now();
-        self.store.update_attribute(&def, actor).await?;
+        let updated = self.store.update_attribute(&def, actor).await;
+        self.definitions.clear();
+        updated?;
         Ok(def)
     }
 
     /// Removes a custom attribute definition that no user holds a value for.
     pub async fn delete_attribute(&self, name: &str, actor: &Actor) -> Result<()> {
-        self.store.delete_attribute(name, actor).await
+        let deleted = self.store.delete_attribute(name, actor).await;
+        self.definitions.clear();
+        deleted
     }
 
     // ---- users ----
 
     /// Creates a user.
     pub async fn create_user(&self, input: NewUser, source: UserSource, actor: &Actor) -> Result<User> {
-        let definitions = self.store.list_attributes().await?;
+        let definitions = self.attribute_definitions().await?;
         let user = User::create(input, &definitions, source, now())?;
         self.store.insert_user(&user, actor).await?;
         Ok(user)
@@ -175,7 +201,7 @@ where
     /// between makes it read the user again and apply the change to that (see [`Turns::on_latest`]).
     pub async fn update_user(&self, reference: &str, update: UserUpdate, actor: &Actor) -> Result<User> {
         let id = self.get_user(reference).await?.id;
-        let definitions = self.store.list_attributes().await?;
+        let definitions = self.attribute_definitions().await?;
         self.turns
             .on_latest(id, false, || async {
                 let user = self
@@ -191,7 +217,7 @@ where
     /// Applies `update` to `user` as loaded: fails with [`Error::PreconditionFailed`] if the user
     /// changed since.
     pub async fn replace_user(&self, user: &User, update: UserUpdate, actor: &Actor) -> Result<User> {
-        let definitions = self.store.list_attributes().await?;
+        let definitions = self.attribute_definitions().await?;
         self.replace_user_with(user, update, &definitions, actor).await
     }
 
@@ -259,6 +285,50 @@ where
         Ok(group)
     }
 
+    /// Creates a group with `members` as its membership (a SCIM POST), in one transaction with
+    /// one change event per member; a member who is not a user is a SCIM `invalidValue`.
+    pub async fn create_group_with_members(
+        &self,
+        input: NewGroup,
+        members: &[Uuid],
+        source: UserSource,
+        actor: &Actor,
+    ) -> Result<Group> {
+        let name = GroupName::parse(&input.name)?;
+        let at = now();
+        let group = Group {
+            id: Uuid::now_v7(),
+            name: name.as_str().to_owned(),
+            external_id: profile_text("external_id", input.external_id)?,
+            source,
+            member_count: 0,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        };
+        self.store.save_group(&group, None, Some(members), actor).await
+    }
+
+    /// Replaces the name and external id of `group`, and when `members` is given its whole
+    /// membership (a SCIM PUT or PATCH), if the group is still at `group.version` (else
+    /// `PreconditionFailed`: callers apply their change to the latest state in `turns`).
+    pub async fn replace_group(
+        &self,
+        group: &Group,
+        input: NewGroup,
+        members: Option<&[Uuid]>,
+        actor: &Actor,
+    ) -> Result<Group> {
+        let name = GroupName::parse(&input.name)?;
+        let next = Group {
+            name: name.as_str().to_owned(),
+            external_id: profile_text("external_id", input.external_id)?,
+            updated_at: now(),
+            ..group.clone()
+        };
+        self.store.save_group(&next, Some(group.version), members, actor).await
+    }
+
     /// Finds a group by id or, failing that, by name (regardless of case).
     pub async fn get_group(&self, reference: &str) -> Result<Group> {
         if let Ok(id) = Uuid::parse_str(reference)
@@ -302,6 +372,19 @@ where
         let group = self.get_group(group).await?;
         let user = self.get_user(user).await?;
         self.store.remove_member(group.id, user.id, now(), actor).await
+    }
+
+    /// Applies membership operations (a SCIM PATCH read as member deltas) to the latest state of
+    /// group `id` in one transaction, touching only the memberships they change; with
+    /// `expected_version`, only to that version (else `PreconditionFailed`).
+    pub async fn change_members(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+        ops: &[MemberOp],
+        actor: &Actor,
+    ) -> Result<Group> {
+        self.store.change_members(id, expected_version, ops, now(), actor).await
     }
 
     /// A page of a group's members.

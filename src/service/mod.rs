@@ -5,6 +5,7 @@
 pub mod admins;
 pub mod apps;
 pub mod auth;
+pub mod cache;
 pub mod dashboard;
 pub mod directory;
 pub mod latest;

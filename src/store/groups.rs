@@ -6,12 +6,18 @@ use super::sql::{
 use super::{GroupQuery, GroupStore};
 use crate::domain::admin::Actor;
 use crate::domain::change::{ChangeOp, EntityKind, NewChange};
+use crate::domain::error::ScimErrorType;
 use crate::domain::group::Group;
+use crate::domain::scim::members::{MemberOp, named_users, needs_all_members, net_change};
 use crate::domain::user::UserSource;
 use crate::domain::values::GroupName;
 use crate::domain::{Error, Page, Result};
+
+/// Membership rows are read, checked, inserted and deleted this many per statement.
+const MEMBER_CHUNK: usize = 200;
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
+use std::collections::HashSet;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -108,6 +114,102 @@ pub(super) async fn insert_group_row(tx: &mut WriteTx, group: &Group, actor: &Ac
         data: json!({"group": snapshot(group)}),
     })
     .await?;
+    Ok(())
+}
+
+/// The members of `group` among `users` (all of them when `users` is `None`), inside `tx`.
+pub(super) async fn current_members(tx: &mut WriteTx, group: Uuid, users: Option<&[Uuid]>) -> Result<HashSet<Uuid>> {
+    let mut out = HashSet::new();
+    let Some(users) = users else {
+        let rows = Sql::new("SELECT user_id FROM group_members WHERE group_id = ")
+            .bind_text(group.to_string())
+            .fetch_all(tx.conn())
+            .await?;
+        for row in rows {
+            out.insert(get_uuid(&row, "user_id")?);
+        }
+        return Ok(out);
+    };
+    for chunk in users.chunks(MEMBER_CHUNK) {
+        let rows = Sql::new("SELECT user_id FROM group_members WHERE group_id = ")
+            .bind_text(group.to_string())
+            .push(" AND user_id IN ")
+            .bind_text_list(chunk.iter().map(Uuid::to_string))
+            .fetch_all(tx.conn())
+            .await?;
+        for row in rows {
+            out.insert(get_uuid(&row, "user_id")?);
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses a member who is not a user of the directory (a SCIM `invalidValue`).
+pub(super) async fn check_users_exist(tx: &mut WriteTx, users: &[Uuid]) -> Result<()> {
+    for chunk in users.chunks(MEMBER_CHUNK) {
+        let found = Sql::new("SELECT id FROM users WHERE id IN ")
+            .bind_text_list(chunk.iter().map(Uuid::to_string))
+            .fetch_all(tx.conn())
+            .await?;
+        let found = found
+            .iter()
+            .map(|r| get_uuid(r, "id"))
+            .collect::<Result<HashSet<_>>>()?;
+        if let Some(missing) = chunk.iter().find(|id| !found.contains(id)) {
+            return Err(Error::scim(
+                ScimErrorType::InvalidValue,
+                format!("member '{missing}' is not a user of this directory"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Inserts and deletes the membership rows of `group` and records one change event per changed
+/// membership (as `add_member` and `remove_member` do), inside `tx`.
+pub(super) async fn write_memberships(
+    tx: &mut WriteTx,
+    group: Uuid,
+    added: &[Uuid],
+    removed: &[Uuid],
+    now: OffsetDateTime,
+    actor: &Actor,
+) -> Result<()> {
+    for chunk in added.chunks(MEMBER_CHUNK) {
+        let mut sql = Sql::new("INSERT INTO group_members (group_id, user_id, added_at) VALUES ");
+        for (i, user) in chunk.iter().enumerate() {
+            sql = sql
+                .push(if i == 0 { "(" } else { ", (" })
+                .bind_text(group.to_string())
+                .push(", ")
+                .bind_text(user.to_string())
+                .push(", ")
+                .bind_int(micros(now))
+                .push(")");
+        }
+        sql.execute(tx.conn()).await?;
+    }
+    for chunk in removed.chunks(MEMBER_CHUNK) {
+        Sql::new("DELETE FROM group_members WHERE group_id = ")
+            .bind_text(group.to_string())
+            .push(" AND user_id IN ")
+            .bind_text_list(chunk.iter().map(Uuid::to_string))
+            .execute(tx.conn())
+            .await?;
+    }
+    for (users, operation) in [(added, ChangeOp::Added), (removed, ChangeOp::Removed)] {
+        for user in users {
+            tx.record(NewChange {
+                entity: EntityKind::Membership,
+                entity_id: group.to_string(),
+                related_id: Some(user.to_string()),
+                operation,
+                actor: actor.label(),
+                data: json!({}),
+            })
+            .await?;
+        }
+    }
     Ok(())
 }
 
@@ -308,5 +410,127 @@ impl GroupStore for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn change_members(
+        &self,
+        group: Uuid,
+        expected_version: Option<i64>,
+        ops: &[MemberOp],
+        now: OffsetDateTime,
+        actor: &Actor,
+    ) -> Result<Group> {
+        let mut tx = self.begin_write().await?;
+        let before = load_group(&mut tx, group).await?;
+        if let Some(version) = expected_version
+            && before.version != version
+        {
+            return Err(Error::PreconditionFailed(format!(
+                "group {group} changed meanwhile (version {version} is now {})",
+                before.version
+            )));
+        }
+        let named = (!needs_all_members(ops)).then(|| named_users(ops));
+        let current = current_members(&mut tx, group, named.as_deref()).await?;
+        let delta = net_change(ops, &current);
+        if delta.is_empty() {
+            tx.commit().await?;
+            return Ok(before);
+        }
+        check_users_exist(&mut tx, &delta.added).await?;
+        write_memberships(&mut tx, group, &delta.added, &delta.removed, now, actor).await?;
+        bump_group(&mut tx, group, now).await?;
+        tx.commit().await?;
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        Ok(Group {
+            member_count: before.member_count + count(delta.added.len()) - count(delta.removed.len()),
+            version: before.version + 1,
+            updated_at: from_micros(micros(now))?,
+            ..before
+        })
+    }
+
+    async fn save_group(
+        &self,
+        group: &Group,
+        previous_version: Option<i64>,
+        members: Option<&[Uuid]>,
+        actor: &Actor,
+    ) -> Result<Group> {
+        let mut tx = self.begin_write().await?;
+        let before = match previous_version {
+            None => {
+                insert_group_row(&mut tx, group, actor).await?;
+                None
+            }
+            Some(version) => {
+                let before = load_group(&mut tx, group.id).await?;
+                if before.version != version {
+                    return Err(Error::PreconditionFailed(format!(
+                        "group {} changed meanwhile (version {} is now {})",
+                        group.id, version, before.version
+                    )));
+                }
+                Some(before)
+            }
+        };
+        let mut changed = Vec::new();
+        if let Some(before) = &before {
+            if before.name != group.name {
+                name_taken(&mut tx, group.id, &group.name).await?;
+                changed.push("name");
+            }
+            if before.external_id != group.external_id {
+                changed.push("external_id");
+            }
+            if !changed.is_empty() {
+                Sql::new("UPDATE groups SET name = ")
+                    .bind_text(group.name.clone())
+                    .push(", name_key = ")
+                    .bind_text(group.name.to_lowercase())
+                    .push(", external_id = ")
+                    .bind_opt_text(group.external_id.clone())
+                    .push(" WHERE id = ")
+                    .bind_text(group.id.to_string())
+                    .execute(tx.conn())
+                    .await?;
+            }
+        }
+        let mut membership_changed = false;
+        if let Some(wanted) = members {
+            let current = current_members(&mut tx, group.id, None).await?;
+            let wanted_set: HashSet<Uuid> = wanted.iter().copied().collect();
+            let mut seen = HashSet::new();
+            let added: Vec<Uuid> = wanted
+                .iter()
+                .filter(|id| !current.contains(id) && seen.insert(**id))
+                .copied()
+                .collect();
+            let mut removed: Vec<Uuid> = current.iter().filter(|id| !wanted_set.contains(id)).copied().collect();
+            removed.sort();
+            check_users_exist(&mut tx, &added).await?;
+            write_memberships(&mut tx, group.id, &added, &removed, group.updated_at, actor).await?;
+            membership_changed = !added.is_empty() || !removed.is_empty();
+        }
+        if before.is_some() && (membership_changed || !changed.is_empty()) {
+            bump_group(&mut tx, group.id, group.updated_at).await?;
+        }
+        let after = load_group(&mut tx, group.id).await?;
+        if let Some(before) = &before
+            && !changed.is_empty()
+        {
+            tx.record(NewChange {
+                    entity: EntityKind::Group,
+                    entity_id: group.id.to_string(),
+                    related_id: None,
+                    operation: ChangeOp::Updated,
+                    actor: actor.label(),
+                    data: json!({"changed": changed, "previous_name": before.name, "group": serde_json::to_value(&after).unwrap_or_default()}),
+                })
+                .await?;
+        }
+        super::index::index_group(&mut tx, &after).await?;
+        tx.commit().await?;
+        Ok(after)
     }
 }

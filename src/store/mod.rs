@@ -15,6 +15,7 @@ mod jobs;
 mod queue;
 mod reports;
 mod scim;
+mod scim_filter;
 mod sql;
 mod users;
 
@@ -28,6 +29,7 @@ use crate::domain::change::{ChangeEvent, ChangeOp};
 use crate::domain::group::Group;
 use crate::domain::job::{FinishedJob, Job, JobStatus, NewJob, Report};
 use crate::domain::scim::ast::{AttrPath, Filter};
+use crate::domain::scim::members::MemberOp;
 use crate::domain::scim::resource::Reference;
 use crate::domain::scim::schema::ResourceSchema;
 use crate::domain::user::User;
@@ -140,6 +142,30 @@ pub trait GroupStore: Send + Sync {
         now: OffsetDateTime,
         actor: &Actor,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// Creates (`previous_version` = `None`) or replaces a group, and when `members` is given makes
+    /// them its exact membership, all in one transaction with one change event per change.
+    /// A replaced group must still have `previous_version` (else
+    /// [`Error::PreconditionFailed`](crate::domain::Error::PreconditionFailed)).
+    fn save_group(
+        &self,
+        group: &Group,
+        previous_version: Option<i64>,
+        members: Option<&[Uuid]>,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<Group>> + Send;
+    /// Applies membership operations in one transaction: reads only the memberships they name
+    /// (every one for a replace), writes only the rows that change, one change event per changed
+    /// membership, and a new version when something changed. With `expected_version`, a group at
+    /// another version is refused ([`Error::PreconditionFailed`](crate::domain::Error::PreconditionFailed));
+    /// a new member must be a user (a SCIM `invalidValue` otherwise). Returns the group as stored.
+    fn change_members(
+        &self,
+        group: Uuid,
+        expected_version: Option<i64>,
+        ops: &[MemberOp],
+        now: OffsetDateTime,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<Group>> + Send;
 }
 
 /// A SCIM search: filter, sort and the page wanted.
@@ -156,7 +182,7 @@ pub struct ScimSearch<'a> {
 }
 
 /// What the SCIM server needs beyond the directory stores: filtered, sorted searches evaluated in
-/// the database, membership references, and replacing a group with its members in one transaction.
+/// the database, membership references, and the index of resources stored before it existed.
 pub trait ScimStore: Send + Sync {
     /// The total number of users matching, and the requested page of them.
     fn search_users(
@@ -174,17 +200,6 @@ pub trait ScimStore: Send + Sync {
     fn group_refs(&self, users: &[Uuid]) -> impl Future<Output = Result<Vec<(Uuid, Reference)>>> + Send;
     /// `(group, user)` id pairs: the members of each of `groups`, in the order they were added.
     fn member_ids(&self, groups: &[Uuid]) -> impl Future<Output = Result<Vec<(Uuid, Uuid)>>> + Send;
-    /// Creates (`previous_version` = `None`) or replaces a group, and when `members` is given makes
-    /// them its exact membership, all in one transaction with one change event per change.
-    /// A replaced group must still have `previous_version` (else
-    /// [`Error::PreconditionFailed`](crate::domain::Error::PreconditionFailed)).
-    fn save_group(
-        &self,
-        group: &Group,
-        previous_version: Option<i64>,
-        members: Option<&[Uuid]>,
-        actor: &Actor,
-    ) -> impl Future<Output = Result<Group>> + Send;
     /// Builds the search index of users and groups stored before it existed; returns how many.
     fn reindex_missing(&self) -> impl Future<Output = Result<u64>> + Send;
 }

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod eval;
 pub mod filter;
 pub mod index;
+pub mod members;
 pub mod patch;
 pub mod path;
 pub mod projection;

@@ -189,6 +189,26 @@ impl Projection {
         Value::Object(out)
     }
 
+    /// Whether a resource's core attribute `name` (any part of it) would be sent, so that a
+    /// caller can leave out loading what the answer will not carry (a group's members).
+    pub fn returns(&self, name: &str, schema: &ResourceSchema) -> bool {
+        let Some(def) = schema.core.attribute(name) else {
+            return false;
+        };
+        let one = if def.kind == AttrType::Complex {
+            Value::Object(
+                def.sub_attributes
+                    .iter()
+                    .map(|s| (s.name.clone(), Value::String("x".into())))
+                    .collect(),
+            )
+        } else {
+            Value::String("x".into())
+        };
+        let probe = if def.multi_valued { Value::Array(vec![one]) } else { one };
+        self.project(def, None, &probe, &schema.core.id).is_some()
+    }
+
     /// Whether keys the schema does not describe are passed through.
     fn keeps_unknown(&self) -> bool {
         !matches!(self.mode, Mode::Include(_))

@@ -352,6 +352,7 @@ pub fn group_fields(resource: &Value) -> Result<GroupFields> {
         .ok_or_else(|| Error::scim(ScimErrorType::InvalidValue, "'displayName' is required"))?;
     let external_id = text(take(&mut rest, "externalId"), "externalId")?;
     let mut members = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     match take(&mut rest, "members") {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
@@ -375,7 +376,7 @@ pub fn group_fields(resource: &Value) -> Result<GroupFields> {
                         format!("member '{value}' is not a user of this directory"),
                     )
                 })?;
-                if !members.contains(&id) {
+                if seen.insert(id) {
                     members.push(id);
                 }
             }
