@@ -70,9 +70,9 @@ impl HubState {
         let directory = DirectoryService::new(store.clone());
         Self {
             scim: ScimService::with_directory(directory.clone(), store.clone(), ScimLimits::default()),
+            apps: AppService::new(store.clone(), key).with_directory(directory.clone()),
             directory,
             auth: AuthService::new(store.clone()),
-            apps: AppService::new(store.clone(), key),
             reports: ReportService::new(store.clone()),
             wake,
             store,

@@ -205,6 +205,13 @@ where
         }
     }
 
+    /// Shares `directory` (its turns and caches) instead of a directory service of its own, so that
+    /// an attribute this service defines is seen at once by every service sharing it.
+    pub fn with_directory(mut self, directory: DirectoryService<S>) -> Self {
+        self.directory = directory;
+        self
+    }
+
     /// Accepts (`true`) or refuses (`false`, the default) app base URLs whose host is a link-local
     /// address (169.254.0.0/16, fe80::/10), the server's `--allow-link-local-targets`.
     pub fn allow_link_local_targets(mut self, allow: bool) -> Self {
