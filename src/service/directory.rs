@@ -269,18 +269,7 @@ where
 
     /// Creates a group.
     pub async fn create_group(&self, input: NewGroup, source: UserSource, actor: &Actor) -> Result<Group> {
-        let name = GroupName::parse(&input.name)?;
-        let at = now();
-        let group = Group {
-            id: Uuid::now_v7(),
-            name: name.as_str().to_owned(),
-            external_id: profile_text("external_id", input.external_id)?,
-            source,
-            member_count: 0,
-            version: 1,
-            created_at: at,
-            updated_at: at,
-        };
+        let group = new_group(input, source)?;
         self.store.insert_group(&group, actor).await?;
         Ok(group)
     }
@@ -294,18 +283,7 @@ where
         source: UserSource,
         actor: &Actor,
     ) -> Result<Group> {
-        let name = GroupName::parse(&input.name)?;
-        let at = now();
-        let group = Group {
-            id: Uuid::now_v7(),
-            name: name.as_str().to_owned(),
-            external_id: profile_text("external_id", input.external_id)?,
-            source,
-            member_count: 0,
-            version: 1,
-            created_at: at,
-            updated_at: at,
-        };
+        let group = new_group(input, source)?;
         self.store.save_group(&group, None, Some(members), actor).await
     }
 
@@ -406,4 +384,20 @@ where
     pub async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeEvent>> {
         self.store.changes_after(after, limit).await
     }
+}
+
+/// A new group from `input`, validated, with no members yet.
+fn new_group(input: NewGroup, source: UserSource) -> Result<Group> {
+    let name = GroupName::parse(&input.name)?;
+    let at = now();
+    Ok(Group {
+        id: Uuid::now_v7(),
+        name: name.as_str().to_owned(),
+        external_id: profile_text("external_id", input.external_id)?,
+        source,
+        member_count: 0,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    })
 }

@@ -44,6 +44,18 @@ fn account_record(
     }
 }
 
+/// Keeps the record of an active account that now holds `desired`.
+fn save_active(recorder: &Recorder<'_>, user_id: Uuid, target_id: String, desired: &Value) {
+    recorder.effect(Effect::SaveAccount(account_record(
+        recorder.app(),
+        user_id,
+        target_id,
+        desired,
+        AccountState::Active,
+        None,
+    )));
+}
+
 impl<S> Engine<S>
 where
     S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
@@ -174,14 +186,7 @@ where
                 let id = resource_id(&response).ok_or_else(|| ScimError::NotScim {
                     message: "the target created the user but returned no id".into(),
                 })?;
-                recorder.effect(Effect::SaveAccount(account_record(
-                    app,
-                    user_id,
-                    id,
-                    &desired,
-                    AccountState::Active,
-                    None,
-                )));
+                save_active(recorder, user_id, id, &desired);
                 Ok(())
             }
             Err(StepError::Target(e)) if e.status() == Some(409) => {
@@ -213,7 +218,6 @@ where
         found: Value,
         desired: Value,
     ) -> Step<()> {
-        let app = recorder.app();
         let id = found
             .get("id")
             .and_then(Value::as_str)
@@ -238,14 +242,7 @@ where
             self.write_user(recorder, client, &id, &desired, &operations, Operation::Adopt, diff)
                 .await?;
         }
-        recorder.effect(Effect::SaveAccount(account_record(
-            app,
-            user_id,
-            id,
-            &desired,
-            AccountState::Active,
-            None,
-        )));
+        save_active(recorder, user_id, id, &desired);
         Ok(())
     }
 
