@@ -1,6 +1,6 @@
-//! Claiming runnable jobs in batches: one read takes the oldest due jobs of the apps with a free
-//! slot on this node (an index range, as many rows as slots), each app keeps no more than its
-//! free slots, and one UPDATE takes them under a lease. A job is taken only if it is
+//! Claiming runnable jobs in batches: one read takes, for each app with a free slot on this node,
+//! its oldest due jobs up to its free slots (an index range per app, so that one app's long queue
+//! never hides another's jobs), and one UPDATE takes them under a lease. A job is taken only if it is
 //! still pending and no job of the same subject is running, so two nodes never run the same job
 //! or two jobs of one subject; the read and the UPDATE share one transaction.
 
@@ -47,30 +47,6 @@ impl SqlStore {
             return Ok(Vec::new());
         }
         let at = micros(now);
-        // Apps without a free slot are left out; the others' jobs are read in due order, as many
-        // as the free slots, and then kept per app up to each one's free slots.
-        let full: Vec<String> = limits
-            .free
-            .iter()
-            .filter(|(_, free)| *free == 0)
-            .map(|(app, _)| app.to_string())
-            .collect();
-        let known_free: usize = limits.free.iter().map(|(_, free)| *free).sum();
-        let wanted = limits
-            .total
-            .min(known_free.max(limits.default_free).saturating_add(limits.default_free));
-        let mut pick = Sql::new("SELECT j.id, j.app_id, a.flow FROM sync_jobs j JOIN apps a ON a.id = j.app_id WHERE ");
-        if !full.is_empty() {
-            pick = pick.push("j.app_id NOT IN ").bind_text_list(full).push(" AND ");
-        }
-        let pick = runnable(pick, at)
-            .push(" ORDER BY j.not_before, j.id LIMIT ")
-            .bind_int(i64::try_from(wanted).unwrap_or(i64::MAX));
-        let mut tx = self.begin().await?;
-        let rows = pick.fetch_all(tx.conn()).await?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
         let free_of = |app: &Uuid| {
             limits
                 .free
@@ -78,16 +54,51 @@ impl SqlStore {
                 .find(|(known, _)| known == app)
                 .map_or(limits.default_free, |(_, free)| *free)
         };
-        let mut taken: HashMap<Uuid, usize> = HashMap::new();
+        let mut tx = self.begin().await?;
+        // Each app with a free slot contributes its own oldest due jobs, at most its free slots
+        // (an index range per app), so that one app's long queue never hides another's jobs.
+        let apps = Sql::new("SELECT id FROM apps ORDER BY id").fetch_all(tx.conn()).await?;
+        let mut branches = 0;
+        let mut pick = Sql::new("SELECT id, app_id, flow FROM (");
+        for row in &apps {
+            let app = get_uuid(row, "id")?;
+            let free = free_of(&app);
+            if free == 0 {
+                continue;
+            }
+            if branches > 0 {
+                pick = pick.push(" UNION ALL ");
+            }
+            branches += 1;
+            pick = pick
+                .push(
+                    "SELECT * FROM (SELECT j.id, j.app_id, a.flow, j.not_before FROM sync_jobs j \
+                     JOIN apps a ON a.id = j.app_id WHERE j.app_id = ",
+                )
+                .bind_text(app.to_string())
+                .push(" AND ");
+            pick = runnable(pick, at)
+                .push(" ORDER BY j.not_before, j.id LIMIT ")
+                .bind_int(i64::try_from(free).unwrap_or(i64::MAX))
+                .push(") p");
+        }
+        if branches == 0 {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let pick = pick
+            .push(") c ORDER BY not_before, id LIMIT ")
+            .bind_int(i64::try_from(limits.total).unwrap_or(i64::MAX));
+        let rows = pick.fetch_all(tx.conn()).await?;
+        if rows.is_empty() {
+            // Nothing to claim: end the transaction cleanly, so its connection goes back to the pool.
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
         let mut flows: HashMap<Uuid, FlowControl> = HashMap::new();
         let mut ids = Vec::with_capacity(rows.len());
         for row in &rows {
             let app = get_uuid(row, "app_id")?;
-            let count = taken.entry(app).or_default();
-            if *count >= free_of(&app) {
-                continue;
-            }
-            *count += 1;
             if let std::collections::hash_map::Entry::Vacant(entry) = flows.entry(app) {
                 let text: String = get(row, "flow")?;
                 let flow: FlowControl =
