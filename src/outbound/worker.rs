@@ -193,14 +193,19 @@ impl InFlight {
         self.caps.insert(app, Self::cap(flow));
     }
 
-    fn end(&mut self, app: uuid::Uuid) {
-        self.total = self.total.saturating_sub(1);
+    /// The job's requests are done: its app's slot is free (its end is still being stored).
+    fn end_requests(&mut self, app: uuid::Uuid) {
         if let Some(n) = self.per_app.get_mut(&app) {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.per_app.remove(&app);
             }
         }
+    }
+
+    /// The job's end is stored.
+    fn end(&mut self) {
+        self.total = self.total.saturating_sub(1);
     }
 }
 
@@ -250,9 +255,16 @@ async fn scheduler<S>(
                         tracker.spawn(async move {
                             let app = job.app_id;
                             let run = engine.run(&job).await;
+                            // The app's slot frees as soon as its requests are done; the job
+                            // stays running in the queue (no other job of its subject starts)
+                            // until its end is stored.
+                            if let Ok(mut in_flight) = in_flight.lock() {
+                                in_flight.end_requests(app);
+                            }
+                            freed.notify_one();
                             finish(&engine, job, owner, run, &finish_tx, &shutdown).await;
                             if let Ok(mut in_flight) = in_flight.lock() {
-                                in_flight.end(app);
+                                in_flight.end();
                             }
                             freed.notify_one();
                         });
