@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The conditions that make a job runnable at `at` (`j` the job, `a` its app): pending and due,
-/// its app able to take work (connection checks run regardless), no job of the same subject
-/// running under a live lease.
-fn runnable(sql: Sql, at: i64) -> Sql {
+/// The conditions the index range per app checks as it reads: the job pending and due at `at`,
+/// its app able to take work (connection checks run regardless). Whether the subject has a running job is left to the
+/// claiming UPDATE, which checks it for the few rows picked (checking it here would make the
+/// planner test every pending job of the app, however few are taken).
+fn due(sql: Sql, at: i64) -> Sql {
     sql.push("j.status = 'pending' AND j.not_before <= ")
         .bind_int(at)
         .push(
@@ -25,12 +26,7 @@ fn runnable(sql: Sql, at: i64) -> Sql {
              AND (a.throttled_until IS NULL OR a.throttled_until <= ",
         )
         .bind_int(at)
-        .push(
-            "))) AND NOT EXISTS (SELECT 1 FROM sync_jobs r WHERE r.app_id = j.app_id AND r.subject_kind = j.subject_kind \
-             AND r.subject_id = j.subject_id AND r.status = 'running' AND r.lease_until >= ",
-        )
-        .bind_int(at)
-        .push(")")
+        .push(")))")
 }
 
 impl SqlStore {
@@ -77,7 +73,7 @@ impl SqlStore {
                 )
                 .bind_text(app.to_string())
                 .push(" AND ");
-            pick = runnable(pick, at)
+            pick = due(pick, at)
                 .push(" ORDER BY j.not_before, j.id LIMIT ")
                 .bind_int(i64::try_from(free).unwrap_or(i64::MAX))
                 .push(") p");
