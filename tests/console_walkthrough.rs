@@ -216,6 +216,15 @@ async fn walkthrough(backend: Backend, screenshots: bool) {
     browser.fill("#user", "grace").await;
     browser.click("#search").await;
     browser.wait_for("#report-results tr[data-report]").await;
+    // The click leaves the unfiltered page in place until the filtered one has loaded: wait for
+    // the new page (its rows all grace's), for at most 10 s, then compare.
+    for _ in 0..100 {
+        let rows = rows_for(&browser, "#report-results tr[data-report]").await;
+        if rows > 0 && rows == rows_for(&browser, "#report-results tr[data-user=\"grace\"]").await {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let grace_rows = rows_for(&browser, "#report-results tr[data-report]").await;
     assert_eq!(
         grace_rows,

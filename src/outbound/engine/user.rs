@@ -335,14 +335,7 @@ where
                 Err(e) => return Err(e),
             }
         }
-        recorder.effect(Effect::SaveAccount(account_record(
-            app,
-            account.user_id,
-            account.target_id.clone(),
-            &desired,
-            AccountState::Active,
-            None,
-        )));
+        save_active(recorder, account.user_id, account.target_id.clone(), &desired);
         Ok(())
     }
 
