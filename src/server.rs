@@ -43,6 +43,7 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
     let wake = Wake::default();
     let http = http_client(config.request_timeout, config.engine.allow_link_local_targets).map_err(Error::Config)?;
     let metrics = Arc::new(crate::telemetry::Metrics::new());
+    metrics.watch_write_batches(store.write_batch_counters());
     let engine = Arc::new(Engine::new(
         store.clone(),
         key.clone(),

@@ -85,6 +85,23 @@ impl Metrics {
         }
     }
 
+    /// Exposes the store's directory write batches: `directory_write_batches` transactions held
+    /// `directory_writes` writes (group commit).
+    pub fn watch_write_batches(&self, counters: crate::store::WriteBatchCounters) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.register(
+                "directory_write_batches",
+                "Directory write transactions, each shared by the writes that queued together",
+                counters.batches,
+            );
+            registry.register(
+                "directory_writes",
+                "Directory writes, counted when their batch takes them",
+                counters.writes,
+            );
+        }
+    }
+
     /// Records one answered request.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.requests

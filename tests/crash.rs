@@ -1,5 +1,5 @@
 //! Crashes and several nodes: real `provisio serve` processes killed with SIGKILL mid-run (also
-//! while finished jobs are being stored in batches and directory writes are being taken), and
+//! while finished jobs are being stored in batches and directory writes share transactions), and
 //! three nodes sharing one PostgreSQL database, against scim2-server.
 
 mod common;
@@ -19,6 +19,27 @@ backend_tests!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_the_work_and_survive_one_dying() {
     three_nodes(Backend::Postgres).await;
+}
+
+/// The hub's directory write transactions and the writes they held, from `/metrics`.
+async fn write_batches(http: &reqwest::Client, base: &str) -> (u64, u64) {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let read = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    };
+    (
+        read("provisio_directory_write_batches_total"),
+        read("provisio_directory_writes_total"),
+    )
 }
 
 struct Admin {
@@ -294,7 +315,7 @@ async fn killed_while_finishing_jobs_and_taking_writes(backend: Backend) {
         .await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut writers = Vec::new();
-    for writer in 0..4 {
+    for writer in 0..8 {
         let (admin, base, stop) = (admin.clone(), hub.base_url.clone(), stop.clone());
         writers.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
@@ -331,6 +352,9 @@ async fn killed_while_finishing_jobs_and_taking_writes(backend: Backend) {
         (done >= 100 && running > 0).then_some(())
     })
     .await;
+    // The writers' creates are sharing transactions (group commit) when the hub is killed.
+    let (batches, writes) = write_batches(&admin.http, &hub.base_url).await;
+    assert!(writes > batches, "{writes} directory writes in {batches} transactions");
     hub.kill();
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut acknowledged = Vec::new();
@@ -359,6 +383,9 @@ async fn killed_while_finishing_jobs_and_taking_writes(backend: Backend) {
         created_events, users,
         "one change event per stored user, none for a lost one"
     );
+    let events = store.query_scalar("SELECT COUNT(*) FROM change_log").await.unwrap();
+    let last = store.query_scalar("SELECT MAX(seq) FROM change_log").await.unwrap();
+    assert_eq!(events, last, "the change sequence has no gap after the kill");
     drained(&store, &app_id, 300).await;
     assert_exact(&target, count, true).await;
     let twice = store

@@ -6,9 +6,11 @@ mod apps;
 mod attributes;
 mod changes;
 mod claims;
+mod commit;
 mod dashboard;
 mod expiry;
 mod finish;
+mod group_writes;
 mod groups;
 mod index;
 mod jobs;
@@ -17,8 +19,10 @@ mod reports;
 mod scim;
 mod scim_filter;
 mod sql;
+mod tx;
 mod users;
 
+pub use commit::WriteBatchCounters;
 pub use dashboard::HOUR_MICROS;
 pub use sql::{Backend, SqlStore, sqlite_url};
 

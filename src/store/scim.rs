@@ -27,7 +27,7 @@ impl ScimStore for SqlStore {
             .fetch_all(&self.pool)
             .await?;
         let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
-        self.attach_attributes(&self.pool, &mut users).await?;
+        super::users::attach_attributes(&self.pool, &mut users).await?;
         users.sort_by_key(|u| ids.iter().position(|id| *id == u.id));
         Ok((total, users))
     }
@@ -96,7 +96,7 @@ impl ScimStore for SqlStore {
                 break;
             }
             let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
-            self.attach_attributes(&self.pool, &mut users).await?;
+            super::users::attach_attributes(&self.pool, &mut users).await?;
             let mut tx = self.begin_write().await?;
             for user in &users {
                 index_user(&mut tx, user).await?;

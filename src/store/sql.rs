@@ -1,16 +1,16 @@
 //! The SQL foundation shared by every store module: connecting, migrating, a placeholder-numbering
-//! query builder, value conversions, and the write transaction that appends to the change log.
+//! query builder, value conversions, and where write transactions begin (`tx.rs` holds them).
 
-use crate::domain::change::NewChange;
 use crate::domain::error::StoreFault;
 use crate::domain::{Error, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationType, Migrator};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row};
 use std::path::Path;
 use std::time::Duration;
 use time::OffsetDateTime;
+
+pub(super) use super::tx::WriteTx;
 
 /// The migration history, oldest first. One list for both databases.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "report_counts",
         include_str!("../../migrations/0006_report_counts.sql"),
     ),
+    (7, "job_claims", include_str!("../../migrations/0007_job_claims.sql")),
 ];
 
 /// The database kinds Provisio runs on; chosen once when connecting.
@@ -48,6 +49,8 @@ pub struct SqlStore {
     /// change-log lock anyway (`begin_write`); queueing here first means a writer waits its turn
     /// instead of polling the database's lock (SQLite's busy handler sleeps in growing steps).
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Directory writes waiting to share the next transaction (group commit, `commit.rs`).
+    pub(super) commits: std::sync::Arc<super::commit::CommitQueue>,
 }
 
 impl From<sqlx::Error> for Error {
@@ -178,6 +181,7 @@ impl SqlStore {
             pool,
             backend,
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            commits: std::sync::Arc::default(),
         })
     }
 
@@ -273,113 +277,6 @@ fn redact_url_error(err: sqlx::Error) -> String {
     match text.find("://") {
         Some(_) => "connection failed (details withheld because they contain the URL)".into(),
         None => text,
-    }
-}
-
-/// A write transaction on a connection of its own. The transaction is begun and ended here, with
-/// plain `BEGIN` and `COMMIT`, and never handed back unfinished: unless `commit` succeeds, the
-/// connection is closed instead of returned to the pool, which ends the transaction on the
-/// server (rolled back). So a connection whose transaction state is in doubt after an error
-/// (SQLite may roll a transaction back by itself on `SQLITE_FULL`, `SQLITE_IOERR`, ...; a
-/// PostgreSQL connection may be cut) never serves another request, and success means committed.
-pub(super) struct WriteTx {
-    conn: PoolConnection<Any>,
-    committed: bool,
-    /// This process's turn to write, released with the transaction.
-    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl WriteTx {
-    async fn begin(pool: &AnyPool, gate: Option<tokio::sync::OwnedMutexGuard<()>>) -> Result<Self> {
-        let conn = pool.acquire().await?;
-        let mut tx = Self {
-            conn,
-            committed: false,
-            _gate: gate,
-        };
-        sqlx::query("BEGIN").execute(tx.conn()).await?;
-        Ok(tx)
-    }
-
-    /// The connection the transaction runs on.
-    pub(super) fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.conn
-    }
-
-    /// Commits. Success means the database acknowledged the commit; on any error the
-    /// connection is closed and nothing of the transaction is committed by this process.
-    pub(super) async fn commit(mut self) -> Result<()> {
-        sqlx::query("COMMIT").execute(self.conn()).await?;
-        // The connection is clean again and may go back to the pool.
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl WriteTx {
-    /// Opens a savepoint: the statements after it can be undone alone (`rollback_to_savepoint`).
-    pub(super) async fn savepoint(&mut self) -> Result<()> {
-        sqlx::query("SAVEPOINT item").execute(self.conn()).await?;
-        Ok(())
-    }
-
-    /// Keeps what was done since the savepoint and closes it.
-    pub(super) async fn release_savepoint(&mut self) -> Result<()> {
-        sqlx::query("RELEASE SAVEPOINT item").execute(self.conn()).await?;
-        Ok(())
-    }
-
-    /// Undoes what was done since the savepoint and closes it; the transaction goes on.
-    pub(super) async fn rollback_to_savepoint(&mut self) -> Result<()> {
-        sqlx::query("ROLLBACK TO SAVEPOINT item").execute(self.conn()).await?;
-        sqlx::query("RELEASE SAVEPOINT item").execute(self.conn()).await?;
-        Ok(())
-    }
-}
-
-impl Drop for WriteTx {
-    fn drop(&mut self) {
-        // Not committed (an error, or the caller's future was dropped): whatever state the
-        // transaction is in, closing the connection rolls it back and keeps it out of the pool.
-        if !self.committed {
-            self.conn.close_on_drop();
-        }
-    }
-}
-
-impl WriteTx {
-    /// Appends `change` to the log with the next sequence number.
-    pub(super) async fn record(&mut self, change: NewChange) -> Result<i64> {
-        // Run to its end, like every statement with RETURNING (see `Sql::fetch_optional`).
-        let rows = sqlx::query("UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")
-            .fetch_all(self.conn())
-            .await?;
-        let seq: i64 = rows
-            .first()
-            .ok_or_else(|| Error::Storage("the change sequence row is missing".into()))?
-            .try_get(0)?;
-        Sql::new(
-            "INSERT INTO change_log (seq, occurred_at, entity, entity_id, related_id, operation, actor, data) VALUES (",
-        )
-        .bind_int(seq)
-        .push(", ")
-        .bind_int(micros(crate::domain::now()))
-        .push(", ")
-        .bind_text(change.entity.as_str())
-        .push(", ")
-        .bind_text(change.entity_id)
-        .push(", ")
-        .bind_opt_text(change.related_id)
-        .push(", ")
-        .bind_text(change.operation.as_str())
-        .push(", ")
-        .bind_text(change.actor)
-        .push(", ")
-        .bind_text(change.data.to_string())
-        .push(")")
-        .execute(self.conn())
-        .await?;
-        Ok(seq)
     }
 }
 
@@ -614,5 +511,39 @@ impl SqlStore {
                     .map_err(Error::from)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    /// Every file in `migrations/` is in the history, in order and without gaps: a migration file
+    /// that is written but not listed would never run.
+    #[test]
+    fn every_migration_file_is_in_the_history() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("the migrations folder")
+            .map(|entry| {
+                entry
+                    .expect("a migrations entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|(version, name, _)| format!("{version:04}_{name}.sql"))
+            .collect();
+        assert_eq!(files, listed);
+        for (index, (version, _, sql)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version, index as i64 + 1, "versions run 1, 2, 3, ... without gaps");
+            let text = std::fs::read_to_string(dir.join(&listed[index])).expect("a migration file");
+            assert_eq!(&text, sql, "the embedded text is the file's");
+        }
     }
 }

@@ -54,38 +54,38 @@ fn snapshot(user: &User) -> Value {
     serde_json::to_value(user).unwrap_or(Value::Null)
 }
 
-impl SqlStore {
-    /// Loads custom attribute values for `users` in one query.
-    pub(super) async fn attach_attributes<'c, E>(&self, executor: E, users: &mut [User]) -> Result<()>
-    where
-        E: sqlx::Executor<'c, Database = sqlx::Any>,
-    {
-        if users.is_empty() {
-            return Ok(());
-        }
-        let rows = Sql::new("SELECT user_id, name, value FROM user_attribute_values WHERE user_id IN ")
-            .bind_text_list(users.iter().map(|u| u.id.to_string()))
-            .fetch_all(executor)
-            .await?;
-        for row in rows {
-            let id = get_uuid(&row, "user_id")?;
-            let name: String = get(&row, "name")?;
-            let value: String = get(&row, "value")?;
-            let value: Value =
-                serde_json::from_str(&value).map_err(|e| Error::Storage(format!("attribute value of {name}: {e}")))?;
-            if let Some(user) = users.iter_mut().find(|u| u.id == id) {
-                user.attributes.insert(name, value);
-            }
-        }
-        Ok(())
+/// Loads custom attribute values for `users` in one query.
+pub(super) async fn attach_attributes<'c, E>(executor: E, users: &mut [User]) -> Result<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    if users.is_empty() {
+        return Ok(());
     }
+    let rows = Sql::new("SELECT user_id, name, value FROM user_attribute_values WHERE user_id IN ")
+        .bind_text_list(users.iter().map(|u| u.id.to_string()))
+        .fetch_all(executor)
+        .await?;
+    for row in rows {
+        let id = get_uuid(&row, "user_id")?;
+        let name: String = get(&row, "name")?;
+        let value: String = get(&row, "value")?;
+        let value: Value =
+            serde_json::from_str(&value).map_err(|e| Error::Storage(format!("attribute value of {name}: {e}")))?;
+        if let Some(user) = users.iter_mut().find(|u| u.id == id) {
+            user.attributes.insert(name, value);
+        }
+    }
+    Ok(())
+}
 
+impl SqlStore {
     async fn fetch_user(&self, sql: Sql) -> Result<Option<User>> {
         let Some(row) = sql.fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
         let mut users = vec![user_from_row(&row)?];
-        self.attach_attributes(&self.pool, &mut users).await?;
+        attach_attributes(&self.pool, &mut users).await?;
         Ok(users.pop())
     }
 }
@@ -152,42 +152,152 @@ pub(super) async fn record_membership_removals(tx: &mut WriteTx, user_id: Uuid, 
     Ok(groups)
 }
 
+/// Stores a new user, its attribute values, index rows and change event.
+async fn insert_user(tx: &mut WriteTx, user: &User, actor: &Actor) -> Result<()> {
+    username_taken(tx, user).await?;
+    Sql::new("INSERT INTO users (id, username, username_key, given_name, family_name, display_name, display_key, formatted_name, email, email_key, active, external_id, source, extensions, version, created_at, updated_at) VALUES (")
+        .bind_text(user.id.to_string()).push(", ")
+        .bind_text(user.username.clone()).push(", ")
+        .bind_text(user.username_key()).push(", ")
+        .bind_opt_text(user.given_name.clone()).push(", ")
+        .bind_opt_text(user.family_name.clone()).push(", ")
+        .bind_opt_text(user.display_name.clone()).push(", ")
+        .bind_opt_text(user.display_name.as_ref().map(|d| d.to_lowercase())).push(", ")
+        .bind_opt_text(user.formatted_name.clone()).push(", ")
+        .bind_opt_text(user.email.clone()).push(", ")
+        .bind_opt_text(user.email_key()).push(", ")
+        .bind_bool(user.active).push(", ")
+        .bind_opt_text(user.external_id.clone()).push(", ")
+        .bind_text(user.source.as_str()).push(", ")
+        .bind_text(Value::Object(user.extensions.clone()).to_string()).push(", ")
+        .bind_int(user.version).push(", ")
+        .bind_int(micros(user.created_at)).push(", ")
+        .bind_int(micros(user.updated_at)).push(")")
+        .execute(tx.conn())
+        .await?;
+    write_attribute_values(tx, user).await?;
+    super::index::index_user(tx, user).await?;
+    tx.record(NewChange {
+        entity: EntityKind::User,
+        entity_id: user.id.to_string(),
+        related_id: None,
+        operation: ChangeOp::Created,
+        actor: actor.label(),
+        data: json!({"user": snapshot(user)}),
+    })
+    .await?;
+    Ok(())
+}
+
+/// Updates a user if it is still at `previous_version`, with its attribute values, index rows and
+/// change event.
+async fn update_user(
+    tx: &mut WriteTx,
+    user: &User,
+    previous_version: i64,
+    operation: ChangeOp,
+    changed: &[String],
+    actor: &Actor,
+) -> Result<()> {
+    username_taken(tx, user).await?;
+    let updated = Sql::new("UPDATE users SET username = ")
+        .bind_text(user.username.clone())
+        .push(", username_key = ")
+        .bind_text(user.username_key())
+        .push(", given_name = ")
+        .bind_opt_text(user.given_name.clone())
+        .push(", family_name = ")
+        .bind_opt_text(user.family_name.clone())
+        .push(", display_name = ")
+        .bind_opt_text(user.display_name.clone())
+        .push(", display_key = ")
+        .bind_opt_text(user.display_name.as_ref().map(|d| d.to_lowercase()))
+        .push(", formatted_name = ")
+        .bind_opt_text(user.formatted_name.clone())
+        .push(", email = ")
+        .bind_opt_text(user.email.clone())
+        .push(", email_key = ")
+        .bind_opt_text(user.email_key())
+        .push(", active = ")
+        .bind_bool(user.active)
+        .push(", external_id = ")
+        .bind_opt_text(user.external_id.clone())
+        .push(", extensions = ")
+        .bind_text(Value::Object(user.extensions.clone()).to_string())
+        .push(", version = ")
+        .bind_int(user.version)
+        .push(", updated_at = ")
+        .bind_int(micros(user.updated_at))
+        .push(" WHERE id = ")
+        .bind_text(user.id.to_string())
+        .push(" AND version = ")
+        .bind_int(previous_version)
+        .execute(tx.conn())
+        .await?;
+    if updated == 0 {
+        return Err(Error::PreconditionFailed(format!(
+            "user {} was changed or deleted meanwhile (it is no longer at version {previous_version})",
+            user.id
+        )));
+    }
+    write_attribute_values(tx, user).await?;
+    super::index::index_user(tx, user).await?;
+    tx.record(NewChange {
+        entity: EntityKind::User,
+        entity_id: user.id.to_string(),
+        related_id: None,
+        operation,
+        actor: actor.label(),
+        data: json!({"changed": changed, "user": snapshot(user)}),
+    })
+    .await?;
+    Ok(())
+}
+
+/// Deletes a user with its memberships, attribute values and index rows, recording each removal.
+async fn delete_user(tx: &mut WriteTx, id: Uuid, actor: &Actor) -> Result<User> {
+    let Some(row) = select_users()
+        .push(" WHERE id = ")
+        .bind_text(id.to_string())
+        .fetch_optional(tx.conn())
+        .await?
+    else {
+        return Err(Error::not_found("user", id));
+    };
+    let mut users = vec![user_from_row(&row)?];
+    attach_attributes(tx.conn(), &mut users).await?;
+    let user = users.pop().ok_or_else(|| Error::not_found("user", id))?;
+    let groups = record_membership_removals(tx, id, actor).await?;
+    Sql::new("DELETE FROM group_members WHERE user_id = ")
+        .bind_text(id.to_string())
+        .execute(tx.conn())
+        .await?;
+    Sql::new("DELETE FROM user_attribute_values WHERE user_id = ")
+        .bind_text(id.to_string())
+        .execute(tx.conn())
+        .await?;
+    super::index::unindex(tx, id).await?;
+    Sql::new("DELETE FROM users WHERE id = ")
+        .bind_text(id.to_string())
+        .execute(tx.conn())
+        .await?;
+    tx.record(NewChange {
+        entity: EntityKind::User,
+        entity_id: id.to_string(),
+        related_id: None,
+        operation: ChangeOp::Deleted,
+        actor: actor.label(),
+        data: json!({"user": snapshot(&user), "groups": groups}),
+    })
+    .await?;
+    Ok(user)
+}
+
 impl UserStore for SqlStore {
     async fn insert_user(&self, user: &User, actor: &Actor) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        username_taken(&mut tx, user).await?;
-        Sql::new("INSERT INTO users (id, username, username_key, given_name, family_name, display_name, display_key, formatted_name, email, email_key, active, external_id, source, extensions, version, created_at, updated_at) VALUES (")
-            .bind_text(user.id.to_string()).push(", ")
-            .bind_text(user.username.clone()).push(", ")
-            .bind_text(user.username_key()).push(", ")
-            .bind_opt_text(user.given_name.clone()).push(", ")
-            .bind_opt_text(user.family_name.clone()).push(", ")
-            .bind_opt_text(user.display_name.clone()).push(", ")
-            .bind_opt_text(user.display_name.as_ref().map(|d| d.to_lowercase())).push(", ")
-            .bind_opt_text(user.formatted_name.clone()).push(", ")
-            .bind_opt_text(user.email.clone()).push(", ")
-            .bind_opt_text(user.email_key()).push(", ")
-            .bind_bool(user.active).push(", ")
-            .bind_opt_text(user.external_id.clone()).push(", ")
-            .bind_text(user.source.as_str()).push(", ")
-            .bind_text(Value::Object(user.extensions.clone()).to_string()).push(", ")
-            .bind_int(user.version).push(", ")
-            .bind_int(micros(user.created_at)).push(", ")
-            .bind_int(micros(user.updated_at)).push(")")
-            .execute(tx.conn())
-            .await?;
-        write_attribute_values(&mut tx, user).await?;
-        super::index::index_user(&mut tx, user).await?;
-        tx.record(NewChange {
-            entity: EntityKind::User,
-            entity_id: user.id.to_string(),
-            related_id: None,
-            operation: ChangeOp::Created,
-            actor: actor.label(),
-            data: json!({"user": snapshot(user)}),
-        })
-        .await?;
-        tx.commit().await
+        let (user, actor) = (user.clone(), actor.clone());
+        self.write(move |tx| Box::pin(async move { insert_user(tx, &user, &actor).await }))
+            .await
     }
 
     async fn get_user(&self, id: Uuid) -> Result<Option<User>> {
@@ -244,7 +354,7 @@ impl UserStore for SqlStore {
         } else {
             None
         };
-        self.attach_attributes(&self.pool, &mut users).await?;
+        attach_attributes(&self.pool, &mut users).await?;
         Ok(Page {
             items: users,
             next_cursor,
@@ -259,100 +369,17 @@ impl UserStore for SqlStore {
         changed: &[String],
         actor: &Actor,
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        username_taken(&mut tx, user).await?;
-        let updated = Sql::new("UPDATE users SET username = ")
-            .bind_text(user.username.clone())
-            .push(", username_key = ")
-            .bind_text(user.username_key())
-            .push(", given_name = ")
-            .bind_opt_text(user.given_name.clone())
-            .push(", family_name = ")
-            .bind_opt_text(user.family_name.clone())
-            .push(", display_name = ")
-            .bind_opt_text(user.display_name.clone())
-            .push(", display_key = ")
-            .bind_opt_text(user.display_name.as_ref().map(|d| d.to_lowercase()))
-            .push(", formatted_name = ")
-            .bind_opt_text(user.formatted_name.clone())
-            .push(", email = ")
-            .bind_opt_text(user.email.clone())
-            .push(", email_key = ")
-            .bind_opt_text(user.email_key())
-            .push(", active = ")
-            .bind_bool(user.active)
-            .push(", external_id = ")
-            .bind_opt_text(user.external_id.clone())
-            .push(", extensions = ")
-            .bind_text(Value::Object(user.extensions.clone()).to_string())
-            .push(", version = ")
-            .bind_int(user.version)
-            .push(", updated_at = ")
-            .bind_int(micros(user.updated_at))
-            .push(" WHERE id = ")
-            .bind_text(user.id.to_string())
-            .push(" AND version = ")
-            .bind_int(previous_version)
-            .execute(tx.conn())
-            .await?;
-        if updated == 0 {
-            return Err(Error::PreconditionFailed(format!(
-                "user {} was changed or deleted meanwhile (it is no longer at version {previous_version})",
-                user.id
-            )));
-        }
-        write_attribute_values(&mut tx, user).await?;
-        super::index::index_user(&mut tx, user).await?;
-        tx.record(NewChange {
-            entity: EntityKind::User,
-            entity_id: user.id.to_string(),
-            related_id: None,
-            operation,
-            actor: actor.label(),
-            data: json!({"changed": changed, "user": snapshot(user)}),
+        let (user, changed, actor) = (user.clone(), changed.to_vec(), actor.clone());
+        self.write(move |tx| {
+            Box::pin(async move { update_user(tx, &user, previous_version, operation, &changed, &actor).await })
         })
-        .await?;
-        tx.commit().await
+        .await
     }
 
     async fn delete_user(&self, id: Uuid, actor: &Actor) -> Result<User> {
-        let mut tx = self.begin_write().await?;
-        let Some(row) = select_users()
-            .push(" WHERE id = ")
-            .bind_text(id.to_string())
-            .fetch_optional(tx.conn())
-            .await?
-        else {
-            return Err(Error::not_found("user", id));
-        };
-        let mut users = vec![user_from_row(&row)?];
-        self.attach_attributes(tx.conn(), &mut users).await?;
-        let user = users.pop().ok_or_else(|| Error::not_found("user", id))?;
-        let groups = record_membership_removals(&mut tx, id, actor).await?;
-        Sql::new("DELETE FROM group_members WHERE user_id = ")
-            .bind_text(id.to_string())
-            .execute(tx.conn())
-            .await?;
-        Sql::new("DELETE FROM user_attribute_values WHERE user_id = ")
-            .bind_text(id.to_string())
-            .execute(tx.conn())
-            .await?;
-        super::index::unindex(&mut tx, id).await?;
-        Sql::new("DELETE FROM users WHERE id = ")
-            .bind_text(id.to_string())
-            .execute(tx.conn())
-            .await?;
-        tx.record(NewChange {
-            entity: EntityKind::User,
-            entity_id: id.to_string(),
-            related_id: None,
-            operation: ChangeOp::Deleted,
-            actor: actor.label(),
-            data: json!({"user": snapshot(&user), "groups": groups}),
-        })
-        .await?;
-        tx.commit().await?;
-        Ok(user)
+        let actor = actor.clone();
+        self.write(move |tx| Box::pin(async move { delete_user(tx, id, &actor).await }))
+            .await
     }
 
     async fn groups_of_user(&self, id: Uuid) -> Result<Vec<Group>> {

@@ -1,0 +1,177 @@
+//! Group commit on the directory write path, on SQLite and PostgreSQL: concurrent writers from the
+//! admin API and the SCIM server share transactions, each is answered after its commit, and a
+//! writer that fails (a username taken inside its own batch, a group naming a user that does not
+//! exist after its row was written) is undone alone while the rest of its batch is stored.
+
+mod common;
+
+use common::{Backend, TestHub};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+backend_tests!(concurrent_writers_share_commits_and_a_failing_one_harms_none);
+
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+/// The value of the counter `name` in the hub's `/metrics`.
+async fn counter(hub: &TestHub, name: &str) -> u64 {
+    let text = hub
+        .http
+        .get(format!("{}/metrics", hub.base_url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
+}
+
+/// What one concurrent writer was answered.
+enum Answer {
+    User {
+        name: String,
+        status: StatusCode,
+    },
+    Group {
+        name: String,
+        valid: bool,
+        status: StatusCode,
+    },
+}
+
+async fn concurrent_writers_share_commits_and_a_failing_one_harms_none(backend: Backend) {
+    let hub = Arc::new(TestHub::start(backend).await);
+    let issued = hub.post("/api/v1/scim-tokens", json!({"name": "okta"})).await;
+    let scim_token = issued["secret"].as_str().expect("secret").to_owned();
+    let member = hub.post("/api/v1/users", json!({"username": "member"})).await;
+    let member_id = member["id"].as_str().expect("id").to_owned();
+    let batches_before = counter(&hub, "provisio_directory_write_batches_total").await;
+    let writes_before = counter(&hub, "provisio_directory_writes_total").await;
+
+    let mut writers = Vec::new();
+    // 48 users through the admin API; 16 of the names asked for twice, the second time in
+    // another case, so that exactly one of each pair is stored.
+    for i in 0..64 {
+        let hub = hub.clone();
+        let name = if i < 48 {
+            format!("user{i:02}")
+        } else {
+            format!("USER{:02}", i - 48)
+        };
+        writers.push(tokio::spawn(async move {
+            let (status, body) = hub
+                .call(Method::POST, "/api/v1/users", Some(json!({"username": name})))
+                .await;
+            assert!(
+                status == StatusCode::CREATED || status == StatusCode::CONFLICT,
+                "{name}: {status} {body}"
+            );
+            Answer::User { name, status }
+        }));
+    }
+    // 24 groups through the SCIM server; every third names a member that does not exist, which
+    // is found only after the group's row was written.
+    for i in 0..24 {
+        let (hub, token, member_id) = (hub.clone(), scim_token.clone(), member_id.clone());
+        writers.push(tokio::spawn(async move {
+            let name = format!("group{i:02}");
+            let valid = i % 3 != 0;
+            let value = if valid {
+                member_id
+            } else {
+                format!("0192f0c4-0000-7000-8000-{i:012}")
+            };
+            let body = json!({"schemas": [GROUP], "displayName": name, "members": [{"value": value}]});
+            let response = hub
+                .http
+                .post(format!("{}/scim/v2/Groups", hub.base_url))
+                .bearer_auth(&token)
+                .header("content-type", "application/scim+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("SCIM create");
+            Answer::Group {
+                name,
+                valid,
+                status: response.status(),
+            }
+        }));
+    }
+    let mut answers = Vec::new();
+    for writer in writers {
+        answers.push(writer.await.expect("writer"));
+    }
+
+    // Every answer says what is stored.
+    let mut created_users = BTreeSet::new();
+    for answer in &answers {
+        match answer {
+            Answer::User { name, status } => {
+                let (found, body) = hub.call(Method::GET, &format!("/api/v1/users/{name}"), None).await;
+                assert_eq!(found, StatusCode::OK, "{name}: either spelling is stored: {body}");
+                if *status == StatusCode::CREATED {
+                    assert_eq!(
+                        body["username"],
+                        name.as_str(),
+                        "the stored spelling is the one answered 201"
+                    );
+                    created_users.insert(name.to_lowercase());
+                }
+            }
+            Answer::Group { name, valid, status } => {
+                let expected = if *valid {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                assert_eq!(*status, expected, "{name}");
+                let (found, body) = hub.call(Method::GET, &format!("/api/v1/groups/{name}"), None).await;
+                if *valid {
+                    assert_eq!(found, StatusCode::OK, "{name}: {body}");
+                    assert_eq!(body["member_count"], 1, "{name}: {body}");
+                } else {
+                    assert_eq!(
+                        found,
+                        StatusCode::NOT_FOUND,
+                        "{name} was refused, so nothing of it is stored"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(created_users.len(), 48, "one of each pair of names was created");
+
+    // The change log holds exactly the stored changes, gap-free: 1 user, 48 users, 16 groups and
+    // their 16 memberships (before that: the member's creation).
+    let changes = hub.changes().await;
+    let seqs: Vec<i64> = changes.iter().map(|c| c["seq"].as_i64().expect("seq")).collect();
+    assert_eq!(
+        seqs,
+        (1..=81).collect::<Vec<_>>(),
+        "gap-free: nothing of a refused writer"
+    );
+    let count = |entity: &str, op: &str| {
+        changes
+            .iter()
+            .filter(|c| c["entity"] == entity && c["operation"] == op)
+            .count()
+    };
+    assert_eq!(count("user", "created"), 49);
+    assert_eq!(count("group", "created"), 16);
+    assert_eq!(count("membership", "added"), 16);
+
+    // The writers shared transactions: fewer batches than writes.
+    let batches = counter(&hub, "provisio_directory_write_batches_total").await - batches_before;
+    let writes = counter(&hub, "provisio_directory_writes_total").await - writes_before;
+    assert!(writes >= 64, "every stored write went through a batch: {writes}");
+    assert!(
+        batches < writes,
+        "{writes} writes in {batches} batches: some shared one"
+    );
+}
