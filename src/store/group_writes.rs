@@ -2,6 +2,7 @@
 //! (`SqlStore::write`, group commit) and records its change events there.
 
 use super::groups::{group_from_row, select_groups};
+use super::index::Stored;
 use super::sql::{Sql, WriteTx, from_micros, get, get_uuid, micros};
 use crate::domain::admin::Actor;
 use crate::domain::change::{ChangeOp, EntityKind, NewChange};
@@ -172,26 +173,27 @@ pub(super) async fn write_memberships(
             .execute(tx.conn())
             .await?;
     }
+    let mut changes = Vec::with_capacity(added.len() + removed.len());
     for (users, operation) in [(added, ChangeOp::Added), (removed, ChangeOp::Removed)] {
         for user in users {
-            tx.record(NewChange {
+            changes.push(NewChange {
                 entity: EntityKind::Membership,
                 entity_id: group.to_string(),
                 related_id: Some(user.to_string()),
                 operation,
                 actor: actor.label(),
                 data: json!({}),
-            })
-            .await?;
+            });
         }
     }
+    tx.record_all(changes).await?;
     Ok(())
 }
 
 /// Stores a new group with its index rows and change event.
 pub(super) async fn write_new_group(tx: &mut WriteTx, group: &Group, actor: &Actor) -> Result<()> {
     insert_group_row(tx, group, actor).await?;
-    super::index::index_group(tx, group).await?;
+    super::index::index_group(tx, group, Stored::New).await?;
     Ok(())
 }
 
@@ -218,7 +220,7 @@ pub(super) async fn write_rename(
         .await?;
     bump_group(tx, id, now).await?;
     let after = load_group(tx, id).await?;
-    super::index::index_group(tx, &after).await?;
+    super::index::index_group(tx, &after, Stored::Before).await?;
     tx.record(NewChange {
         entity: EntityKind::Group,
         entity_id: id.to_string(),
@@ -240,19 +242,20 @@ pub(super) async fn write_delete(tx: &mut WriteTx, id: Uuid, actor: &Actor) -> R
         .fetch_all(tx.conn())
         .await?;
     let mut removed_members = Vec::new();
+    let mut changes = Vec::with_capacity(members.len());
     for row in members {
         let user_id: String = get(&row, "user_id")?;
-        tx.record(NewChange {
+        changes.push(NewChange {
             entity: EntityKind::Membership,
             entity_id: id.to_string(),
             related_id: Some(user_id.clone()),
             operation: ChangeOp::Removed,
             actor: actor.label(),
             data: json!({"reason": "group deleted"}),
-        })
-        .await?;
+        });
         removed_members.push(user_id);
     }
+    tx.record_all(changes).await?;
     Sql::new("DELETE FROM group_members WHERE group_id = ")
         .bind_text(id.to_string())
         .execute(tx.conn())
@@ -467,6 +470,6 @@ pub(super) async fn write_group(
             })
             .await?;
     }
-    super::index::index_group(tx, &after).await?;
+    super::index::index_group(tx, &after, Stored::Before).await?;
     Ok(after)
 }

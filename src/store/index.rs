@@ -14,11 +14,23 @@ use uuid::Uuid;
 /// Index rows are inserted this many per statement (sqlx's SQLite driver slows with many binds).
 const INDEX_CHUNK: usize = 20;
 
-async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry]) -> Result<()> {
-    Sql::new("DELETE FROM scim_index WHERE resource_id = ")
-        .bind_text(id.to_string())
-        .execute(tx.conn())
-        .await?;
+/// Whether a user or group was stored before this write (its old rows go first) or is inserted by
+/// it (it has none yet).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stored {
+    /// Stored before: its old rows go first.
+    Before,
+    /// Inserted in this transaction: it has none yet.
+    New,
+}
+
+async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry], stored: Stored) -> Result<()> {
+    if stored == Stored::Before {
+        Sql::new("DELETE FROM scim_index WHERE resource_id = ")
+            .bind_text(id.to_string())
+            .execute(tx.conn())
+            .await?;
+    }
     // Rows with text, numbers and dateTimes go in separate statements, each binding one kind in
     // every row: PostgreSQL's driver declares a NULL number differently from a number, and a
     // prepared statement keeps the types it was first declared with.
@@ -58,25 +70,32 @@ async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry]) -> Result<
 }
 
 /// Rewrites the index rows of `user` inside the write transaction that stores it.
-pub(super) async fn index_user(tx: &mut WriteTx, user: &User) -> Result<()> {
-    let rows = super::attributes::select_attributes()
-        .push(" ORDER BY name")
-        .fetch_all(tx.conn())
-        .await?;
-    let definitions = rows
-        .iter()
-        .map(super::attributes::attribute_from_row)
-        .collect::<Result<Vec<_>>>()?;
-    let schema = user_resource_schema(&definitions)?;
+pub(super) async fn index_user(tx: &mut WriteTx, user: &User, stored: Stored) -> Result<()> {
+    let schema = match tx.user_schema.take() {
+        Some(schema) => schema,
+        None => {
+            let rows = super::attributes::select_attributes()
+                .push(" ORDER BY name")
+                .fetch_all(tx.conn())
+                .await?;
+            let definitions = rows
+                .iter()
+                .map(super::attributes::attribute_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            user_resource_schema(&definitions)?
+        }
+    };
     let resource = user_resource(user, &[], "");
-    write_index(tx, user.id, &entries(&resource, &schema, &["groups"])).await
+    let rows = entries(&resource, &schema, &["groups"]);
+    tx.user_schema = Some(schema);
+    write_index(tx, user.id, &rows, stored).await
 }
 
 /// Rewrites the index rows of `group` inside the write transaction that stores it.
-pub(super) async fn index_group(tx: &mut WriteTx, group: &Group) -> Result<()> {
+pub(super) async fn index_group(tx: &mut WriteTx, group: &Group, stored: Stored) -> Result<()> {
     let schema = group_resource_schema()?;
     let resource = group_resource(group, &[], "");
-    write_index(tx, group.id, &entries(&resource, &schema, &["members"])).await
+    write_index(tx, group.id, &entries(&resource, &schema, &["members"]), stored).await
 }
 
 /// Removes the index rows of a deleted resource.

@@ -3,7 +3,7 @@
 //! index of resources stored before the index existed (written by `index.rs`).
 
 use super::groups::{group_from_row, select_groups};
-use super::index::{index_group, index_user};
+use super::index::{Stored, index_group, index_user};
 use super::scim_filter::Kind;
 use super::sql::{Sql, SqlStore, get, get_uuid};
 use super::users::{select_users, user_from_row};
@@ -99,7 +99,7 @@ impl ScimStore for SqlStore {
             super::users::attach_attributes(&self.pool, &mut users).await?;
             let mut tx = self.begin_write().await?;
             for user in &users {
-                index_user(&mut tx, user).await?;
+                index_user(&mut tx, user, Stored::Before).await?;
             }
             tx.commit().await?;
             done += users.len() as u64;
@@ -115,7 +115,7 @@ impl ScimStore for SqlStore {
             let groups = rows.iter().map(group_from_row).collect::<Result<Vec<_>>>()?;
             let mut tx = self.begin_write().await?;
             for group in &groups {
-                index_group(&mut tx, group).await?;
+                index_group(&mut tx, group, Stored::Before).await?;
             }
             tx.commit().await?;
             done += groups.len() as u64;

@@ -250,9 +250,7 @@ impl SqlStore {
     pub(super) async fn begin_write(&self) -> Result<WriteTx> {
         let gate = self.write_gate.clone().lock_owned().await;
         let mut tx = WriteTx::begin(&self.pool, Some(gate)).await?;
-        sqlx::query("UPDATE change_sequence SET last_seq = last_seq WHERE id = 1")
-            .execute(tx.conn())
-            .await?;
+        tx.take_sequence().await?;
         Ok(tx)
     }
 

@@ -1,5 +1,6 @@
 //! SQL for users and their custom attribute values.
 
+use super::index::Stored;
 use super::sql::{
     Sql, SqlStore, WriteTx, decode_cursor, encode_cursor, from_micros, get, get_bool, get_uuid, like_pattern, micros,
 };
@@ -90,22 +91,30 @@ impl SqlStore {
     }
 }
 
-async fn write_attribute_values(tx: &mut WriteTx, user: &User) -> Result<()> {
-    Sql::new("DELETE FROM user_attribute_values WHERE user_id = ")
-        .bind_text(user.id.to_string())
-        .execute(tx.conn())
-        .await?;
-    for (name, value) in &user.attributes {
-        Sql::new("INSERT INTO user_attribute_values (user_id, name, value) VALUES (")
+/// Writes the custom attribute values of `user` (its old ones first, unless it is new), all in
+/// one statement.
+async fn write_attribute_values(tx: &mut WriteTx, user: &User, stored: Stored) -> Result<()> {
+    if stored == Stored::Before {
+        Sql::new("DELETE FROM user_attribute_values WHERE user_id = ")
+            .bind_text(user.id.to_string())
+            .execute(tx.conn())
+            .await?;
+    }
+    if user.attributes.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new("INSERT INTO user_attribute_values (user_id, name, value) VALUES ");
+    for (i, (name, value)) in user.attributes.iter().enumerate() {
+        sql = sql
+            .push(if i == 0 { "(" } else { ", (" })
             .bind_text(user.id.to_string())
             .push(", ")
             .bind_text(name.clone())
             .push(", ")
             .bind_text(value.to_string())
-            .push(")")
-            .execute(tx.conn())
-            .await?;
+            .push(")");
     }
+    sql.execute(tx.conn()).await?;
     Ok(())
 }
 
@@ -136,19 +145,20 @@ pub(super) async fn record_membership_removals(tx: &mut WriteTx, user_id: Uuid, 
         .fetch_all(tx.conn())
         .await?;
     let mut groups = Vec::new();
+    let mut changes = Vec::with_capacity(rows.len());
     for row in rows {
         let group_id: String = get(&row, "group_id")?;
-        tx.record(NewChange {
+        changes.push(NewChange {
             entity: EntityKind::Membership,
             entity_id: group_id.clone(),
             related_id: Some(user_id.to_string()),
             operation: ChangeOp::Removed,
             actor: actor.label(),
             data: json!({"reason": "user deleted"}),
-        })
-        .await?;
+        });
         groups.push(group_id);
     }
+    tx.record_all(changes).await?;
     Ok(groups)
 }
 
@@ -175,8 +185,8 @@ async fn insert_user(tx: &mut WriteTx, user: &User, actor: &Actor) -> Result<()>
         .bind_int(micros(user.updated_at)).push(")")
         .execute(tx.conn())
         .await?;
-    write_attribute_values(tx, user).await?;
-    super::index::index_user(tx, user).await?;
+    write_attribute_values(tx, user, Stored::New).await?;
+    super::index::index_user(tx, user, Stored::New).await?;
     tx.record(NewChange {
         entity: EntityKind::User,
         entity_id: user.id.to_string(),
@@ -240,8 +250,8 @@ async fn update_user(
             user.id
         )));
     }
-    write_attribute_values(tx, user).await?;
-    super::index::index_user(tx, user).await?;
+    write_attribute_values(tx, user, Stored::Before).await?;
+    super::index::index_user(tx, user, Stored::Before).await?;
     tx.record(NewChange {
         entity: EntityKind::User,
         entity_id: user.id.to_string(),
