@@ -608,7 +608,10 @@ async fn bulk_with_references_and_failures(backend: Backend) {
 }
 
 fn fixture(name: &str, ids: &[(&str, &str)]) -> Value {
-    let path = format!("{}/tests/fixtures/scim_patch/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/crates/scim/tests/fixtures/scim_patch/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let mut text = std::fs::read_to_string(&path).expect("fixture");
     for (placeholder, id) in ids {
         text = text.replace(placeholder, id);

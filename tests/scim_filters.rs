@@ -2079,7 +2079,7 @@ async fn injection_looking_literals_are_plain_strings(backend: Backend) {
     check.users(r#"userName co "'""#, &["o'brien"]).await;
     check.finish();
     // Unquoted, it is not a filter at all.
-    let refused = parse_filter("userName eq x' OR 1=1");
+    let refused = parse_filter("userName eq x' OR 1=1").map_err(Error::from);
     assert!(
         refused.as_ref().is_err_and(is_invalid_filter),
         "an unquoted literal is refused: {refused:?}"

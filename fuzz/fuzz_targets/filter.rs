@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use provisio::domain::scim::filter::{MAX_FILTER_LENGTH, parse_filter};
+use provisio_scim::filter::{MAX_FILTER_LENGTH, parse_filter};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

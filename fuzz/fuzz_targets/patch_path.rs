@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use provisio::domain::scim::filter::MAX_FILTER_LENGTH;
-use provisio::domain::scim::path::parse_patch_path;
+use provisio_scim::filter::MAX_FILTER_LENGTH;
+use provisio_scim::path::parse_patch_path;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

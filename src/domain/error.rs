@@ -137,45 +137,17 @@ impl StoreFault {
     }
 }
 
-/// The `scimType` values of RFC 7644 §3.12.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScimErrorType {
-    /// The filter syntax was invalid or the attribute and comparison combination is not supported.
-    InvalidFilter,
-    /// The filter yields more results than the server is willing to return.
-    TooMany,
-    /// One or more attribute values are already in use or reserved.
-    Uniqueness,
-    /// The modification is incompatible with the attribute's mutability.
-    Mutability,
-    /// The request body structure was invalid or did not conform to the schema.
-    InvalidSyntax,
-    /// The PATCH path was invalid or not supported.
-    InvalidPath,
-    /// The PATCH path did not yield an attribute or value that could be operated on.
-    NoTarget,
-    /// A required value was missing or a value was not compatible with the attribute.
-    InvalidValue,
-    /// The SCIM protocol version is not supported.
-    InvalidVers,
-    /// Personal information was put in the request URI.
-    Sensitive,
-}
+/// The `scimType` values of RFC 7644 §3.12; defined by the SCIM crate, named here as well.
+pub use provisio_scim::ScimErrorType;
 
-impl ScimErrorType {
-    /// The `scimType` string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScimErrorType::InvalidFilter => "invalidFilter",
-            ScimErrorType::TooMany => "tooMany",
-            ScimErrorType::Uniqueness => "uniqueness",
-            ScimErrorType::Mutability => "mutability",
-            ScimErrorType::InvalidSyntax => "invalidSyntax",
-            ScimErrorType::InvalidPath => "invalidPath",
-            ScimErrorType::NoTarget => "noTarget",
-            ScimErrorType::InvalidValue => "invalidValue",
-            ScimErrorType::InvalidVers => "invalidVers",
-            ScimErrorType::Sensitive => "sensitive",
+/// The one conversion from the SCIM crate's errors, so that `?` on its results works everywhere:
+/// a broken SCIM rule stays a SCIM error with the same `scimType` and words, a built-in schema
+/// that does not load is a schema error.
+impl From<provisio_scim::Error> for Error {
+    fn from(error: provisio_scim::Error) -> Self {
+        match error {
+            provisio_scim::Error::Scim { scim_type, detail } => Error::Scim { scim_type, detail },
+            provisio_scim::Error::Schema(message) => Error::Schema(message),
         }
     }
 }

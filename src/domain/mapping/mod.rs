@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use target::{PathShape, literals_match, parse_target, quoted};
 
-/// The schema URN of the SCIM core User resource.
-pub const CORE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// The schema URN of the SCIM core User resource (the SCIM crate's `USER_SCHEMA`).
+pub const CORE_USER_SCHEMA: &str = provisio_scim::schema::USER_SCHEMA;
 
 /// Longest target path accepted, in characters.
 pub const MAX_TARGET_LEN: usize = 512;

@@ -11,11 +11,11 @@ use crate::outbound::plan::{DesiredGroup, GroupPlan, plan_group};
 use crate::outbound::scim::{ScimClient, ScimError, encode_query, filter_literal};
 use crate::outbound::state::GroupState;
 use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, UserStore};
+use provisio_scim::schema::GROUP_SCHEMA;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// Most member changes sent in one group PATCH.
 const MEMBER_BATCH: usize = 100;
 

@@ -20,14 +20,13 @@ use crate::domain::{Error, now};
 use crate::health::StoreHealth;
 use crate::secrets::SecretKey;
 use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, StoredApp, UserStore};
+use provisio_scim::patch::PATCH_OP_SCHEMA;
 use recorder::Recorder;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,7 +175,7 @@ fn list_first(body: &Value) -> Option<Value> {
 }
 
 fn patch_body(operations: &[Value]) -> Value {
-    json!({"schemas": [PATCH_SCHEMA], "Operations": operations})
+    json!({"schemas": [PATCH_OP_SCHEMA], "Operations": operations})
 }
 
 /// Keeps only the attributes of `found` that `desired` sets, so that adopting an account never

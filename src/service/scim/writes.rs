@@ -91,7 +91,7 @@ fn canonical(body: Value, base: Value, schema: &ResourceSchema) -> Result<Value>
             value: Some(Value::Object(body)),
         }],
     };
-    apply_patch(&base, &request, schema)
+    Ok(apply_patch(&base, &request, schema)?)
 }
 
 fn strip_read_only(body: &mut Map<String, Value>, schema: &ResourceSchema) {
@@ -264,7 +264,7 @@ where
                     answer: answer_members,
                 };
                 self.write_latest(kind, id, if_match, actor, base, members, |current, schema| {
-                    apply_patch(current, &request, schema)
+                    Ok(apply_patch(current, &request, schema)?)
                 })
                 .await?
             }

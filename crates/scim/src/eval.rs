@@ -1,11 +1,12 @@
 //! In-memory evaluation of SCIM filters against SCIM JSON resources, with the schema's rules
-//! (RFC 7644 §3.4.2.2). The store translates filters to SQL with exactly these semantics
-//! (`store::scim`, over the index of `index.rs`), and a property test compares the two, so every
+//! (RFC 7644 §3.4.2.2). The hub's store translates filters to SQL with exactly these semantics
+//! (`provisio::store::scim_filter`, over the index of `provisio::domain::scim::index`), and a
+//! property test (`tests/scim_filters.rs` of the hub) compares the two, so every
 //! rule is spelled out here.
 //!
 //! **Validation.** [`validate`] checks a filter against a resource schema: every path resolves
 //! ([`ResourceSchema::resolve`]), each operator suits the attribute's type and each literal
-//! converts ([`literal_operand`]). [`matches`] and [`element_matches`] validate first, so an invalid
+//! converts ([`literal_operand`]). [`matches()`] and [`element_matches`] validate first, so an invalid
 //! filter is an error even when the resource alone would decide the result. Every error is
 //! `invalidFilter`.
 //!
@@ -48,9 +49,9 @@
 //! allowed and means the element itself. Value paths apply to any attribute (a single-valued one
 //! has one element) and cannot be nested.
 
-use super::ast::{AttrPath, CompareOp, Filter};
-use super::schema::{AttrType, AttributeDef, ResourceSchema};
-use crate::domain::error::{Error, Result, ScimErrorType};
+use crate::ast::{AttrPath, CompareOp, Filter};
+use crate::error::{Error, Result, ScimErrorType};
+use crate::schema::{AttrType, AttributeDef, ResourceSchema};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -390,14 +391,14 @@ fn validate_element(filter: &Filter, attr: &AttributeDef) -> Result<()> {
     }
 }
 
-fn resolve<'a>(schema: &'a ResourceSchema, path: &AttrPath) -> Result<super::schema::Resolved<'a>> {
+fn resolve<'a>(schema: &'a ResourceSchema, path: &AttrPath) -> Result<crate::schema::Resolved<'a>> {
     schema.resolve(path).map_err(|e| invalid(e.to_string()))
 }
 
 /// Whether `resource` (a full SCIM JSON resource) satisfies `filter`; validates the filter first,
-/// including the rules of [`super::supported`] that the database translation shares.
+/// including the rules of [`crate::supported`] that the database translation shares.
 pub fn matches(filter: &Filter, resource: &Value, schema: &ResourceSchema) -> Result<bool> {
-    super::supported::check(filter, schema)?;
+    crate::supported::check(filter, schema)?;
     validate(filter, schema)?;
     eval(filter, resource, schema)
 }
@@ -407,7 +408,7 @@ fn attribute_elements<'a>(
     resource: &'a Value,
     schema: &'a ResourceSchema,
     path: &AttrPath,
-) -> Result<(super::schema::Resolved<'a>, Vec<&'a Value>)> {
+) -> Result<(crate::schema::Resolved<'a>, Vec<&'a Value>)> {
     let resolved = resolve(schema, path)?;
     let Some(object) = resource.as_object() else {
         return Ok((resolved, Vec::new()));
@@ -492,8 +493,8 @@ fn eval_element(filter: &Filter, element: &Value, attr: &AttributeDef) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::scim::filter::parse_filter;
-    use crate::domain::scim::schema::{Extension, Mutability, Returned, Schema, Uniqueness};
+    use crate::filter::parse_filter;
+    use crate::schema::{Extension, Mutability, Returned, Schema, Uniqueness};
     use proptest::prelude::*;
     use serde_json::json;
 

@@ -11,9 +11,9 @@
 //! surrounding whitespace is ignored. The same length, depth and term limits as for filters apply.
 //! Every error is `invalidPath`.
 
-use super::ast::PatchPath;
-use super::filter::Parser;
-use crate::domain::error::{Result, ScimErrorType};
+use crate::ast::PatchPath;
+use crate::error::{Result, ScimErrorType};
+use crate::filter::Parser;
 use std::fmt;
 
 /// Parses a PATCH operation's `path`.
@@ -63,9 +63,9 @@ impl fmt::Display for PatchPath {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::error::Error;
-    use crate::domain::scim::ast::{AttrPath, CompareOp, Filter};
-    use crate::domain::scim::filter::MAX_FILTER_LENGTH;
+    use crate::ast::{AttrPath, CompareOp, Filter};
+    use crate::error::Error;
+    use crate::filter::MAX_FILTER_LENGTH;
     use proptest::prelude::*;
     use serde_json::json;
 

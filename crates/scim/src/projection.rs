@@ -25,9 +25,9 @@
 //! - The two parameters are mutually exclusive (§3.4.2.5); when both are given, `attributes` wins
 //!   and `excludedAttributes` is ignored. An empty parameter counts as absent.
 
-use super::ast::AttrPath;
-use super::schema::{AttrType, AttributeDef, ResourceSchema, Returned, common_attributes};
-use crate::domain::error::{Error, Result, ScimErrorType};
+use crate::ast::AttrPath;
+use crate::error::{Error, Result, ScimErrorType};
+use crate::schema::{AttrType, AttributeDef, ResourceSchema, Returned, common_attributes};
 use serde_json::{Map, Value};
 
 /// A parsed `attributes` / `excludedAttributes` pair, ready to be applied to resources of one type.
@@ -413,29 +413,35 @@ fn valid_attr_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::attribute::{AttributeDefinition, AttributeType};
-    use crate::domain::scim::discovery::{group_resource_schema, user_resource_schema};
-    use crate::domain::scim::schema::{ENTERPRISE_USER_SCHEMA, PROVISIO_USER_SCHEMA, USER_SCHEMA};
+    use crate::discovery::{group_resource_schema, user_resource_schema_with};
+    use crate::schema::{ENTERPRISE_USER_SCHEMA, Mutability, PROVISIO_USER_SCHEMA, Schema, USER_SCHEMA, Uniqueness};
     use serde_json::json;
-    use time::OffsetDateTime;
 
     const ENT: &str = ENTERPRISE_USER_SCHEMA;
     const PRO: &str = PROVISIO_USER_SCHEMA;
 
+    /// Users with a custom extension of a string `badge` and a multi-valued string `languages`.
     fn users() -> ResourceSchema {
-        let def = |name: &str, kind| AttributeDefinition {
+        let def = |name: &str, multi_valued| AttributeDef {
             name: name.into(),
-            display_name: name.into(),
-            kind,
+            kind: AttrType::String,
+            multi_valued,
+            description: name.into(),
             required: false,
-            description: None,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            updated_at: OffsetDateTime::UNIX_EPOCH,
+            case_exact: false,
+            mutability: Mutability::ReadWrite,
+            returned: Returned::Default,
+            uniqueness: Uniqueness::None,
+            canonical_values: Vec::new(),
+            reference_types: Vec::new(),
+            sub_attributes: Vec::new(),
         };
-        user_resource_schema(&[
-            def("badge", AttributeType::String),
-            def("languages", AttributeType::StringList),
-        ])
+        user_resource_schema_with([Schema {
+            id: PRO.to_owned(),
+            name: "ProvisioUser".to_owned(),
+            description: "Custom attributes".to_owned(),
+            attributes: vec![def("badge", false), def("languages", true)],
+        }])
         .unwrap()
     }
 

@@ -1,6 +1,6 @@
 //! The parsed forms of SCIM filters (RFC 7644 §3.4.2.2) and PATCH paths (§3.5.2): plain data,
 //! produced by the parsers in `filter.rs` and `path.rs` and read by the evaluator, the PATCH
-//! engine and the store's SQL translation.
+//! engine and the hub's SQL translation (`provisio::store::scim_filter`).
 
 use serde_json::Value;
 use std::fmt;

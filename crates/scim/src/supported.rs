@@ -1,5 +1,5 @@
-//! Which filters the hub evaluates, beyond the grammar: the rules shared by the database
-//! translation (`store::scim`) and the in-memory evaluator ([`super::eval`]), so both accept and
+//! Which filters the hub evaluates, beyond the grammar: the rules shared by the hub's database
+//! translation (`provisio::store::scim_filter`) and the in-memory evaluator ([`crate::eval`]), so both accept and
 //! refuse the same filters.
 //!
 //! - Memberships (`User.groups`, `Group.members`) are filtered by id only: `pr` on the attribute or
@@ -8,9 +8,9 @@
 //! - Of `meta`, only `created` and `lastModified` can be filtered on, with comparisons or `pr`.
 //! - `meta` takes no value path (`meta[...]`): compare its sub-attributes directly.
 
-use super::ast::{AttrPath, CompareOp, Filter};
-use super::schema::ResourceSchema;
-use crate::domain::error::{Error, Result, ScimErrorType};
+use crate::ast::{AttrPath, CompareOp, Filter};
+use crate::error::{Error, Result, ScimErrorType};
+use crate::schema::ResourceSchema;
 use serde_json::Value;
 
 fn refuse(detail: impl Into<String>) -> Error {

@@ -47,11 +47,11 @@
 //!   one of its attributes gets a value, and removed (unless the extension is required) when the
 //!   patch leaves its object empty.
 
-use super::ast::{AttrPath, CompareOp, Filter, PatchPath};
-use super::eval::element_matches;
-use super::path::parse_patch_path;
-use super::schema::{AttrType, AttributeDef, Mutability, ResourceSchema, Schema};
-use crate::domain::error::{Error, Result, ScimErrorType};
+use crate::ast::{AttrPath, CompareOp, Filter, PatchPath};
+use crate::error::{Error, Result, ScimErrorType};
+use crate::eval::element_matches;
+use crate::path::parse_patch_path;
+use crate::schema::{AttrType, AttributeDef, Mutability, ResourceSchema, Schema};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -1142,8 +1142,8 @@ fn set_listed(resource: &mut Object, urn: &str, listed: bool, core: &Schema) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::scim::ast::AttrPath;
-    use crate::domain::scim::schema::{
+    use crate::ast::AttrPath;
+    use crate::schema::{
         ENTERPRISE_USER_SCHEMA, Extension, GROUP_SCHEMA, PROVISIO_USER_SCHEMA, Returned, USER_SCHEMA, Uniqueness,
     };
     use serde_json::json;
@@ -2093,7 +2093,7 @@ mod tests {
             {"op": "replace", "path": "groups", "value": []},
         ]));
         let err = apply_patch(&original, &parse_patch_request(&body).unwrap(), &user_schema()).unwrap_err();
-        assert_eq!(err.code(), "mutability");
+        assert_eq!(err.scim_type(), Some(ScimErrorType::Mutability));
         assert!(err.to_string().starts_with("Operations[1]:"), "{err}");
         assert_eq!(original, copy);
     }
@@ -2226,7 +2226,7 @@ mod tests {
     fn entra_replace_without_path() {
         let out = fixture(
             &user(),
-            include_str!("../../../tests/fixtures/scim_patch/entra_user_replace_without_path.json"),
+            include_str!("../tests/fixtures/scim_patch/entra_user_replace_without_path.json"),
             &user_schema(),
         );
         assert_eq!(out["name"], json!({"givenName": "Barbara Ann", "familyName": "Jensen"}));
@@ -2239,7 +2239,7 @@ mod tests {
     fn entra_boolean_as_string() {
         let out = fixture(
             &user(),
-            include_str!("../../../tests/fixtures/scim_patch/entra_user_active_string.json"),
+            include_str!("../tests/fixtures/scim_patch/entra_user_active_string.json"),
             &user_schema(),
         );
         assert_eq!(out["active"], false);
@@ -2249,7 +2249,7 @@ mod tests {
     fn entra_manager_as_a_bare_string() {
         let out = fixture(
             &user(),
-            include_str!("../../../tests/fixtures/scim_patch/entra_user_manager_add.json"),
+            include_str!("../tests/fixtures/scim_patch/entra_user_manager_add.json"),
             &user_schema(),
         );
         assert_eq!(out[ENTERPRISE_USER_SCHEMA], json!({"manager": {"value": USER_ID}}));
@@ -2260,7 +2260,7 @@ mod tests {
     fn entra_work_email_and_family_name() {
         let out = fixture(
             &user(),
-            include_str!("../../../tests/fixtures/scim_patch/entra_user_update_attributes.json"),
+            include_str!("../tests/fixtures/scim_patch/entra_user_update_attributes.json"),
             &user_schema(),
         );
         assert_eq!(
@@ -2272,7 +2272,7 @@ mod tests {
 
     #[test]
     fn entra_work_address_is_created_then_updated() {
-        let body = include_str!("../../../tests/fixtures/scim_patch/entra_user_address_work.json");
+        let body = include_str!("../tests/fixtures/scim_patch/entra_user_address_work.json");
         let out = fixture(&user(), body, &user_schema());
         assert_eq!(
             out["addresses"],
@@ -2287,13 +2287,13 @@ mod tests {
         let schema = group_schema();
         let added = fixture(
             &group(),
-            include_str!("../../../tests/fixtures/scim_patch/entra_group_members_add.json"),
+            include_str!("../tests/fixtures/scim_patch/entra_group_members_add.json"),
             &schema,
         );
         assert_eq!(member_ids(&added), vec![ALICE, BOB, CAROL]);
         for body in [
-            include_str!("../../../tests/fixtures/scim_patch/entra_group_members_remove_value.json"),
-            include_str!("../../../tests/fixtures/scim_patch/entra_group_members_remove_filter.json"),
+            include_str!("../tests/fixtures/scim_patch/entra_group_members_remove_value.json"),
+            include_str!("../tests/fixtures/scim_patch/entra_group_members_remove_filter.json"),
         ] {
             let removed = fixture(&added, body, &schema);
             assert_eq!(member_ids(&removed), vec![ALICE, BOB]);
@@ -2306,7 +2306,7 @@ mod tests {
     fn okta_deactivate() {
         let out = fixture(
             &user(),
-            include_str!("../../../tests/fixtures/scim_patch/okta_user_deactivate.json"),
+            include_str!("../tests/fixtures/scim_patch/okta_user_deactivate.json"),
             &user_schema(),
         );
         assert_eq!(out["active"], false);
@@ -2317,7 +2317,7 @@ mod tests {
     fn okta_replace_of_several_attributes() {
         let out = fixture(
             &user(),
-            include_str!("../../../tests/fixtures/scim_patch/okta_user_replace_attributes.json"),
+            include_str!("../tests/fixtures/scim_patch/okta_user_replace_attributes.json"),
             &user_schema(),
         );
         assert_eq!(
@@ -2338,7 +2338,7 @@ mod tests {
     fn okta_group_rename_with_its_id() {
         let out = fixture(
             &group(),
-            include_str!("../../../tests/fixtures/scim_patch/okta_group_rename.json"),
+            include_str!("../tests/fixtures/scim_patch/okta_group_rename.json"),
             &group_schema(),
         );
         assert_eq!(out["displayName"], "Test SCIMv2 Renamed");
@@ -2352,20 +2352,20 @@ mod tests {
         let empty = json!({"schemas": [GROUP_SCHEMA], "id": GROUP_ID, "displayName": "Tour Guides"});
         let added = fixture(
             &empty,
-            include_str!("../../../tests/fixtures/scim_patch/okta_group_members_add.json"),
+            include_str!("../tests/fixtures/scim_patch/okta_group_members_add.json"),
             &schema,
         );
         // `display` is read-only: the hub fills it in, Okta's copy is ignored.
         assert_eq!(added["members"], json!([{"value": ALICE}]));
         let removed = fixture(
             &group(),
-            include_str!("../../../tests/fixtures/scim_patch/okta_group_members_remove.json"),
+            include_str!("../tests/fixtures/scim_patch/okta_group_members_remove.json"),
             &schema,
         );
         assert_eq!(member_ids(&removed), vec![ALICE]);
         let replaced = fixture(
             &json!({"schemas": [GROUP_SCHEMA], "id": GROUP_ID, "displayName": "G", "members": [{"value": CAROL}]}),
-            include_str!("../../../tests/fixtures/scim_patch/okta_group_members_replace.json"),
+            include_str!("../tests/fixtures/scim_patch/okta_group_members_replace.json"),
             &schema,
         );
         assert_eq!(replaced["members"], json!([{"value": ALICE}, {"value": BOB}]));

@@ -32,8 +32,8 @@
 //! so no input can exhaust the stack. Every error is `invalidFilter` naming the character position
 //! (1-based, in characters) and the offending text.
 
-use super::ast::{AttrPath, CompareOp, Filter};
-use crate::domain::error::{Error, Result, ScimErrorType};
+use crate::ast::{AttrPath, CompareOp, Filter};
+use crate::error::{Error, Result, ScimErrorType};
 use serde_json::Value;
 use std::fmt;
 

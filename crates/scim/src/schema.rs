@@ -1,9 +1,9 @@
-//! SCIM schemas (RFC 7643 §7): attribute definitions with their characteristics, the resource
-//! schemas the hub serves (core User with the enterprise and Provisio extensions, Group), and the
+//! SCIM schemas (RFC 7643 §7): attribute definitions with their characteristics, the model of the
+//! resource types the hub serves (core User with the enterprise and Provisio extensions, Group), and the
 //! resolution of an attribute path against them. Everything that needs to know whether an attribute
 //! is case-exact, multi-valued, read-only or a date asks here.
 
-use super::ast::AttrPath;
+use crate::ast::AttrPath;
 use serde::{Deserialize, Serialize};
 
 /// URN of the core User schema.
