@@ -42,7 +42,7 @@ use provisio::config::DatabaseConfig;
 use provisio::domain::admin::Actor;
 use provisio::domain::group::NewGroup;
 use provisio::domain::user::{NewUser, UserSource};
-use provisio::outbound::scim::{encode_query, filter_literal};
+use provisio::outbound::scim::{encode_query, eq_filter};
 use provisio::service::DirectoryService;
 use provisio::store::SqlStore;
 use secrecy::SecretString;
@@ -610,7 +610,7 @@ async fn raw_capacity(target: &Target, users: usize, concurrency: usize) -> (f64
                 let lookup = http
                     .get(format!(
                         "{base}/Users?filter={}",
-                        encode_query(&format!("userName eq {}", filter_literal(&name)))
+                        encode_query(&eq_filter("userName", &name))
                     ))
                     .bearer_auth(&token)
                     .send()

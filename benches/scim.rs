@@ -23,7 +23,7 @@
 mod common;
 
 use provisio::config::{Config, DatabaseConfig, LogFormat};
-use provisio::outbound::scim::{encode_query, filter_literal};
+use provisio::outbound::scim::{encode_query, eq_filter};
 use provisio::outbound::{EngineConfig, WorkerConfig};
 use provisio::service::AuthService;
 use secrecy::ExposeSecret;
@@ -315,7 +315,7 @@ async fn one(
             .header("content-type", SCIM_JSON)
             .body(new_user(i).to_string()),
         Phase::Filter => {
-            let filter = format!("userName eq {}", filter_literal(&username(i)));
+            let filter = eq_filter("userName", &username(i));
             http.get(format!("{base}/Users?filter={}", encode_query(&filter)))
         }
         Phase::Patch => http

@@ -5,6 +5,7 @@
 use crate::domain::app::{AccessLoss, AccountState, App, AppAccount, AppGroup, DeprovisionAction};
 use crate::domain::job::is_secret_key;
 use crate::domain::mapping::patch_operations;
+use crate::domain::scim::patch::PatchOperation;
 use crate::domain::user::User;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -31,7 +32,7 @@ pub enum UserPlan {
         desired: Value,
         /// The PATCH operations from the last pushed state.
         #[schema(value_type = Vec<Object>)]
-        operations: Vec<Value>,
+        operations: Vec<PatchOperation>,
         /// The attributes that change: path -> {old, new}.
         #[schema(value_type = Object)]
         diff: Value,

@@ -5,6 +5,7 @@
 
 use super::resolve::{TargetResolver, redirect_policy, refusal_cause};
 use crate::domain::address::{is_link_local, literal_address, refusal};
+use provisio_scim::ast::{AttrPath, CompareOp, Filter};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -314,18 +315,15 @@ fn snippet(text: &str) -> String {
     }
 }
 
-/// Quotes a value for a SCIM filter string literal.
-pub fn filter_literal(value: &str) -> String {
-    let mut out = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
+/// The filter `attribute eq "value"` in its canonical text (the string quoted and escaped as the
+/// filter grammar's JSON strings are), for a look-up.
+pub fn eq_filter(attribute: &str, value: &str) -> String {
+    Filter::Compare {
+        path: AttrPath::simple(attribute),
+        op: CompareOp::Eq,
+        value: Value::String(value.to_owned()),
     }
-    out.push('"');
-    out
+    .to_string()
 }
 
 /// Percent-encodes a query value.
@@ -426,7 +424,19 @@ mod tests {
     }
 
     #[test]
-    fn filter_literals_escape_quotes() {
-        assert_eq!(filter_literal(r#"a"b\c"#), r#""a\"b\\c""#);
+    fn look_up_filters_escape_what_the_grammar_needs() {
+        assert_eq!(eq_filter("userName", r#"a"b\c"#), r#"userName eq "a\"b\\c""#);
+        // A control character is escaped, and the filter parses back to the same value.
+        let text = eq_filter("userName", "tab\there");
+        assert_eq!(text, r#"userName eq "tab\there""#);
+        let parsed = provisio_scim::filter::parse_filter(&text).expect("parses");
+        assert_eq!(
+            parsed,
+            Filter::Compare {
+                path: AttrPath::simple("userName"),
+                op: CompareOp::Eq,
+                value: Value::String("tab\there".into()),
+            }
+        );
     }
 }

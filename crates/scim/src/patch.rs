@@ -102,6 +102,69 @@ impl PatchOp {
     }
 }
 
+impl PatchOperation {
+    /// An operation on an attribute (no element filter): `value` for add and replace, none for
+    /// remove.
+    pub fn on_attribute(op: PatchOp, attr: AttrPath, value: Option<Value>) -> Self {
+        PatchOperation {
+            op,
+            path: Some(PatchPath {
+                attr,
+                filter: None,
+                sub_after_filter: None,
+            }),
+            value,
+        }
+    }
+
+    /// Removes the element of the multi-valued attribute `attr` whose `value` is `id`, e.g.
+    /// `members[value eq "2819c223"]`.
+    pub fn remove_element(attr: &str, id: &str) -> Self {
+        PatchOperation {
+            op: PatchOp::Remove,
+            path: Some(PatchPath {
+                attr: AttrPath::simple(attr),
+                filter: Some(Filter::Compare {
+                    path: AttrPath::simple("value"),
+                    op: CompareOp::Eq,
+                    value: Value::String(id.to_owned()),
+                }),
+                sub_after_filter: None,
+            }),
+            value: None,
+        }
+    }
+
+    /// The operation as a PATCH request carries it (`op`, `path` in its canonical text, `value`):
+    /// what [`parse_patch_request`] reads back as this operation.
+    pub fn to_json(&self) -> Value {
+        let mut operation = Map::new();
+        operation.insert("op".into(), Value::String(self.op.as_str().into()));
+        if let Some(path) = &self.path {
+            operation.insert("path".into(), Value::String(path.to_string()));
+        }
+        if let Some(value) = &self.value {
+            operation.insert("value".into(), value.clone());
+        }
+        Value::Object(operation)
+    }
+}
+
+/// Written as [`PatchOperation::to_json`] writes it.
+impl serde::Serialize for PatchOperation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
+/// A PATCH request body (RFC 7644 §3.5.2) holding `operations` in order.
+pub fn patch_request_body(operations: &[PatchOperation]) -> Value {
+    serde_json::json!({
+        "schemas": [PATCH_OP_SCHEMA],
+        "Operations": operations.iter().map(PatchOperation::to_json).collect::<Vec<_>>(),
+    })
+}
+
 fn invalid_syntax(detail: impl Into<String>) -> Error {
     Error::scim(ScimErrorType::InvalidSyntax, detail)
 }
@@ -1147,6 +1210,40 @@ mod tests {
         ENTERPRISE_USER_SCHEMA, Extension, GROUP_SCHEMA, PROVISIO_USER_SCHEMA, Returned, USER_SCHEMA, Uniqueness,
     };
     use serde_json::json;
+
+    #[test]
+    fn typed_operations_are_read_back_as_written() {
+        let operations = vec![
+            PatchOperation::on_attribute(PatchOp::Replace, AttrPath::simple("active"), Some(json!(false))),
+            PatchOperation::on_attribute(
+                PatchOp::Add,
+                AttrPath {
+                    urn: None,
+                    attr: "name".into(),
+                    sub: Some("givenName".into()),
+                },
+                Some(json!("Al")),
+            ),
+            PatchOperation::on_attribute(
+                PatchOp::Remove,
+                AttrPath {
+                    urn: Some(ENTERPRISE_USER_SCHEMA.into()),
+                    attr: "department".into(),
+                    sub: None,
+                },
+                None,
+            ),
+            PatchOperation::remove_element("members", "id \"with\" quotes\tand a tab"),
+        ];
+        let body = patch_request_body(&operations);
+        assert_eq!(body["schemas"], json!([PATCH_OP_SCHEMA]));
+        assert_eq!(
+            body["Operations"][3]["path"],
+            json!(r#"members[value eq "id \"with\" quotes\tand a tab"]"#)
+        );
+        let parsed = parse_patch_request(&body).expect("a body this crate wrote parses");
+        assert_eq!(parsed.operations, operations);
+    }
 
     const USER_ID: &str = "2819c223-7f76-453a-919d-413861904646";
     const GROUP_ID: &str = "abf4dd94-a4c0-4f67-89c9-76b03340cb9b";

@@ -2,14 +2,16 @@
 //! next.
 
 use super::UNPATCHED_KEYS;
-use serde_json::{Map, Value, json};
+use crate::domain::scim::ast::AttrPath;
+use crate::domain::scim::patch::{PatchOp, PatchOperation};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// The RFC 7644 PATCH operations (`add`, `replace`, `remove`) that turn the rendered resource
 /// `previous` into `desired`. Complex attributes change per sub-attribute, extension attributes
 /// per attribute, multi-valued attributes whole; `schemas`, `id` and `meta` are ignored.
 /// Operations come in order of the attribute names, ignoring case.
-pub fn patch_operations(previous: &Value, desired: &Value) -> Vec<Value> {
+pub fn patch_operations(previous: &Value, desired: &Value) -> Vec<PatchOperation> {
     let empty = Map::new();
     let previous = previous.as_object().unwrap_or(&empty);
     let desired = desired.as_object().unwrap_or(&empty);
@@ -24,15 +26,25 @@ pub fn patch_operations(previous: &Value, desired: &Value) -> Vec<Value> {
                 let before = before.and_then(Value::as_object).unwrap_or(&empty);
                 let after = after.and_then(Value::as_object).unwrap_or(&empty);
                 for (attribute, old, new) in pair_entries(before, after) {
-                    diff_value(format!("{name}:{attribute}"), old, new, &mut operations);
+                    let path = AttrPath {
+                        urn: Some(name.clone()),
+                        attr: attribute,
+                        sub: None,
+                    };
+                    diff_value(path, old, new, &mut operations);
                 }
             }
             (Some(Value::Object(before)), Some(Value::Object(after))) if !is_extension => {
                 for (sub, old, new) in pair_entries(before, after) {
-                    diff_value(format!("{name}.{sub}"), old, new, &mut operations);
+                    let path = AttrPath {
+                        urn: None,
+                        attr: name.clone(),
+                        sub: Some(sub),
+                    };
+                    diff_value(path, old, new, &mut operations);
                 }
             }
-            (before, after) => diff_value(name, before, after, &mut operations),
+            (before, after) => diff_value(AttrPath::simple(name), before, after, &mut operations),
         }
     }
     operations
@@ -66,13 +78,12 @@ fn pair_entries<'a>(
     pairs.into_values().collect()
 }
 
-fn diff_value(path: String, before: Option<&Value>, after: Option<&Value>, operations: &mut Vec<Value>) {
-    match (before, after) {
-        (Some(_), None) => operations.push(json!({"op": "remove", "path": path})),
-        (None, Some(value)) => operations.push(json!({"op": "add", "path": path, "value": value})),
-        (Some(old), Some(new)) if old != new => {
-            operations.push(json!({"op": "replace", "path": path, "value": new}));
-        }
-        _ => {}
-    }
+fn diff_value(path: AttrPath, before: Option<&Value>, after: Option<&Value>, operations: &mut Vec<PatchOperation>) {
+    let operation = match (before, after) {
+        (Some(_), None) => PatchOperation::on_attribute(PatchOp::Remove, path, None),
+        (None, Some(value)) => PatchOperation::on_attribute(PatchOp::Add, path, Some(value.clone())),
+        (Some(old), Some(new)) if old != new => PatchOperation::on_attribute(PatchOp::Replace, path, Some(new.clone())),
+        _ => return,
+    };
+    operations.push(operation);
 }

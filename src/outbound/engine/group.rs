@@ -8,9 +8,11 @@ use super::{Engine, Request, Step, StepError, patch_body, resource_id};
 use crate::domain::app::{App, AppGroup};
 use crate::domain::job::{Effect, Job, Operation, Outcome, SubjectKind};
 use crate::outbound::plan::{DesiredGroup, GroupPlan, plan_group};
-use crate::outbound::scim::{ScimClient, ScimError, encode_query, filter_literal};
+use crate::outbound::scim::{ScimClient, ScimError, encode_query, eq_filter};
 use crate::outbound::state::GroupState;
 use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, UserStore};
+use provisio_scim::ast::AttrPath;
+use provisio_scim::patch::{PatchOp, PatchOperation};
 use provisio_scim::schema::GROUP_SCHEMA;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -114,7 +116,7 @@ where
         let app = recorder.app();
         let path = format!(
             "/Groups?filter={}",
-            encode_query(&format!("displayName eq {}", filter_literal(&desired.name)))
+            encode_query(&eq_filter("displayName", &desired.name))
         );
         if let Some(found) = self.lookup(recorder, client, &path).await? {
             let id = found
@@ -195,7 +197,11 @@ where
         let patch_known_missing = app.capabilities.as_ref().is_some_and(|c| c.discovery && !c.patch);
         let mut use_put = patch_known_missing;
         if !use_put && let Some(name) = &rename {
-            let body = patch_body(&[json!({"op": "replace", "path": "displayName", "value": name})]);
+            let body = patch_body(&[PatchOperation::on_attribute(
+                PatchOp::Replace,
+                AttrPath::simple("displayName"),
+                Some(Value::String(name.clone())),
+            )]);
             let diff = json!({"displayName": {"old": record.pushed_name, "new": name}});
             let request = Request::new(Operation::GroupUpdate, Method::PATCH, &path)
                 .body(&body)
@@ -215,7 +221,11 @@ where
         }
         if !use_put {
             for chunk in added.chunks(MEMBER_BATCH) {
-                let body = patch_body(&[json!({"op": "add", "path": "members", "value": member_values(chunk)})]);
+                let body = patch_body(&[PatchOperation::on_attribute(
+                    PatchOp::Add,
+                    AttrPath::simple("members"),
+                    Some(Value::Array(member_values(chunk))),
+                )]);
                 let request = Request::new(Operation::MembershipAdd, Method::PATCH, &path)
                     .body(&body)
                     .target(&target_id)
@@ -240,9 +250,9 @@ where
         }
         if !use_put {
             for chunk in removed.chunks(MEMBER_BATCH) {
-                let operations: Vec<Value> = chunk
+                let operations: Vec<PatchOperation> = chunk
                     .iter()
-                    .map(|m| json!({"op": "remove", "path": format!("members[value eq {}]", filter_literal(m))}))
+                    .map(|m| PatchOperation::remove_element("members", m))
                     .collect();
                 let body = patch_body(&operations);
                 let request = Request::new(Operation::MembershipRemove, Method::PATCH, &path)

@@ -20,10 +20,10 @@ use crate::domain::{Error, now};
 use crate::health::StoreHealth;
 use crate::secrets::SecretKey;
 use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, StoredApp, UserStore};
-use provisio_scim::patch::PATCH_OP_SCHEMA;
+use provisio_scim::patch::{PatchOperation, patch_request_body};
 use recorder::Recorder;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -174,8 +174,8 @@ fn list_first(body: &Value) -> Option<Value> {
         .cloned()
 }
 
-fn patch_body(operations: &[Value]) -> Value {
-    json!({"schemas": [PATCH_OP_SCHEMA], "Operations": operations})
+fn patch_body(operations: &[PatchOperation]) -> Value {
+    patch_request_body(operations)
 }
 
 /// Keeps only the attributes of `found` that `desired` sets, so that adopting an account never

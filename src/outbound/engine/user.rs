@@ -9,9 +9,11 @@ use crate::domain::job::{Effect, Job, Operation, Outcome, SubjectKind};
 use crate::domain::mapping::patch_operations;
 use crate::domain::{Error, now};
 use crate::outbound::plan::{UserPlan, attribute_diff, fingerprint};
-use crate::outbound::scim::{ScimClient, ScimError, encode_query, filter_literal};
+use crate::outbound::scim::{ScimClient, ScimError, encode_query, eq_filter};
 use crate::outbound::state::UserState;
 use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, UserStore};
+use provisio_scim::ast::AttrPath;
+use provisio_scim::patch::{PatchOp, PatchOperation};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -147,10 +149,7 @@ where
     }
 
     async fn lookup_user(&self, recorder: &Recorder<'_>, client: &ScimClient, username: &str) -> Step<Option<Value>> {
-        let path = format!(
-            "/Users?filter={}",
-            encode_query(&format!("userName eq {}", filter_literal(username)))
-        );
+        let path = format!("/Users?filter={}", encode_query(&eq_filter("userName", username)));
         self.lookup(recorder, client, &path).await
     }
 
@@ -227,9 +226,9 @@ where
             })?
             .to_owned();
         let current = restrict_to(&found, &desired);
-        let operations: Vec<Value> = patch_operations(&current, &desired)
+        let operations: Vec<PatchOperation> = patch_operations(&current, &desired)
             .into_iter()
-            .filter(|op| op["op"] != "remove")
+            .filter(|op| op.op != PatchOp::Remove)
             .collect();
         let diff = attribute_diff(&current, &desired);
         if operations.is_empty() {
@@ -254,7 +253,7 @@ where
         client: &ScimClient,
         id: &str,
         desired: &Value,
-        operations: &[Value],
+        operations: &[PatchOperation],
         operation: Operation,
         diff: Value,
     ) -> Step<()> {
@@ -294,7 +293,7 @@ where
         client: &ScimClient,
         account: &AppAccount,
         desired: Value,
-        operations: Vec<Value>,
+        operations: Vec<PatchOperation>,
         diff: Value,
         reactivate: bool,
     ) -> Step<()> {
@@ -351,7 +350,11 @@ where
         if let Value::Object(map) = &mut desired {
             map.insert("active".into(), Value::Bool(false));
         }
-        let operations = vec![json!({"op": "replace", "path": "active", "value": false})];
+        let operations = [PatchOperation::on_attribute(
+            PatchOp::Replace,
+            AttrPath::simple("active"),
+            Some(Value::Bool(false)),
+        )];
         let diff = json!({"active": {"old": true, "new": false}});
         let state = match self
             .write_user(
