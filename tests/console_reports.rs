@@ -115,6 +115,8 @@ async fn dashboard_and_reports_in_a_browser() {
     // Reports: Search with no filter lists every record.
     browser.goto(&format!("{}/console/reports", hub.base_url)).await;
     browser.click("#search").await;
+    // The search is a GET: its page is the one whose URL carries the form's fields.
+    browser.wait_for_url("/console/reports?").await;
     browser.wait_for("#report-results").await;
     let mut listed = result_ids(&browser.page_source().await);
     let mut expected: Vec<String> = all.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();

@@ -184,14 +184,24 @@ impl Browser {
         element.text().await.unwrap_or_else(|e| panic!("text of `{css}`: {e}"))
     }
 
-    /// Clears the field matching `css`, then types `text` into it.
+    /// Clears the field matching `css`, then types `text` into it. A field that a page load
+    /// replaced meanwhile (a stale element) is found again and filled from the start.
     pub async fn fill(&self, css: &str, text: &str) {
-        let field = self.find(css).await;
-        field.clear().await.unwrap_or_else(|e| panic!("clear `{css}`: {e}"));
-        field
-            .send_keys(text)
-            .await
-            .unwrap_or_else(|e| panic!("type into `{css}`: {e}"));
+        self.poll(&format!("to clear `{css}` and type {text:?} into it"), || async {
+            let field = self.client.find(Locator::Css(css)).await.ok()?;
+            field.clear().await.ok()?;
+            field.send_keys(text).await.ok()
+        })
+        .await
+    }
+
+    /// Waits until the current URL contains `part` (a form submitted, a link followed).
+    pub async fn wait_for_url(&self, part: &str) -> String {
+        self.poll(&format!("the URL to contain {part:?}"), || async {
+            let url = self.client.current_url().await.ok()?.to_string();
+            url.contains(part).then_some(url)
+        })
+        .await
     }
 
     /// Clicks the element matching `css`.
