@@ -23,22 +23,13 @@ async fn three_nodes_share_the_work_and_survive_one_dying() {
 
 /// The hub's directory write transactions and the writes they held, from `/metrics`.
 async fn write_batches(http: &reqwest::Client, base: &str) -> (u64, u64) {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let read = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    let read = |name: &'static str| async move {
+        let value = common::metric(http, base, name).await;
+        value.unwrap_or_else(|| panic!("{name} in /metrics")) as u64
     };
     (
-        read("provisio_directory_write_batches_total"),
-        read("provisio_directory_writes_total"),
+        read("provisio_directory_write_batches_total").await,
+        read("provisio_directory_writes_total").await,
     )
 }
 

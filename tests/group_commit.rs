@@ -17,18 +17,8 @@ const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
 /// The value of the counter `name` in the hub's `/metrics`.
 async fn counter(hub: &TestHub, name: &str) -> u64 {
-    let text = hub
-        .http
-        .get(format!("{}/metrics", hub.base_url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
+    let value = common::metric(&hub.http, &hub.base_url, name).await;
+    value.unwrap_or_else(|| panic!("{name} in /metrics")) as u64
 }
 
 /// What one concurrent writer was answered.

@@ -110,20 +110,8 @@ impl Client {
 
     /// The storage error counter for `cause` in `/metrics`.
     async fn storage_errors(&self, cause: &str) -> f64 {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        let prefix = format!("provisio_storage_errors_total{{cause=\"{cause}\"}} ");
-        text.lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
+        let series = format!("provisio_storage_errors_total{{cause=\"{cause}\"}}");
+        common::metric(&self.http, &self.base, &series).await.unwrap_or(0.0)
     }
 }
 

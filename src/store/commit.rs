@@ -9,9 +9,10 @@
 //! of its batch go on), commits once, and only then answers each writer. It runs batch after batch
 //! until the queue is empty, then ends.
 
-use super::sql::{SqlStore, WriteTx};
+use super::tx::WriteTx;
 use crate::domain::{Error, Result};
 use prometheus_client::metrics::counter::Counter;
+use sqlx::AnyPool;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,11 +41,14 @@ struct Pending {
     running: bool,
 }
 
-/// The queue of directory writes of one store (shared by its clones).
-#[derive(Default)]
+/// The queue of directory writes of one store (shared by its clones), with what its batches
+/// begin their transactions on.
 pub(super) struct CommitQueue {
     pending: Mutex<Pending>,
     counts: WriteBatchCounters,
+    pool: AnyPool,
+    /// The store's write gate (see `SqlStore::begin`).
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How many directory write transactions ran and how many writes they held: their ratio is the
@@ -64,6 +68,21 @@ impl std::fmt::Debug for CommitQueue {
 }
 
 impl CommitQueue {
+    /// An empty queue whose batches write on `pool`, taking `gate` like every writer of the store.
+    pub(super) fn new(pool: AnyPool, gate: Arc<tokio::sync::Mutex<()>>) -> Self {
+        CommitQueue {
+            pending: Mutex::default(),
+            counts: WriteBatchCounters::default(),
+            pool,
+            gate,
+        }
+    }
+
+    /// The counts of its batches (clones share them).
+    pub(super) fn counters(&self) -> WriteBatchCounters {
+        self.counts.clone()
+    }
+
     /// Queues a write; returns true when no runner is at work, so the caller must start one.
     fn push(&self, write: QueuedWrite) -> bool {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -85,17 +104,12 @@ impl CommitQueue {
     }
 }
 
-impl SqlStore {
-    /// The counts of directory write batches, for the metrics.
-    pub fn write_batch_counters(&self) -> WriteBatchCounters {
-        self.commits.counts.clone()
-    }
-
+impl CommitQueue {
     /// Runs `write` in a directory write transaction shared with the writers that queue beside it,
     /// and returns its value once that transaction has committed. An error from `write` undoes
     /// only what `write` did; a failure to begin or commit fails every write of the batch, and
     /// none of them is stored.
-    pub(super) async fn write<T, F>(&self, write: F) -> Result<T>
+    pub(super) async fn write<T, F>(self: &Arc<Self>, write: F) -> Result<T>
     where
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut WriteTx) -> WriteFuture<'t, T> + Send + 'static,
@@ -103,12 +117,12 @@ impl SqlStore {
         let value = Arc::new(Mutex::new(None));
         let (answer, answered) = oneshot::channel();
         let run = erase(write, value.clone());
-        if self.commits.push(QueuedWrite { run, answer }) {
-            let store = self.clone();
+        if self.push(QueuedWrite { run, answer }) {
+            let queue = self.clone();
             // Not on the server's task tracker on purpose: the runner ends as soon as the queue
             // is empty, and every write it holds has a writer awaiting its answer, so shutting
             // down (which waits for the requests in flight) also waits for it.
-            tokio::spawn(async move { store.run_batches().await });
+            tokio::spawn(async move { queue.run_batches().await });
         }
         match answered.await {
             Ok(Ok(())) => value
@@ -123,10 +137,10 @@ impl SqlStore {
 
     /// Writes batch after batch until nothing waits. Each batch is a task of its own, so a write
     /// that panics ends only its batch (its writers get an internal error), never the runner.
-    async fn run_batches(&self) {
-        while let Some(batch) = self.commits.next_batch() {
-            let store = self.clone();
-            if let Err(err) = tokio::spawn(async move { store.write_batch(batch).await }).await {
+    async fn run_batches(self: Arc<Self>) {
+        while let Some(batch) = self.next_batch() {
+            let queue = self.clone();
+            if let Err(err) = tokio::spawn(async move { queue.write_batch(batch).await }).await {
                 tracing::error!(error = %err, "a batch of directory writes ended abnormally");
             }
         }
@@ -135,7 +149,7 @@ impl SqlStore {
     /// One transaction for `batch`: each write in a savepoint (a lone write needs none), one commit,
     /// then every writer's answer.
     async fn write_batch(&self, batch: Vec<QueuedWrite>) {
-        let mut tx = match self.begin_write().await {
+        let mut tx = match WriteTx::begin_directory(&self.pool, &self.gate).await {
             Ok(tx) => tx,
             Err(err) => return fail_all(batch, &err),
         };

@@ -1,7 +1,7 @@
 //! The transactions that change groups and memberships: each runs inside a directory write
 //! (`SqlStore::write`, group commit) and records its change events there.
 
-use super::groups::{group_from_row, select_groups};
+use super::group_rows::{group_from_row, select_groups};
 use super::index::Stored;
 use super::sql::{Sql, WriteTx, from_micros, get, get_uuid, micros};
 use crate::domain::admin::Actor;

@@ -1,39 +1,16 @@
 //! SQL for groups and memberships.
 
-use super::sql::{Sql, SqlStore, decode_cursor, encode_cursor, from_micros, get, get_uuid, like_pattern};
+use super::group_rows::{group_from_row, select_groups};
+use super::sql::{SqlStore, decode_cursor, encode_cursor, like_pattern};
 use super::{GroupQuery, GroupStore};
 use crate::domain::admin::Actor;
 use crate::domain::group::Group;
 use crate::domain::scim::members::MemberOp;
-use crate::domain::user::UserSource;
 use crate::domain::values::GroupName;
 use crate::domain::{Page, Result};
 
-use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-/// Selects groups as `g` with their member count.
-pub(super) fn select_groups() -> Sql {
-    Sql::new(
-        "SELECT g.id, g.name, g.external_id, g.source, g.version, g.created_at, g.updated_at, \
-         (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS member_count FROM groups g",
-    )
-}
-
-/// Maps a row of [`select_groups`].
-pub(super) fn group_from_row(row: &AnyRow) -> Result<Group> {
-    Ok(Group {
-        id: get_uuid(row, "id")?,
-        name: get(row, "name")?,
-        external_id: get(row, "external_id")?,
-        source: UserSource::parse(&get::<String>(row, "source")?)?,
-        member_count: get(row, "member_count")?,
-        version: get(row, "version")?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        updated_at: from_micros(get(row, "updated_at")?)?,
-    })
-}
 
 use super::group_writes::{
     write_add_member, write_delete, write_group, write_member_changes, write_new_group, write_remove_member,

@@ -2,7 +2,7 @@
 //! the users' and groups' own queries), membership references for rendering resources, and the
 //! index of resources stored before the index existed (written by `index.rs`).
 
-use super::groups::{group_from_row, select_groups};
+use super::group_rows::{group_from_row, select_groups};
 use super::index::{Stored, index_group, index_user};
 use super::scim_filter::Kind;
 use super::sql::{Sql, SqlStore, get, get_uuid};

@@ -1,7 +1,7 @@
 //! The write transaction every store write runs in: begun and ended with plain `BEGIN` and
 //! `COMMIT`, savepoints for writes that may be undone alone, and the change-log append.
 
-use super::sql::{Sql, micros};
+use super::query::{Sql, micros};
 use crate::domain::change::NewChange;
 use crate::domain::scim::schema::ResourceSchema;
 use crate::domain::{Error, Result};
@@ -57,9 +57,18 @@ impl WriteTx {
         &mut self.conn
     }
 
+    /// Starts a directory write: takes this process's turn to write, then the change-log row, so
+    /// that writers are serialised and change sequence numbers commit in order, without gaps.
+    pub(super) async fn begin_directory(pool: &AnyPool, gate: &std::sync::Arc<tokio::sync::Mutex<()>>) -> Result<Self> {
+        let gate = gate.clone().lock_owned().await;
+        let mut tx = Self::begin(pool, Some(gate)).await?;
+        tx.take_sequence().await?;
+        Ok(tx)
+    }
+
     /// Takes the `change_sequence` row for the rest of the transaction (other directory writers,
     /// on any node, wait for its commit) and reads where the sequence stands.
-    pub(super) async fn take_sequence(&mut self) -> Result<()> {
+    async fn take_sequence(&mut self) -> Result<()> {
         // Run to its end, like every statement with RETURNING (see `Sql::fetch_optional`).
         let rows = sqlx::query("UPDATE change_sequence SET last_seq = last_seq WHERE id = 1 RETURNING last_seq")
             .fetch_all(self.conn())

@@ -393,12 +393,12 @@ impl UserStore for SqlStore {
     }
 
     async fn groups_of_user(&self, id: Uuid) -> Result<Vec<Group>> {
-        let rows = super::groups::select_groups()
+        let rows = super::group_rows::select_groups()
             .push(" WHERE g.id IN (SELECT group_id FROM group_members WHERE user_id = ")
             .bind_text(id.to_string())
             .push(") ORDER BY g.name_key")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(super::groups::group_from_row).collect()
+        rows.iter().map(super::group_rows::group_from_row).collect()
     }
 }
