@@ -11,6 +11,7 @@ mod extract;
 mod groups;
 mod mapping;
 mod reports;
+mod runs;
 pub mod scim;
 mod users;
 
@@ -19,6 +20,7 @@ pub use auth::{IssuedTokenBody, LoginRequest, NewToken};
 pub use error::{ErrorBody, ErrorDetail};
 pub use extract::ClientAddr;
 pub use groups::MembershipChange;
+pub use runs::{ImportRequest, ReconcileRequest};
 
 use crate::domain::Error;
 use crate::outbound::Wake;
@@ -147,6 +149,14 @@ fn api_routes() -> OpenApiRouter<HubState> {
         .routes(routes!(apps::resume))
         .routes(routes!(apps::dead_letters, apps::discard_dead_letters))
         .routes(routes!(apps::retry_dead_letters))
+        .routes(routes!(runs::start_import))
+        .routes(routes!(runs::start_reconcile))
+        .routes(routes!(runs::list_runs))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(runs::run_items))
+        .routes(routes!(runs::list_conflicts))
+        .routes(routes!(runs::resolve_conflict))
+        .routes(routes!(runs::schedule))
         .routes(routes!(reports::search))
         .routes(routes!(reports::timeline))
 }

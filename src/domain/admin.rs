@@ -29,6 +29,11 @@ pub enum Actor {
     },
     /// The hub itself (bootstrap, maintenance, offline commands).
     System,
+    /// An import from an app: users it created and group memberships it gave.
+    Import {
+        /// The app's name.
+        app: String,
+    },
 }
 
 impl Actor {
@@ -39,6 +44,7 @@ impl Actor {
             Actor::Admin { username } => format!("admin:{username}"),
             Actor::ScimSource { name, .. } => format!("scim:{name}"),
             Actor::System => "system".to_owned(),
+            Actor::Import { app } => format!("import:{app}"),
         }
     }
 }

@@ -412,6 +412,9 @@ pub struct App {
     pub connection_checked_at: Option<OffsetDateTime>,
     /// Concurrency and rate ceilings.
     pub flow: FlowControl,
+    /// Import and reconciliation: the match rule, how far fixes go, the schedule.
+    #[serde(default)]
+    pub sync: crate::domain::target_run::SyncSettings,
     /// Active, paused or quarantined.
     pub state: AppState,
     /// Why the app is paused or quarantined.

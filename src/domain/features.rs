@@ -23,6 +23,10 @@ pub struct Features {
     /// Create the policy groups in the app and keep their membership.
     #[serde(default)]
     pub push_groups: bool,
+    /// Import the app's accounts: link them to directory users (and create users when the
+    /// import settings allow).
+    #[serde(default)]
+    pub import_users: bool,
 }
 
 fn yes() -> bool {
@@ -37,19 +41,21 @@ impl Default for Features {
             deactivate_users: true,
             delete_users: true,
             push_groups: false,
+            import_users: false,
         }
     }
 }
 
 impl Features {
     /// Every feature by its short name (as `apps show` lists them and `--enable` takes them).
-    pub fn named(&self) -> [(&'static str, bool); 5] {
+    pub fn named(&self) -> [(&'static str, bool); 6] {
         [
             ("create", self.create_users),
             ("update", self.update_users),
             ("deactivate", self.deactivate_users),
             ("delete", self.delete_users),
             ("push_groups", self.push_groups),
+            ("import", self.import_users),
         ]
     }
 
@@ -61,6 +67,7 @@ impl Features {
             deactivate_users: patch.deactivate_users.unwrap_or(self.deactivate_users),
             delete_users: patch.delete_users.unwrap_or(self.delete_users),
             push_groups: patch.push_groups.unwrap_or(self.push_groups),
+            import_users: patch.import_users.unwrap_or(self.import_users),
         }
     }
 }
@@ -84,6 +91,9 @@ pub struct FeaturesPatch {
     /// Push the policy groups and their membership.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_groups: Option<bool>,
+    /// Import the app's accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_users: Option<bool>,
 }
 
 impl FeaturesPatch {
@@ -96,11 +106,12 @@ impl FeaturesPatch {
             "deactivate" | "deactivate_users" => &mut self.deactivate_users,
             "delete" | "delete_users" => &mut self.delete_users,
             "push_groups" | "groups" => &mut self.push_groups,
+            "import" | "import_users" => &mut self.import_users,
             _ => {
                 return Err(Error::invalid(
                     "features",
                     format!(
-                        "'{name}' is not a feature; the features are create, update, deactivate, delete and push_groups"
+                        "'{name}' is not a feature; the features are create, update, deactivate, delete, push_groups and import"
                     ),
                 ));
             }

@@ -34,6 +34,10 @@ stored_enum!(
         Group => "group",
         /// The app's connection (a connection check).
         Connection => "connection",
+        /// An import of the app's accounts (the subject id is the run's id).
+        Import => "import",
+        /// A reconciliation of the app with its target (the subject id is the run's id).
+        Reconcile => "reconcile",
     }
 );
 
@@ -82,6 +86,14 @@ stored_enum!(
         TestConnection => "test_connection",
         /// Decided nothing needed doing.
         Skip => "skip",
+        /// Linked an account an import found to a directory user.
+        Link => "link",
+        /// Created a directory user from an imported account.
+        Import => "import",
+        /// Found an account an import could not link on its own.
+        Conflict => "conflict",
+        /// Found a difference between the hub's state and the target's.
+        Drift => "drift",
     }
 );
 

@@ -8,10 +8,13 @@ pub mod change;
 pub mod error;
 pub mod features;
 pub mod group;
+pub mod import;
 pub mod job;
 pub mod mapping;
 pub mod mapping_rows;
+pub mod reconcile;
 pub mod scim;
+pub mod target_run;
 pub mod user;
 pub mod values;
 

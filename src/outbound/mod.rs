@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod flow;
+pub mod listing;
 pub mod plan;
 pub mod resolve;
 pub mod scim;

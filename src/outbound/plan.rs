@@ -313,6 +313,7 @@ mod tests {
             next_probe_at: None,
             throttled_until: None,
             consecutive_failures: 0,
+            sync: Default::default(),
             version: 1,
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,

@@ -5,11 +5,12 @@
 //! report rows in one transaction) and only then acknowledges them. All tasks stop through one
 //! cancellation token and finish the jobs in hand first.
 
+use super::engine::EngineStore;
 use super::engine::{Engine, JobResult, JobRun};
 use crate::domain::app::FlowControl;
 use crate::domain::job::{FinishedJob, Job, JobEnd};
 use crate::domain::{Error, now};
-use crate::store::{AppStore, ClaimLimits, GroupStore, QueueStore, ReportStore, UserStore};
+use crate::store::{ClaimLimits, QueueStore};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,7 +84,7 @@ pub fn spawn<S>(
     tracker: &TaskTracker,
     shutdown: CancellationToken,
 ) where
-    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone + 'static,
+    S: EngineStore + 'static,
 {
     {
         let engine = engine.clone();
@@ -119,6 +120,15 @@ pub fn spawn<S>(
                             wake.jobs_queued();
                         }
                         Err(e) => engine.health().background_error("requeueing expired jobs failed", &e),
+                    }
+                    // Imports and reconciliations whose scheduled time has come.
+                    match engine.store().queue_due_runs(now()).await {
+                        Ok(runs) if runs.is_empty() => {}
+                        Ok(runs) => {
+                            tracing::info!(runs = runs.len(), "scheduled imports and reconciliations queued");
+                            wake.jobs_queued();
+                        }
+                        Err(e) => engine.health().background_error("queueing scheduled runs failed", &e),
                     }
                     next_reap = tokio::time::Instant::now()
                         + (lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
@@ -218,7 +228,7 @@ async fn scheduler<S>(
     shutdown: CancellationToken,
     finish_tx: mpsc::Sender<Finishing>,
 ) where
-    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone + 'static,
+    S: EngineStore + 'static,
 {
     let in_flight = Arc::new(Mutex::new(InFlight::default()));
     let freed = Arc::new(Notify::new());
@@ -357,7 +367,7 @@ async fn finish<S>(
     finish_tx: &mpsc::Sender<Finishing>,
     shutdown: &CancellationToken,
 ) where
-    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone + 'static,
+    S: EngineStore + 'static,
 {
     // Store outages are logged once by the health tracker, not per job.
     if !matches!(run.result, JobResult::Done | JobResult::StoreUnavailable { .. }) {

@@ -10,6 +10,7 @@ use crate::domain::app::{
 use crate::domain::job::{Job, NewJob, Report, SubjectKind};
 use crate::domain::mapping::{Mapping, MappingRule, Preset, preset, presets};
 use crate::domain::mapping_rows::MappingRow;
+use crate::domain::target_run::SyncSettings;
 use crate::domain::{Error, Result, now};
 use crate::secrets::SecretKey;
 use crate::service::DirectoryService;
@@ -22,9 +23,11 @@ use uuid::Uuid;
 
 mod directory_access;
 mod dry_run;
+mod runs;
 
 pub use directory_access::UserAccountView;
 pub use dry_run::PlannedAction;
+pub use runs::RunSchedule;
 
 /// An app after a change, with what the change does to accounts that exist (the deprovisioning
 /// settings apply from then on; see [`Deprovisioning::change_notices`]).
@@ -121,6 +124,9 @@ pub struct AppUpdate {
     /// New concurrency and rate ceilings.
     #[serde(default)]
     pub flow: Option<FlowControl>,
+    /// New import and reconciliation settings (whole).
+    #[serde(default)]
+    pub sync: Option<SyncSettings>,
 }
 
 /// What is supplied to create a policy.
@@ -319,6 +325,7 @@ where
             next_probe_at: None,
             throttled_until: None,
             consecutive_failures: 0,
+            sync: Default::default(),
             version: 1,
             created_at: at,
             updated_at: at,
@@ -418,6 +425,21 @@ where
             flow.validate()?;
             app.flow = flow;
             changed.push("flow");
+        }
+        if let Some(sync) = update.sync
+            && sync != app.sync
+        {
+            sync.validate()?;
+            if let Some(group) = sync.import.assign_group
+                && self.store.get_group(group).await?.is_none()
+            {
+                return Err(Error::invalid(
+                    "sync.import.assign_group",
+                    format!("no group has the id {group}"),
+                ));
+            }
+            app.sync = sync;
+            changed.push("sync");
         }
         if changed.is_empty() {
             return Ok(AppUpdated {

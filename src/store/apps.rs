@@ -18,7 +18,7 @@ fn select_apps() -> Sql {
     Sql::new(
         "SELECT id, name, kind, base_url, token_ciphertext, features, deprovision, enabled, mapping, preset, capabilities, \
          connection_status, connection_message, connection_checked_at, flow, state, state_reason, next_probe_at, \
-         throttled_until, consecutive_failures, version, created_at, updated_at FROM apps",
+         throttled_until, consecutive_failures, version, created_at, updated_at, sync_settings FROM apps",
     )
 }
 
@@ -51,6 +51,7 @@ fn app_from_row(row: &AnyRow) -> Result<StoredApp> {
                 .map(from_micros)
                 .transpose()?,
             flow: json_column(row, "flow")?,
+            sync: json_column(row, "sync_settings")?,
             state: AppState::parse(&get::<String>(row, "state")?)?,
             state_reason: get(row, "state_reason")?,
             next_probe_at: get::<Option<i64>>(row, "next_probe_at")?.map(from_micros).transpose()?,
@@ -120,7 +121,7 @@ impl AppStore for SqlStore {
         Sql::new(
             "INSERT INTO apps (id, name, name_key, kind, base_url, token_ciphertext, features, deprovision, enabled, mapping, \
              preset, capabilities, connection_status, connection_message, connection_checked_at, flow, state, \
-             consecutive_failures, version, created_at, updated_at) VALUES (",
+             consecutive_failures, version, created_at, updated_at, sync_settings) VALUES (",
         )
         .bind_text(app.id.to_string()).push(", ")
         .bind_text(app.name.clone()).push(", ")
@@ -140,7 +141,8 @@ impl AppStore for SqlStore {
         .bind_text(app.state.as_str()).push(", 0, ")
         .bind_int(app.version).push(", ")
         .bind_int(micros(app.created_at)).push(", ")
-        .bind_int(micros(app.updated_at)).push(")")
+        .bind_int(micros(app.updated_at)).push(", ")
+        .bind_text(to_json(&app.sync)?).push(")")
         .execute(tx.conn())
         .await?;
         tx.record(NewChange {
@@ -192,6 +194,13 @@ impl AppStore for SqlStore {
             .bind_bool(app.enabled)
             .push(", mapping = ")
             .bind_text(to_json(&app.mapping)?)
+            // A changed schedule starts afresh: the next check runs what it switched on.
+            .push(", next_import_at = CASE WHEN sync_settings = ")
+            .bind_text(to_json(&app.sync)?)
+            .push(" THEN next_import_at ELSE NULL END, next_reconcile_at = CASE WHEN sync_settings = ")
+            .bind_text(to_json(&app.sync)?)
+            .push(" THEN next_reconcile_at ELSE NULL END, sync_settings = ")
+            .bind_text(to_json(&app.sync)?)
             .push(", connection_status = ")
             .bind_text(app.connection_status.as_str())
             .push(", connection_message = ")

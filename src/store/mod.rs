@@ -21,6 +21,7 @@ mod reports;
 mod scim;
 mod scim_filter;
 mod sql;
+mod target_runs;
 mod tx;
 mod users;
 
@@ -38,9 +39,11 @@ use crate::domain::scim::ast::{AttrPath, Filter};
 use crate::domain::scim::members::MemberOp;
 use crate::domain::scim::resource::Reference;
 use crate::domain::scim::schema::ResourceSchema;
+use crate::domain::target_run::{ConflictStatus, ImportConflict, RunItem, RunStatus, TargetRun};
 use crate::domain::user::User;
 use crate::domain::values::GroupName;
 use crate::domain::{Page, Result};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -519,4 +522,88 @@ pub struct OutcomeCount {
     pub outcome: crate::domain::job::Outcome,
     /// How many records.
     pub count: i64,
+}
+
+/// Imports and reconciliations: their runs and items, the links an import makes, the import
+/// conflict queue and the schedule.
+pub trait TargetRunStore: Send + Sync {
+    /// Stores a new run and queues the job that carries it out, in one transaction.
+    fn queue_target_run(&self, run: &TargetRun) -> impl Future<Output = Result<()>> + Send;
+    /// One run.
+    fn get_target_run(&self, id: Uuid) -> impl Future<Output = Result<Option<TargetRun>>> + Send;
+    /// The newest runs of an app, newest first.
+    fn list_target_runs(&self, app: Uuid, limit: u32) -> impl Future<Output = Result<Vec<TargetRun>>> + Send;
+    /// Marks a run running from `now`; the items of an earlier attempt (one whose node died) go.
+    fn start_target_run(&self, id: Uuid, now: OffsetDateTime) -> impl Future<Output = Result<()>> + Send;
+    /// Stores, in one transaction, a part of a run: its items, the account records of the
+    /// accounts it links (a user who has an account record by then keeps it; the answer says, per
+    /// link, whether it was stored, and the item of one that was not says so), the conflicts it
+    /// found (resolved ones stay resolved) and its report rows.
+    fn record_run_progress(
+        &self,
+        run: Uuid,
+        items: &[RunItem],
+        links: &[AppAccount],
+        conflicts: &[ImportConflict],
+        reports: &[Report],
+    ) -> impl Future<Output = Result<Vec<bool>>> + Send;
+    /// Records where a run is: its status, what it read and counted, its error and warning.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_target_run(
+        &self,
+        id: Uuid,
+        status: RunStatus,
+        accounts_read: i64,
+        counts: &BTreeMap<String, i64>,
+        error: Option<&str>,
+        warning: Option<&str>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Items of a run after position `after`, in order.
+    fn run_items(&self, run: Uuid, after: i64, limit: u32) -> impl Future<Output = Result<Vec<RunItem>>> + Send;
+    /// The import conflicts of an app, oldest first, of one status or all.
+    fn list_conflicts(
+        &self,
+        app: Uuid,
+        status: Option<ConflictStatus>,
+    ) -> impl Future<Output = Result<Vec<ImportConflict>>> + Send;
+    /// One import conflict.
+    fn get_conflict(&self, id: Uuid) -> impl Future<Output = Result<Option<ImportConflict>>> + Send;
+    /// Resolves an open conflict: links its account (`link`, refused when the user or the
+    /// account is linked already) or ignores it, in one transaction.
+    fn resolve_conflict(
+        &self,
+        conflict: &ImportConflict,
+        link: Option<&AppAccount>,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Target ids of the accounts of an app an administrator chose to ignore.
+    fn ignored_targets(&self, app: Uuid) -> impl Future<Output = Result<HashSet<String>>> + Send;
+    /// Queues the imports and reconciliations whose time has come and sets the next times; of
+    /// several nodes only one queues each run. Returns the runs queued.
+    fn queue_due_runs(&self, now: OffsetDateTime) -> impl Future<Output = Result<Vec<TargetRun>>> + Send;
+    /// Extends the lease of a running job to `until` (a long import or reconciliation keeps its
+    /// job while it works); `false` when the job is no longer running.
+    fn renew_lease(&self, job: &str, until: OffsetDateTime) -> impl Future<Output = Result<bool>> + Send;
+    /// The users an app's policies assign: active members of its policy groups.
+    fn assigned_user_ids(&self, app: Uuid) -> impl Future<Output = Result<HashSet<Uuid>>> + Send;
+    /// Every pushed-group record of an app.
+    fn list_app_groups(&self, app: Uuid) -> impl Future<Output = Result<Vec<AppGroup>>> + Send;
+    /// Stores what a reconciliation fixes, in one transaction: account and pushed-group records
+    /// set to what the target holds (or forgotten, when it holds nothing), and the jobs that
+    /// push the hub's state back.
+    fn record_fixes(
+        &self,
+        accounts: &[AppAccount],
+        forget_accounts: &[(Uuid, Uuid)],
+        groups: &[AppGroup],
+        forget_groups: &[(Uuid, Uuid)],
+        jobs: &[NewJob],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// When an app's next scheduled import and reconciliation are due (`None`: not scheduled yet).
+    fn next_runs(
+        &self,
+        app: Uuid,
+    ) -> impl Future<Output = Result<(Option<OffsetDateTime>, Option<OffsetDateTime>)>> + Send;
 }

@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0006_report_counts.sql"),
     ),
     (7, "job_claims", include_str!("../../migrations/0007_job_claims.sql")),
+    (8, "target_runs", include_str!("../../migrations/0008_target_runs.sql")),
 ];
 
 /// The database kinds Provisio runs on; chosen once when connecting.

@@ -151,6 +151,21 @@ impl ScimTarget {
         self.all("Groups").await
     }
 
+    /// Sends a request straight to the target (as someone changing it by hand would).
+    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.header("content-type", "application/scim+json").json(&body);
+        }
+        let response = request.send().await.expect("target answers");
+        let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
     /// Creates a user directly in the target (as if someone made it by hand there).
     pub async fn create_user(&self, resource: Value) -> Value {
         let response = self
@@ -192,6 +207,14 @@ pub struct Faults {
     pub random: Option<RandomFaults>,
     /// Answer 400 with this detail to any request whose body contains `reject_body_containing`.
     pub reject_body_containing: Option<String>,
+    /// Paged listings (`GET /Users?startIndex=...`, `/Groups?...`) answer at most this many
+    /// resources per page, whatever `count` asked for.
+    pub page_cap: Option<usize>,
+    /// Paged listings ignore `count`: the upstream is asked for everything at once.
+    pub ignore_count: bool,
+    /// After answering the first page of a paged listing, delete its first this-many resources
+    /// upstream (once), so that the listing shrinks while it is read.
+    pub shrink_after_first_page: usize,
 }
 
 /// Shares of requests that get each random fault.
@@ -443,9 +466,15 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         *response.status_mut() = StatusCode::BAD_REQUEST;
         return response;
     }
+    let paged = method == axum::http::Method::GET && path.contains("startIndex=");
+    let forwarded_path = if paged && faults.ignore_count {
+        rewrite_count(&path, 1_000_000)
+    } else {
+        path.clone()
+    };
     let mut upstream = state.http.request(
         reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method"),
-        format!("{}{path}", state.upstream),
+        format!("{}{forwarded_path}", state.upstream),
     );
     for name in ["authorization", "content-type", "accept", "if-match", "if-none-match"] {
         if let Some(value) = headers.get(name) {
@@ -456,7 +485,10 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         Ok(answer) => {
             let status = answer.status().as_u16();
             let content_type = answer.headers().get("content-type").cloned();
-            let bytes = answer.bytes().await.unwrap_or_default();
+            let mut bytes = answer.bytes().await.unwrap_or_default();
+            if paged && status == 200 {
+                bytes = page_faults(&state, &faults, &path, authorization.as_deref(), bytes).await;
+            }
             if fault == Some("close") {
                 // The target acted; the answer is lost: the body breaks off.
                 record(0);
@@ -491,4 +523,68 @@ fn plain(status: u16, text: &'static str) -> Response {
     let mut response = Response::new(Body::from(text));
     *response.status_mut() = StatusCode::from_u16(status).expect("status");
     response
+}
+
+/// `path` with its `count` query parameter set to `count`.
+fn rewrite_count(path: &str, count: usize) -> String {
+    let (base, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut parts: Vec<String> = query
+        .split('&')
+        .filter(|part| !part.is_empty() && !part.starts_with("count="))
+        .map(str::to_owned)
+        .collect();
+    parts.push(format!("count={count}"));
+    format!("{base}?{}", parts.join("&"))
+}
+
+/// Applies the paging faults to one page of a listing: the page cap, and the deletion that
+/// shrinks the listing after its first page.
+async fn page_faults(
+    state: &ProxyState,
+    faults: &Faults,
+    path: &str,
+    authorization: Option<&str>,
+    bytes: axum::body::Bytes,
+) -> axum::body::Bytes {
+    let Ok(mut page) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return bytes;
+    };
+    let first_page = path.contains("startIndex=1&") || path.ends_with("startIndex=1");
+    if first_page && faults.shrink_after_first_page > 0 {
+        let shrink = {
+            let mut current = state.faults.lock().expect("lock");
+            std::mem::take(&mut current.shrink_after_first_page)
+        };
+        let endpoint = path.split('?').next().unwrap_or(path).to_owned();
+        let ids: Vec<String> = page["Resources"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .take(shrink)
+                    .filter_map(|item| item["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in ids {
+            let mut request = state.http.delete(format!("{}{endpoint}/{id}", state.upstream));
+            if let Some(value) = authorization {
+                request = request.header("authorization", value);
+            }
+            let deleted = request.send().await.expect("delete upstream");
+            assert!(
+                deleted.status().is_success(),
+                "deleting {id} upstream: {}",
+                deleted.status()
+            );
+        }
+    }
+    if let Some(cap) = faults.page_cap
+        && let Some(items) = page["Resources"].as_array_mut()
+    {
+        items.truncate(cap);
+        let kept = items.len();
+        page["itemsPerPage"] = serde_json::json!(kept);
+    }
+    axum::body::Bytes::from(page.to_string())
 }

@@ -52,6 +52,8 @@ pub async fn page(viewer: Viewer, Path(app): Path<String>) -> Result<Response, P
                 state.directory.get_group(&job.subject_id).await.map(|g| g.name).ok(),
             ),
             SubjectKind::Connection => ("connection", Some("connection check".to_owned())),
+            SubjectKind::Import => ("import", Some("import run".to_owned())),
+            SubjectKind::Reconcile => ("reconcile", Some("reconciliation run".to_owned())),
         };
         let operation = state
             .apps

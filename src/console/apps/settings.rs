@@ -37,7 +37,7 @@ struct SettingsValues {
     delete_after_days: String,
 }
 
-const FEATURES: [(&str, &str, &str); 5] = [
+const FEATURES: [(&str, &str, &str); 6] = [
     ("create_users", "Create users", "accounts for newly assigned users"),
     ("update_users", "Update users", "push profile changes"),
     (
@@ -51,6 +51,11 @@ const FEATURES: [(&str, &str, &str); 5] = [
         "Push groups",
         "create the policy groups in the app and keep their members",
     ),
+    (
+        "import_users",
+        "Import users",
+        "link the app's existing accounts to directory users",
+    ),
 ];
 
 impl SettingsValues {
@@ -62,6 +67,7 @@ impl SettingsValues {
             f.deactivate_users,
             f.delete_users,
             f.push_groups,
+            f.import_users,
         ];
         Self {
             name: app.name.clone(),
@@ -182,6 +188,8 @@ pub struct SettingsForm {
     #[serde(default)]
     push_groups: Option<String>,
     #[serde(default)]
+    import_users: Option<String>,
+    #[serde(default)]
     on_unassign: String,
     #[serde(default)]
     on_deactivate: String,
@@ -201,6 +209,7 @@ impl SettingsForm {
             &self.deactivate_users,
             &self.delete_users,
             &self.push_groups,
+            &self.import_users,
         ];
         for (feature, on) in values.features.iter_mut().zip(on) {
             feature.on = on.is_some();
@@ -242,6 +251,7 @@ impl SettingsForm {
                 deactivate_users: Some(self.deactivate_users.is_some()),
                 delete_users: Some(self.delete_users.is_some()),
                 push_groups: Some(self.push_groups.is_some()),
+                import_users: Some(self.import_users.is_some()),
             }),
             deprovision: Some(DeprovisioningChange::Fields(DeprovisioningFields {
                 on_unassign: Some(action("on_unassign", &self.on_unassign)?),
@@ -251,6 +261,7 @@ impl SettingsForm {
             })),
             enabled: (self.enabled.is_some() != app.enabled).then_some(self.enabled.is_some()),
             flow: None,
+            sync: None,
         })
     }
 }

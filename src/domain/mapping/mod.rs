@@ -3,6 +3,7 @@
 //! (`patch.rs`), and the built-in presets for common apps (`presets.rs`). Target paths are in
 //! `target.rs`, sources in `source.rs`.
 
+mod inverse;
 mod patch;
 mod presets;
 mod source;
@@ -10,6 +11,8 @@ mod target;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use inverse::get_ignoring_case;
+pub use inverse::{read_path, restrict_to};
 pub use patch::patch_operations;
 pub use presets::{Preset, preset, presets};
 pub use source::{Lookup, Source};
@@ -49,6 +52,12 @@ const READ_ONLY_TARGETS: &[&str] = &["id", "meta", "schemas", "groups"];
 
 /// Top-level keys of a resource that PATCH never touches.
 const UNPATCHED_KEYS: &[&str] = &["schemas", "id", "meta"];
+
+/// The text of a user's profile attribute (`username`, `email`, a custom attribute, ...) as a
+/// mapping reads it; `None` when absent or not a scalar.
+pub fn profile_value_text(user: &User, name: &str) -> Option<String> {
+    source::profile_value(user, name).as_ref().and_then(source::text_of)
+}
 
 /// One line of a mapping: the SCIM attribute path to set and where its value comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

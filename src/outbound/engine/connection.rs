@@ -1,19 +1,19 @@
 //! Connection jobs: check that an app's target is a SCIM service that accepts the token, read
 //! what it supports, and lift a quarantine when it answers again.
 
+use super::EngineStore;
 use super::recorder::{Ledger, Recorder, Subject};
 use super::{Engine, Step, StepError};
 use crate::domain::app::{App, AppState, Capabilities, ConnectionStatus};
 use crate::domain::job::{Job, Operation, Outcome, SubjectKind};
 use crate::domain::now;
 use crate::outbound::scim::{ScimClient, ScimError};
-use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, UserStore};
 use reqwest::Method;
 use serde_json::Value;
 
 impl<S> Engine<S>
 where
-    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
+    S: EngineStore,
 {
     /// Checks one app's connection (also the quarantine probe).
     pub(super) async fn check_connection(&self, job: &Job, app: &App, client: &ScimClient) -> (Step<()>, Ledger) {

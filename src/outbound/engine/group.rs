@@ -3,6 +3,7 @@
 //! in PATCH batches, PUT when the target lacks PATCH, delete). Pushed-group records go to the
 //! job's ledger.
 
+use super::EngineStore;
 use super::recorder::{Ledger, Recorder, Subject};
 use super::{Engine, Request, Step, StepError, patch_body, resource_id};
 use crate::domain::app::{App, AppGroup};
@@ -10,7 +11,6 @@ use crate::domain::job::{Effect, Job, Operation, Outcome, SubjectKind};
 use crate::outbound::plan::{DesiredGroup, GroupPlan, plan_group};
 use crate::outbound::scim::{ScimClient, ScimError, encode_query, eq_filter};
 use crate::outbound::state::GroupState;
-use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, UserStore};
 use provisio_scim::ast::AttrPath;
 use provisio_scim::patch::{PatchOp, PatchOperation};
 use provisio_scim::schema::GROUP_SCHEMA;
@@ -28,7 +28,7 @@ fn member_values(members: &[String]) -> Vec<Value> {
 
 impl<S> Engine<S>
 where
-    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
+    S: EngineStore,
 {
     /// Reconciles one group in one app.
     pub(super) async fn reconcile_group(

@@ -5,8 +5,11 @@
 
 mod connection;
 mod group;
+mod import;
 mod inventory;
+mod reconcile;
 mod recorder;
+mod target_run;
 mod user;
 
 pub use connection::ProbeFailure;
@@ -19,7 +22,9 @@ use crate::domain::job::{Job, Operation, Outcome, SubjectKind};
 use crate::domain::{Error, now};
 use crate::health::StoreHealth;
 use crate::secrets::SecretKey;
-use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, StoredApp, UserStore};
+use crate::store::{
+    AppStore, AttributeStore, GroupStore, QueueStore, ReportStore, StoredApp, TargetRunStore, UserStore,
+};
 use provisio_scim::patch::{PatchOperation, patch_request_body};
 use recorder::Recorder;
 use reqwest::Method;
@@ -116,6 +121,17 @@ impl From<Error> for StepError {
 
 type Step<T> = Result<T, StepError>;
 
+/// What the engine needs of the store: every store trait a job touches.
+pub trait EngineStore:
+    AppStore + UserStore + GroupStore + QueueStore + ReportStore + TargetRunStore + AttributeStore + Clone
+{
+}
+
+impl<S> EngineStore for S where
+    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + TargetRunStore + AttributeStore + Clone
+{
+}
+
 /// Executes jobs over a store.
 pub struct Engine<S> {
     store: S,
@@ -178,23 +194,9 @@ fn patch_body(operations: &[PatchOperation]) -> Value {
     patch_request_body(operations)
 }
 
-/// Keeps only the attributes of `found` that `desired` sets, so that adopting an account never
-/// removes what the target holds beyond the mapping.
-fn restrict_to(found: &Value, desired: &Value) -> Value {
-    let mut out = serde_json::Map::new();
-    if let (Value::Object(found), Value::Object(desired)) = (found, desired) {
-        for key in desired.keys() {
-            if let Some(value) = found.get(key) {
-                out.insert(key.clone(), value.clone());
-            }
-        }
-    }
-    Value::Object(out)
-}
-
 impl<S> Engine<S>
 where
-    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
+    S: EngineStore,
 {
     /// An engine over `store`, decrypting app tokens with `key`, sending over `http`, telling
     /// `health` when the store refuses work.
@@ -277,8 +279,12 @@ where
                 Err(_) => (Err(bad_subject(job)), Ledger::default()),
             },
             SubjectKind::Connection => self.check_connection(job, app, &client).await,
+            SubjectKind::Import | SubjectKind::Reconcile => self.run_target(job, app, &client).await,
         };
         let result = self.classify(job, &stored, outcome).await;
+        if matches!(job.subject_kind, SubjectKind::Import | SubjectKind::Reconcile) {
+            self.note_run_end(job, &result).await;
+        }
         if job.subject_kind != SubjectKind::Connection {
             self.track_health(app, &result).await;
         }

@@ -2,16 +2,16 @@
 //! the plan out (look-up and adopt before create, PATCH or PUT, deactivate, delete). Account
 //! records go to the job's ledger and are stored with the job's end.
 
+use super::EngineStore;
 use super::recorder::{Ledger, Recorder, Subject};
-use super::{Engine, Request, Step, StepError, patch_body, resource_id, restrict_to};
+use super::{Engine, Request, Step, StepError, patch_body, resource_id};
 use crate::domain::app::{AccessLoss, AccountState, App, AppAccount};
 use crate::domain::job::{Effect, Job, Operation, Outcome, SubjectKind};
-use crate::domain::mapping::patch_operations;
+use crate::domain::mapping::{patch_operations, restrict_to};
 use crate::domain::{Error, now};
 use crate::outbound::plan::{UserPlan, attribute_diff, fingerprint};
 use crate::outbound::scim::{ScimClient, ScimError, encode_query, eq_filter};
 use crate::outbound::state::UserState;
-use crate::store::{AppStore, GroupStore, QueueStore, ReportStore, UserStore};
 use provisio_scim::ast::AttrPath;
 use provisio_scim::patch::{PatchOp, PatchOperation};
 use reqwest::Method;
@@ -60,7 +60,7 @@ fn save_active(recorder: &Recorder<'_>, user_id: Uuid, target_id: String, desire
 
 impl<S> Engine<S>
 where
-    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + Clone,
+    S: EngineStore,
 {
     /// Reconciles one user's account in one app.
     pub(super) async fn reconcile_user(

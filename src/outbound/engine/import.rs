@@ -1,0 +1,276 @@
+//! Import jobs: read every account the target holds, decide with `plan_import` what becomes of
+//! each (the same decision a dry run shows), and carry it out: link accounts to directory users,
+//! create users where the app allows, queue conflicts for an administrator, and optionally add
+//! the users to the group that assigns them the app. Stored in parts of a thousand accounts.
+
+use super::recorder::Recorder;
+use super::target_run::{ITEMS_PER_WRITE, RunReport, listing_warning, run_report};
+use super::{Engine, EngineStore, Step, StepError};
+use crate::domain::admin::Actor;
+use crate::domain::app::{AccountState, App, AppAccount};
+use crate::domain::attribute::AttributeDefinition;
+use crate::domain::import::{DirectoryIndex, ImportItem, ImportOutcome, Links, TargetAccount, plan_import};
+use crate::domain::job::{Operation, Outcome, Report};
+use crate::domain::mapping::{Mapping, restrict_to};
+use crate::domain::target_run::{ImportConflict, RunItem, TargetRun};
+use crate::domain::user::{NewUser, User, UserSource};
+use crate::domain::{Error, now};
+use crate::outbound::plan::fingerprint;
+use crate::outbound::scim::ScimClient;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// The account record that links `account` to `user`: what the target holds of what the mapping
+/// sets counts as pushed, so the next run of the user's job sends only what differs.
+fn link_record(app: &App, user: &User, account: &TargetAccount) -> AppAccount {
+    let pushed = match app.mapping.render(user) {
+        Ok(desired) => restrict_to(&account.resource, &desired),
+        Err(_) => json!({}),
+    };
+    let inactive = account.active == Some(false);
+    AppAccount {
+        app_id: app.id,
+        user_id: user.id,
+        target_id: account.id.clone(),
+        target_username: account.user_name.clone().unwrap_or_else(|| user.username.clone()),
+        state: if inactive {
+            AccountState::Deactivated
+        } else {
+            AccountState::Active
+        },
+        fingerprint: fingerprint(&pushed),
+        pushed,
+        deactivated_at: inactive.then(now),
+        lost_access: None,
+        updated_at: now(),
+    }
+}
+
+fn text(profile: &BTreeMap<String, Value>, name: &str) -> Option<String> {
+    profile.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The directory user an import creates for `account`: its profile read back through the
+/// mapping, its `userName` as username. Refused as `User::create` refuses any bad input.
+fn new_user(mapping: &Mapping, account: &TargetAccount, definitions: &[AttributeDefinition]) -> Result<User, Error> {
+    let profile = mapping.read_back(&account.resource);
+    let attributes = definitions
+        .iter()
+        .filter_map(|definition| {
+            profile
+                .get(&definition.name)
+                .map(|value| (definition.name.clone(), value.clone()))
+        })
+        .collect();
+    let input = NewUser {
+        username: account.user_name.clone().unwrap_or_default(),
+        given_name: text(&profile, "given_name"),
+        family_name: text(&profile, "family_name"),
+        display_name: text(&profile, "display_name"),
+        formatted_name: text(&profile, "formatted_name"),
+        email: text(&profile, "email").or_else(|| account.emails.first().cloned()),
+        active: account.active,
+        external_id: text(&profile, "external_id"),
+        attributes,
+        extensions: None,
+    };
+    User::create(input, definitions, UserSource::Import, now())
+}
+
+/// The plan's `created` outcomes that cannot become users (a bad email, a missing required
+/// attribute) turn into `unmatched` with the reason, in a dry run and a real run alike; the
+/// others get the user they create.
+fn check_creatable(
+    items: &mut [ImportItem],
+    mapping: &Mapping,
+    definitions: &[AttributeDefinition],
+) -> HashMap<usize, User> {
+    let mut users = HashMap::new();
+    for (position, item) in items.iter_mut().enumerate() {
+        if matches!(item.outcome, ImportOutcome::Created { .. }) {
+            match new_user(mapping, &item.account, definitions) {
+                Ok(user) => {
+                    users.insert(position, user);
+                }
+                Err(e) => {
+                    item.outcome = ImportOutcome::Unmatched {
+                        reason: format!("no directory user matches, and none can be created from the account: {e}"),
+                    };
+                }
+            }
+        }
+    }
+    users
+}
+
+impl<S> Engine<S>
+where
+    S: EngineStore,
+{
+    /// Carries out (or, in a dry run, only plans) the import `run`.
+    pub(super) async fn import(&self, recorder: &Recorder<'_>, client: &ScimClient, run: &TargetRun) -> Step<()> {
+        let app = recorder.app();
+        if !app.features.import_users {
+            return Err(StepError::Hub(Error::invalid(
+                "features",
+                "the app's import feature is off; switch it on to import its accounts",
+            )));
+        }
+        let listing = self.read_listing(recorder, client, "/Users").await?;
+        let warning = listing_warning(&listing);
+        let read = listing.resources.len();
+        let accounts: Vec<TargetAccount> = listing
+            .resources
+            .into_iter()
+            .filter_map(TargetAccount::from_resource)
+            .collect();
+        let users = self.all_users().await?;
+        let definitions = self.store.list_attributes().await?;
+        let settings = &app.sync.import;
+        let index = DirectoryIndex::new(&users, settings, &app.mapping);
+        let records = self.store.list_accounts(app.id).await?;
+        let links = Links::new(records.into_iter().map(|a| (a.user_id, a.target_id)));
+        let ignored = self.store.ignored_targets(app.id).await?;
+        let mut items = plan_import(accounts, &index, &links, &ignored, settings);
+        let mut creatable = check_creatable(&mut items, &app.mapping, &definitions);
+        drop(index);
+        let by_id: HashMap<Uuid, &User> = users.iter().map(|user| (user.id, user)).collect();
+        let actor = Actor::Import { app: app.name.clone() };
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        let mut seq = 0i64;
+        for (part, chunk) in items.chunks(ITEMS_PER_WRITE).enumerate() {
+            let mut run_items = Vec::with_capacity(chunk.len());
+            let mut new_links: Vec<AppAccount> = Vec::new();
+            let mut conflicts = Vec::new();
+            let mut reports: Vec<Report> = Vec::new();
+            for (offset, item) in chunk.iter().enumerate() {
+                seq += 1;
+                let account = &item.account;
+                let mut outcome = item.outcome.clone();
+                let mut user_id = None;
+                let mut applied = false;
+                match &item.outcome {
+                    ImportOutcome::Linked { user_id: id } | ImportOutcome::AlreadyLinked { user_id: id } => {
+                        user_id = Some(*id);
+                        if let (ImportOutcome::Linked { .. }, false, Some(user)) =
+                            (&item.outcome, run.dry_run, by_id.get(id))
+                        {
+                            new_links.push(link_record(app, user, account));
+                            applied = true;
+                        }
+                    }
+                    ImportOutcome::Created { .. } if !run.dry_run => {
+                        if let Some(user) = creatable.remove(&(part * ITEMS_PER_WRITE + offset)) {
+                            match self.store.insert_user(&user, &actor).await {
+                                Ok(()) => {
+                                    user_id = Some(user.id);
+                                    new_links.push(link_record(app, &user, account));
+                                    applied = true;
+                                }
+                                Err(e) if e.store_fault().is_some() => return Err(e.into()),
+                                Err(e) => {
+                                    outcome = ImportOutcome::Conflict {
+                                        candidates: Vec::new(),
+                                        reason: format!("the directory user could not be created: {e}"),
+                                    };
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                if let (ImportOutcome::Conflict { candidates, reason }, false) = (&outcome, run.dry_run) {
+                    conflicts.push(ImportConflict {
+                        id: Uuid::now_v7(),
+                        app_id: app.id,
+                        target_id: account.id.clone(),
+                        target_username: account.user_name.clone(),
+                        account: account.resource.clone(),
+                        candidates: candidates.clone(),
+                        reason: reason.clone(),
+                        status: crate::domain::target_run::ConflictStatus::Open,
+                        resolved_user: None,
+                        resolved_by: None,
+                        created_at: now(),
+                        updated_at: now(),
+                    });
+                    applied = true;
+                }
+                *counts.entry(outcome.name().to_owned()).or_default() += 1;
+                if !run.dry_run
+                    && let Some(report) = import_report(recorder, &outcome, user_id, account)
+                {
+                    reports.push(report);
+                }
+                run_items.push(RunItem {
+                    seq,
+                    outcome: outcome.name().to_owned(),
+                    target_id: Some(account.id.clone()),
+                    target_username: account.user_name.clone(),
+                    user_id,
+                    detail: serde_json::to_value(&outcome).unwrap_or(Value::Null),
+                    applied,
+                });
+            }
+            let stored = self
+                .store
+                .record_run_progress(run.id, &run_items, &new_links, &conflicts, &reports)
+                .await?;
+            let not_stored = stored.iter().filter(|stored| !**stored).count() as i64;
+            if not_stored > 0 {
+                *counts.entry("linked".into()).or_default() -= not_stored;
+                *counts.entry("not_linked".into()).or_default() += not_stored;
+            }
+            if let Some(group) = settings.assign_group.filter(|_| !run.dry_run) {
+                for (link, stored) in new_links.iter().zip(stored) {
+                    if stored {
+                        self.store.add_member(group, link.user_id, now(), &actor).await?;
+                    }
+                }
+            }
+        }
+        self.finish_run(run, read, &counts, warning.as_deref()).await
+    }
+}
+
+/// The report row of one import outcome (none for an account that was linked already).
+fn import_report(
+    recorder: &Recorder<'_>,
+    outcome: &ImportOutcome,
+    user_id: Option<Uuid>,
+    account: &TargetAccount,
+) -> Option<Report> {
+    let (operation, result, message) = match outcome {
+        ImportOutcome::Linked { .. } => (
+            Operation::Link,
+            Outcome::Success,
+            "linked the account found by import".to_owned(),
+        ),
+        ImportOutcome::Created { username } => (
+            Operation::Import,
+            Outcome::Success,
+            format!("created directory user '{username}' from the account and linked it"),
+        ),
+        ImportOutcome::Conflict { reason, .. } => (
+            Operation::Conflict,
+            Outcome::Skipped,
+            format!("not linked: {reason}; waiting in the conflict queue"),
+        ),
+        ImportOutcome::Unmatched { reason } => (Operation::Skip, Outcome::Skipped, format!("not imported: {reason}")),
+        ImportOutcome::AlreadyLinked { .. } | ImportOutcome::Ignored => return None,
+    };
+    Some(run_report(
+        recorder.job(),
+        recorder.app(),
+        RunReport {
+            operation,
+            outcome: result,
+            user_id,
+            username: account.user_name.as_deref(),
+            target_id: Some(&account.id),
+            message,
+            diff: None,
+        },
+    ))
+}
