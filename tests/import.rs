@@ -16,6 +16,7 @@ backend_tests!(
     import_links_creates_and_queues_conflicts_as_the_rule_says,
     reconciliation_finds_each_drift_and_fixes_it_only_when_asked,
     paging_survives_short_pages_ignored_counts_and_a_shrinking_listing,
+    the_cli_imports_reconciles_and_works_the_conflict_queue,
 );
 
 /// Waits for a run to end; returns it (it must have ended `done`).
@@ -490,5 +491,67 @@ async fn paging_survives_short_pages_ignored_counts_and_a_shrinking_listing(back
         "the short pages were read one by one: {}",
         pages.len()
     );
+    hub.stop().await;
+}
+
+async fn the_cli_imports_reconciles_and_works_the_conflict_queue(backend: Backend) {
+    use common::ok;
+    let target = ScimTarget::start().await;
+    let hub = TestHub::start(backend).await;
+    for name in ["alice", "eve", "frank"] {
+        user(&hub, name, &format!("{name}@example.com")).await;
+    }
+    for (name, email) in [("Alice", "alice@example.com"), ("eve", "frank@example.com")] {
+        target
+            .create_user(
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
+                                "emails": [{"value": email, "type": "work"}]}),
+            )
+            .await;
+    }
+    hub.connect_app(json!({"name": "Cli", "base_url": target.base_url, "token": target.token}))
+        .await;
+
+    ok(hub.cli(&[
+        "apps",
+        "update",
+        "Cli",
+        "--enable",
+        "import",
+        "--match-on",
+        "userName,email",
+        "--reconcile",
+        "fix_drift",
+    ]));
+    let shown = ok(hub.cli(&["apps", "show", "Cli"]));
+    assert!(
+        shown.contains("userName, email") && shown.contains("fix_drift"),
+        "{shown}"
+    );
+    let refused = hub.cli(&["apps", "update", "Cli", "--reconcile", "sometimes"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("fix_and_deprovision"));
+
+    let planned = ok(hub.cli(&["import", "--app", "Cli", "--dry-run"]));
+    assert!(planned.contains("dry run: nothing changed"), "{planned}");
+    assert!(planned.contains("linked") && planned.contains("conflict"), "{planned}");
+    assert_eq!(hub.get("/api/v1/apps/Cli/accounts").await, json!([]));
+
+    let imported = ok(hub.cli(&["import", "--app", "Cli"]));
+    assert!(imported.contains("ran import of 2 accounts"), "{imported}");
+    let listed: Value = serde_json::from_str(&ok(hub.cli(&["conflicts", "list", "--app", "Cli", "--json"]))).unwrap();
+    let conflict = listed[0]["id"].as_str().expect("one open conflict").to_owned();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let linked = ok(hub.cli(&["conflicts", "link", "--app", "Cli", &conflict, "frank"]));
+    assert!(linked.contains("linked account eve to user frank"), "{linked}");
+    let again = hub.cli(&["conflicts", "ignore", "--app", "Cli", &conflict]);
+    assert!(!again.status.success(), "a resolved conflict cannot be resolved again");
+    assert_eq!(hub.get("/api/v1/apps/Cli/accounts").await.as_array().unwrap().len(), 2);
+
+    let report = ok(hub.cli(&["reconcile", "--app", "Cli", "--json"]));
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["run"]["status"], "done");
+    assert_eq!(report["run"]["dry_run"], true);
+    assert_eq!(report["items"], json!([]), "both accounts are known to the hub");
     hub.stop().await;
 }

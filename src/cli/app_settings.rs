@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 /// Feature and deprovisioning flags.
 #[derive(Debug, Args)]
 pub struct SettingsArgs {
-    /// Switch a feature on (create, update, deactivate, delete, push_groups); repeatable.
+    /// Switch a feature on (create, update, deactivate, delete, push_groups, import); repeatable.
     #[arg(long, value_name = "FEATURE")]
     enable: Vec<String>,
     /// Switch a feature off; repeatable.
@@ -130,6 +130,39 @@ pub fn show_app(remote: &RemoteArgs, app: &App) {
             "mapping",
             format!("{} rules (provisio apps mapping {})", app.mapping.rules.len(), app.name),
         ),
+        (
+            "import_match_on",
+            app.sync
+                .import
+                .match_on
+                .iter()
+                .map(|a| {
+                    serde_json::to_value(a)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        ("import_create_users", app.sync.import.create_users.to_string()),
+        (
+            "import_group",
+            app.sync
+                .import
+                .assign_group
+                .map(|g| g.to_string())
+                .unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "reconcile",
+            serde_json::to_value(app.sync.reconcile)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        ),
+        ("import_every", app.sync.import_every.as_str().to_owned()),
+        ("reconcile_every", app.sync.reconcile_every.as_str().to_owned()),
     ]);
     print_fields(&fields);
 }
@@ -140,6 +173,7 @@ fn feature_label(name: &str) -> &'static str {
         "update" => "feature update",
         "deactivate" => "feature deactivate",
         "delete" => "feature delete",
+        "import" => "feature import",
         _ => "feature push_groups",
     }
 }

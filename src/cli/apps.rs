@@ -81,6 +81,9 @@ pub enum AppsCommand {
         /// Features and deprovisioning.
         #[command(flatten)]
         settings: SettingsArgs,
+        /// Import and reconciliation settings.
+        #[command(flatten)]
+        sync: super::runs::SyncArgs,
     },
     /// Show the attribute mapping as a table, or change one row of it.
     Mapping {
@@ -313,6 +316,7 @@ pub async fn apps(remote: &RemoteArgs, command: AppsCommand) -> Result<(), Clien
             features,
             enabled,
             settings,
+            sync,
         } => {
             let mut body = Map::new();
             if let Some(name) = name {
@@ -336,6 +340,7 @@ pub async fn apps(remote: &RemoteArgs, command: AppsCommand) -> Result<(), Clien
                 body.insert("enabled".into(), json!(enabled));
             }
             settings.apply(&mut body)?;
+            sync.apply(&client, &app, &mut body).await?;
             if body.is_empty() {
                 return Err(ClientError::Usage("nothing to change".into()));
             }

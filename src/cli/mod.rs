@@ -11,6 +11,7 @@ mod mapping;
 pub mod output;
 mod prompt;
 mod reports;
+mod runs;
 mod session;
 mod tokens;
 mod users;
@@ -149,6 +150,37 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Import an app's accounts: link them to directory users (and create users where the app's
+    /// import settings allow); --dry-run only shows what would happen.
+    Import {
+        /// App id or name.
+        #[arg(long)]
+        app: String,
+        /// Show the outcome of every account; link, create and queue nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Compare an app's accounts with the hub's state and list the differences; --apply fixes
+    /// them as far as the app's reconcile setting allows.
+    Reconcile {
+        /// App id or name.
+        #[arg(long)]
+        app: String,
+        /// Fix what the app's reconcile setting allows (default: only report).
+        #[arg(long)]
+        apply: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Import conflicts: accounts an import could not link on its own.
+    Conflicts {
+        #[command(subcommand)]
+        command: runs::ConflictsCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Reconcile every user and group of an app, or print the plan with --dry-run.
     Sync {
         /// App id or name.
@@ -211,6 +243,9 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Policies { command, remote } => apps::policies(&remote, command).await,
         Command::Provision { app, user, remote } => apps::provision(&remote, &app, &user).await,
         Command::Sync { app, dry_run, remote } => apps::sync(&remote, &app, dry_run).await,
+        Command::Import { app, dry_run, remote } => runs::import(&remote, &app, dry_run).await,
+        Command::Reconcile { app, apply, remote } => runs::reconcile(&remote, &app, apply).await,
+        Command::Conflicts { command, remote } => runs::conflicts(&remote, command).await,
         Command::Reports { args, remote } => reports::reports(&remote, args).await,
     }
 }

@@ -134,6 +134,8 @@ where
         let ignored = self.store.ignored_targets(app.id).await?;
         let mut items = plan_import(accounts, &index, &links, &ignored, settings);
         let mut creatable = check_creatable(&mut items, &app.mapping, &definitions);
+        self.note_progress(run, read, &BTreeMap::new(), warning.as_deref())
+            .await?;
         drop(index);
         let by_id: HashMap<Uuid, &User> = users.iter().map(|user| (user.id, user)).collect();
         let actor = Actor::Import { app: app.name.clone() };
@@ -222,6 +224,7 @@ where
                 *counts.entry("linked".into()).or_default() -= not_stored;
                 *counts.entry("not_linked".into()).or_default() += not_stored;
             }
+            self.note_progress(run, read, &counts, warning.as_deref()).await?;
             if let Some(group) = settings.assign_group.filter(|_| !run.dry_run) {
                 for (link, stored) in new_links.iter().zip(stored) {
                     if stored {

@@ -212,7 +212,29 @@ where
         }
     }
 
-    /// Records a run's final counts, or fails it when the app no longer allows it.
+    /// Records how far a running run is: what it read and counted so far (the CLI's progress).
+    pub(super) async fn note_progress(
+        &self,
+        run: &TargetRun,
+        accounts_read: usize,
+        counts: &std::collections::BTreeMap<String, i64>,
+        warning: Option<&str>,
+    ) -> Step<()> {
+        self.store
+            .finish_target_run(
+                run.id,
+                RunStatus::Running,
+                i64::try_from(accounts_read).unwrap_or(i64::MAX),
+                counts,
+                None,
+                warning,
+                now(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records a run's final counts.
     pub(super) async fn finish_run(
         &self,
         run: &TargetRun,
