@@ -17,6 +17,8 @@ backend_tests!(
     reconciliation_finds_each_drift_and_fixes_it_only_when_asked,
     paging_survives_short_pages_ignored_counts_and_a_shrinking_listing,
     the_cli_imports_reconciles_and_works_the_conflict_queue,
+    scheduled_runs_are_queued_on_time_once_per_period,
+    a_due_run_is_queued_by_one_node_only,
 );
 
 /// Waits for a run to end; returns it (it must have ended `done`).
@@ -554,4 +556,167 @@ async fn the_cli_imports_reconciles_and_works_the_conflict_queue(backend: Backen
     assert_eq!(report["run"]["dry_run"], true);
     assert_eq!(report["items"], json!([]), "both accounts are known to the hub");
     hub.stop().await;
+}
+
+async fn scheduled_runs_are_queued_on_time_once_per_period(backend: Backend) {
+    let target = ScimTarget::start().await;
+    // A short lease makes the engine look for due runs every second.
+    let hub = TestHub::start_configured(backend, |config| {
+        config.workers.lease = std::time::Duration::from_secs(4)
+    })
+    .await;
+    hub.connect_app(
+        json!({"name": "Timed", "base_url": target.base_url, "token": target.token,
+                           "features": {"import_users": true}}),
+    )
+    .await;
+    let scheduled = |runs: &Value, kind: &str| {
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["cause"] == "schedule" && r["kind"] == kind)
+            .count()
+    };
+    assert_eq!(
+        hub.get("/api/v1/apps/Timed/schedule").await,
+        json!({"next_import_at": null, "next_reconcile_at": null})
+    );
+    hub.call(
+        Method::PATCH,
+        "/api/v1/apps/Timed",
+        Some(json!({"sync": {"import_every": "hourly", "reconcile_every": "daily"}})),
+    )
+    .await;
+    // Switched on, each runs at once, then not again within the period.
+    let runs = eventually(20, "the scheduled runs", || async {
+        let runs = hub.get("/api/v1/apps/Timed/runs").await;
+        (scheduled(&runs, "import") == 1 && scheduled(&runs, "reconcile") == 1).then_some(runs)
+    })
+    .await;
+    for run in runs.as_array().unwrap() {
+        finished(&hub, run).await;
+    }
+    let schedule = hub.get("/api/v1/apps/Timed/schedule").await;
+    let at = |key: &str| {
+        time::OffsetDateTime::parse(
+            schedule[key].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    assert!(
+        (at("next_import_at") - now - time::Duration::hours(1)).abs() < time::Duration::minutes(1),
+        "{schedule}"
+    );
+    assert!(
+        (at("next_reconcile_at") - now - time::Duration::days(1)).abs() < time::Duration::minutes(1),
+        "{schedule}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let runs = hub.get("/api/v1/apps/Timed/runs").await;
+    assert_eq!(
+        (scheduled(&runs, "import"), scheduled(&runs, "reconcile")),
+        (1, 1),
+        "{runs}"
+    );
+    // Switched off, nothing is scheduled.
+    hub.call(Method::PATCH, "/api/v1/apps/Timed", Some(json!({"sync": {}})))
+        .await;
+    assert_eq!(
+        hub.get("/api/v1/apps/Timed/schedule").await,
+        json!({"next_import_at": null, "next_reconcile_at": null})
+    );
+    hub.stop().await;
+}
+
+async fn a_due_run_is_queued_by_one_node_only(backend: Backend) {
+    use provisio::domain::admin::Actor;
+    use provisio::service::AppService;
+    use provisio::service::apps::{AppUpdate, NewApp};
+    use provisio::store::TargetRunStore;
+    let db = common::TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let key_dir = tempfile::tempdir().unwrap();
+    let key = provisio::secrets::SecretKey::load_or_create(&key_dir.path().join("secret.key")).unwrap();
+    let apps = AppService::new(store.clone(), key);
+    let input: NewApp = serde_json::from_value(
+        json!({"name": "Shared", "base_url": "http://127.0.0.1:9/v2", "token": "t",
+        "features": {"import_users": true}}),
+    )
+    .unwrap();
+    apps.create_app(input, &Actor::System).await.unwrap();
+    let sync = serde_json::from_value(json!({"import_every": "hourly", "reconcile_every": "hourly"})).unwrap();
+    apps.update_app(
+        "Shared",
+        AppUpdate {
+            sync: Some(sync),
+            ..Default::default()
+        },
+        &Actor::System,
+    )
+    .await
+    .unwrap();
+    // Eight nodes: eight stores (connection pools) over the same database, asking at once.
+    let mut nodes = Vec::new();
+    for _ in 0..8 {
+        nodes.push(db.store().await);
+    }
+    let now = provisio::domain::now();
+    let asked = nodes.iter().map(|node| node.queue_due_runs(now));
+    let mut queued = Vec::new();
+    for answer in futures_join_all(asked).await {
+        queued.extend(answer.expect("queue due runs"));
+    }
+    let kinds: BTreeSet<&str> = queued.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(queued.len(), 2, "one import and one reconciliation in all: {queued:?}");
+    assert_eq!(kinds, BTreeSet::from(["import", "reconcile"]));
+    // Not due again within the period.
+    assert!(
+        store
+            .queue_due_runs(now + time::Duration::minutes(59))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .queue_due_runs(now + time::Duration::minutes(61))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let jobs = store
+        .query_scalar("SELECT COUNT(*) FROM sync_jobs WHERE subject_kind IN ('import', 'reconcile')")
+        .await
+        .unwrap();
+    assert_eq!(jobs, 4, "each queued run has its job");
+}
+
+/// Polls every future to its end, concurrently.
+async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in set.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("polled to its end")).collect()
 }

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod hub;
+pub mod target;
+
 /// The `--flag value` pairs a benchmark was started with, or `None` when `cargo test
 /// --all-targets` started it (without `--bench`): then there is nothing to measure, and the
 /// benchmark says how to run it.

@@ -142,6 +142,26 @@ where
         let mut counts: BTreeMap<String, i64> = BTreeMap::new();
         let mut seq = 0i64;
         for (part, chunk) in items.chunks(ITEMS_PER_WRITE).enumerate() {
+            // The part's new users are stored concurrently, so the directory's group commit
+            // writes many of them per transaction.
+            let mut inserts = tokio::task::JoinSet::new();
+            if !run.dry_run {
+                for offset in 0..chunk.len() {
+                    if let Some(user) = creatable.remove(&(part * ITEMS_PER_WRITE + offset)) {
+                        let (store, actor) = (self.store.clone(), actor.clone());
+                        inserts.spawn(async move {
+                            let stored = store.insert_user(&user, &actor).await;
+                            (offset, stored.map(|()| user))
+                        });
+                    }
+                }
+            }
+            let mut created: HashMap<usize, Result<User, Error>> = HashMap::new();
+            while let Some(joined) = inserts.join_next().await {
+                let (offset, stored) =
+                    joined.map_err(|e| Error::Internal(format!("a user insert of the import stopped: {e}")))?;
+                created.insert(offset, stored);
+            }
             let mut run_items = Vec::with_capacity(chunk.len());
             let mut new_links: Vec<AppAccount> = Vec::new();
             let mut conflicts = Vec::new();
@@ -162,24 +182,21 @@ where
                             applied = true;
                         }
                     }
-                    ImportOutcome::Created { .. } if !run.dry_run => {
-                        if let Some(user) = creatable.remove(&(part * ITEMS_PER_WRITE + offset)) {
-                            match self.store.insert_user(&user, &actor).await {
-                                Ok(()) => {
-                                    user_id = Some(user.id);
-                                    new_links.push(link_record(app, &user, account));
-                                    applied = true;
-                                }
-                                Err(e) if e.store_fault().is_some() => return Err(e.into()),
-                                Err(e) => {
-                                    outcome = ImportOutcome::Conflict {
-                                        candidates: Vec::new(),
-                                        reason: format!("the directory user could not be created: {e}"),
-                                    };
-                                }
-                            }
+                    ImportOutcome::Created { .. } if !run.dry_run => match created.remove(&offset) {
+                        Some(Ok(user)) => {
+                            user_id = Some(user.id);
+                            new_links.push(link_record(app, &user, account));
+                            applied = true;
                         }
-                    }
+                        Some(Err(e)) if e.store_fault().is_some() => return Err(e.into()),
+                        Some(Err(e)) => {
+                            outcome = ImportOutcome::Conflict {
+                                candidates: Vec::new(),
+                                reason: format!("the directory user could not be created: {e}"),
+                            };
+                        }
+                        None => {}
+                    },
                     _ => {}
                 }
                 if let (ImportOutcome::Conflict { candidates, reason }, false) = (&outcome, run.dry_run) {

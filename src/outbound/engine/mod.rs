@@ -123,12 +123,12 @@ type Step<T> = Result<T, StepError>;
 
 /// What the engine needs of the store: every store trait a job touches.
 pub trait EngineStore:
-    AppStore + UserStore + GroupStore + QueueStore + ReportStore + TargetRunStore + AttributeStore + Clone
+    AppStore + UserStore + GroupStore + QueueStore + ReportStore + TargetRunStore + AttributeStore + Clone + 'static
 {
 }
 
 impl<S> EngineStore for S where
-    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + TargetRunStore + AttributeStore + Clone
+    S: AppStore + UserStore + GroupStore + QueueStore + ReportStore + TargetRunStore + AttributeStore + Clone + 'static
 {
 }
 
