@@ -4,10 +4,13 @@
 //! synchronisation (`sync.rs`), its dead letters (`dead_letters.rs`), and the policies
 //! (`policies.rs`). Every page works over `AppService`, like the REST API's handlers.
 
+mod conflicts;
 mod dead_letters;
+mod imports;
 mod list;
 mod mapping;
 mod policies;
+mod runs;
 mod settings;
 mod sync;
 
@@ -39,6 +42,13 @@ pub fn routes() -> Router<ConsoleState> {
         .route("/console/apps/{app}/sync", get(sync::page).post(sync::run))
         .route("/console/apps/{app}/plan", post(sync::plan))
         .route("/console/apps/{app}/sync/progress", get(sync::progress))
+        .route("/console/apps/{app}/imports", get(imports::page))
+        .route("/console/apps/{app}/imports/settings", post(imports::save_settings))
+        .route("/console/apps/{app}/imports/run", post(imports::run))
+        .route("/console/apps/{app}/runs/{run}", get(runs::page))
+        .route("/console/apps/{app}/runs/{run}/progress", get(runs::progress))
+        .route("/console/apps/{app}/conflicts", get(conflicts::page))
+        .route("/console/apps/{app}/conflicts/{conflict}", post(conflicts::resolve))
         .route("/console/apps/{app}/dead-letters", get(dead_letters::page))
         .route("/console/apps/{app}/dead-letters/retry", post(dead_letters::retry))
         .route("/console/apps/{app}/dead-letters/discard", post(dead_letters::discard))
