@@ -8,8 +8,7 @@
 //! names a server; a fresh database is created there and dropped afterwards):
 //! - seeding (not measured): the directory users, members of one group, stored through the
 //!   directory service before the hub starts; the target filled with one account per user,
-//!   as the app's mapping renders them, under another letter case (matching is
-//!   case-insensitive);
+//!   as the app's mapping renders them;
 //! - import: an app with the import feature on (match on userName) imports every account;
 //!   measured from the request to the run's end, with the outcome counts;
 //! - reconcile: the group's policy row is written straight into the store (as a hub that
@@ -23,6 +22,7 @@ use common::target::{Target, start_memory_target};
 
 use provisio::domain::admin::Actor;
 use provisio::domain::group::NewGroup;
+use provisio::domain::scim::members::MemberOp;
 use provisio::domain::user::{NewUser, UserSource};
 use provisio::service::DirectoryService;
 use serde_json::{Value, json};
@@ -71,12 +71,12 @@ fn name(i: usize) -> String {
     format!("imp{i:06}")
 }
 
-/// The account the target holds for user `i` (its userName in upper case).
+/// The account the target holds for user `i`.
 fn account(i: usize) -> Value {
     let name = name(i);
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "userName": name.to_uppercase(),
+        "userName": name,
         "name": {"givenName": "Bench", "familyName": name},
         "displayName": format!("Bench {name}"),
         "emails": [{"type": "work", "value": format!("{name}@bench.example")}],
@@ -84,7 +84,7 @@ fn account(i: usize) -> Value {
     })
 }
 
-/// Stores `count` users in a new group `group` through the directory service (16 writers, so
+/// Stores `count` users in a new group `group` through the directory service (64 writers, so
 /// the directory's group commit batches them); returns the group's id.
 async fn seed(database: &Database, group: &str, count: usize) -> String {
     let started = Instant::now();
@@ -107,8 +107,8 @@ async fn seed(database: &Database, group: &str, count: usize) -> String {
         .to_string();
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let (directory, next, group) = (directory.clone(), next.clone(), group.clone());
+    for _ in 0..64 {
+        let (directory, next) = (directory.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -116,7 +116,7 @@ async fn seed(database: &Database, group: &str, count: usize) -> String {
                     break;
                 }
                 let name = name(i);
-                let user = directory
+                directory
                     .create_user(
                         NewUser {
                             username: name.clone(),
@@ -131,10 +131,6 @@ async fn seed(database: &Database, group: &str, count: usize) -> String {
                     )
                     .await
                     .expect("seed user");
-                directory
-                    .add_member(&group, &user.id.to_string(), &Actor::System)
-                    .await
-                    .expect("seed membership");
                 if (i + 1) % 20_000 == 0 {
                     println!("  seeded {} users", i + 1);
                 }
@@ -143,6 +139,28 @@ async fn seed(database: &Database, group: &str, count: usize) -> String {
     }
     for task in tasks {
         task.await.expect("seeding task");
+    }
+    // The memberships in parts of a thousand: one membership write each.
+    let group_id = uuid::Uuid::parse_str(&group).expect("group id");
+    let mut cursor = None;
+    loop {
+        let page = directory
+            .list_users(&provisio::store::UserQuery {
+                cursor,
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("list users");
+        let ids: Vec<uuid::Uuid> = page.items.iter().map(|u| u.id).collect();
+        directory
+            .change_members(group_id, None, &[MemberOp::Add(ids)], &Actor::System)
+            .await
+            .expect("seed memberships");
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
     }
     store.close().await;
     println!(

@@ -190,6 +190,15 @@ fn active_of(resource: &Value) -> Option<bool> {
         .and_then(Value::as_bool)
 }
 
+/// What `plan_reconcile` found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReconcilePlan {
+    /// The differences, in order.
+    pub drifts: Vec<Drift>,
+    /// Assigned users whose accounts hold what they should.
+    pub in_step: usize,
+}
+
 /// `resource` without its `active` attribute (the active state is compared on its own).
 fn without_active(resource: &Value) -> Value {
     let mut resource = resource.clone();
@@ -204,14 +213,16 @@ fn without_active(resource: &Value) -> Value {
 /// target id, an assigned user without a link by `userName` (regardless of case). When
 /// `inactive_is_deprovisioned` (the app deactivates accounts whose users lose access), an
 /// inactive account nobody owns is deprovisioned already, not extra.
+/// `expected` is consumed one by one, so its renderings need not all be held at once.
 pub fn plan_reconcile(
-    expected: &[ExpectedAccount],
+    expected: impl IntoIterator<Item = ExpectedAccount>,
     accounts: &[TargetAccount],
     links_by_target: &HashMap<String, Uuid>,
     groups: &[ExpectedGroup],
     target_groups: &HashMap<String, Vec<String>>,
     inactive_is_deprovisioned: bool,
-) -> Vec<Drift> {
+) -> ReconcilePlan {
+    let mut in_step = 0;
     let by_id: HashMap<&str, &TargetAccount> = accounts.iter().map(|a| (a.id.as_str(), a)).collect();
     let mut by_name: HashMap<String, &TargetAccount> = HashMap::new();
     for account in accounts {
@@ -222,6 +233,8 @@ pub fn plan_reconcile(
     let mut used: HashSet<&str> = HashSet::new();
     let mut drifts = Vec::new();
     for want in expected {
+        let drifts_before = drifts.len();
+        let present = matches!(want.expectation, Expectation::Present(_));
         let found = want.linked.as_deref().and_then(|id| by_id.get(id).copied());
         match &want.expectation {
             Expectation::Present(desired) => {
@@ -261,7 +274,7 @@ pub fn plan_reconcile(
                 };
                 used.insert(account.id.as_str());
                 if let Some(wanted) = active_of(desired)
-                    && active_of(&account.resource).is_some_and(|active| active != wanted)
+                    && account.active.is_some_and(|active| active != wanted)
                 {
                     drifts.push(Drift::WrongActive {
                         user_id: want.user_id,
@@ -271,7 +284,7 @@ pub fn plan_reconcile(
                     });
                 }
                 let desired = without_active(desired);
-                let current = restrict_to(&account.resource, &desired);
+                let current = restrict_to(&account.resource(), &desired);
                 let operations = patch_operations(&current, &desired);
                 if !operations.is_empty() {
                     let mut attributes: Vec<String> = operations
@@ -296,7 +309,7 @@ pub fn plan_reconcile(
             Expectation::Inactive => {
                 if let Some(account) = found {
                     used.insert(account.id.as_str());
-                    if active_of(&account.resource) == Some(true) {
+                    if account.active == Some(true) {
                         drifts.push(Drift::WrongActive {
                             user_id: want.user_id,
                             username: want.username.clone(),
@@ -306,6 +319,9 @@ pub fn plan_reconcile(
                     }
                 }
             }
+        }
+        if present && drifts.len() == drifts_before {
+            in_step += 1;
         }
     }
     for account in accounts {
@@ -344,7 +360,7 @@ pub fn plan_reconcile(
             unexpected,
         });
     }
-    drifts
+    ReconcilePlan { drifts, in_step }
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ pub const MAX_PAGES_PER_PASS: u64 = 20_000;
 
 /// What a read returned.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Listing {
-    /// The resources, each id once, in the order listed.
-    pub resources: Vec<Value>,
+pub struct Listing<T> {
+    /// The resources (as the read's conversion made them), each id once, in the order listed.
+    pub resources: Vec<T>,
     /// Passes read.
     pub passes: u32,
     /// Pages read over all passes.
@@ -29,19 +29,23 @@ pub struct Listing {
     /// Whether the answer comes from a pass during which the listing did not change. When no
     /// pass was stable, the answer is every resource any pass saw.
     pub stable: bool,
-    /// Resources listed without an `id` (left out).
+    /// Resources listed without an `id`, or that the conversion refused (left out).
     pub without_id: u64,
 }
 
-struct Pass {
-    resources: Vec<Value>,
+struct Pass<T> {
+    resources: Vec<(String, T)>,
     ids: HashSet<String>,
     pages: u64,
     stable: bool,
     without_id: u64,
 }
 
-async fn read_pass<F, Fut, E>(fetch: &mut F, page_size: u64) -> Result<Pass, E>
+async fn read_pass<T, F, Fut, E>(
+    fetch: &mut F,
+    page_size: u64,
+    convert: &impl Fn(&Value) -> Option<T>,
+) -> Result<Pass<T>, E>
 where
     F: FnMut(u64, u64) -> Fut,
     Fut: Future<Output = Result<Value, E>>,
@@ -71,7 +75,10 @@ where
             match item.get("id").and_then(Value::as_str).filter(|id| !id.is_empty()) {
                 Some(id) => {
                     if pass.ids.insert(id.to_owned()) {
-                        pass.resources.push(item.clone());
+                        match convert(item) {
+                            Some(converted) => pass.resources.push((id.to_owned(), converted)),
+                            None => pass.without_id += 1,
+                        }
                     }
                 }
                 None => pass.without_id += 1,
@@ -91,23 +98,28 @@ where
 }
 
 /// Reads every resource `fetch(start_index, count)` lists, `page_size` at a time, until a pass is
-/// stable or [`MAX_PASSES`] were read.
-pub async fn read_all<F, Fut, E>(mut fetch: F, page_size: u64) -> Result<Listing, E>
+/// stable or [`MAX_PASSES`] were read. Each resource is kept as `convert` makes it (as soon as its
+/// page arrives, so the parsed pages are not all held at once); one it refuses is left out.
+pub async fn read_all<T, F, Fut, E>(
+    mut fetch: F,
+    page_size: u64,
+    convert: impl Fn(&Value) -> Option<T>,
+) -> Result<Listing<T>, E>
 where
     F: FnMut(u64, u64) -> Fut,
     Fut: Future<Output = Result<Value, E>>,
 {
     let page_size = page_size.max(1);
     let mut pages = 0;
-    let mut union: Vec<Value> = Vec::new();
+    let mut union: Vec<T> = Vec::new();
     let mut union_ids: HashSet<String> = HashSet::new();
     let mut without_id = 0;
     for passes in 1..=MAX_PASSES {
-        let pass = read_pass(&mut fetch, page_size).await?;
+        let pass = read_pass(&mut fetch, page_size, &convert).await?;
         pages += pass.pages;
         if pass.stable {
             return Ok(Listing {
-                resources: pass.resources,
+                resources: pass.resources.into_iter().map(|(_, resource)| resource).collect(),
                 passes,
                 pages,
                 stable: true,
@@ -115,10 +127,7 @@ where
             });
         }
         without_id = without_id.max(pass.without_id);
-        for (resource, id) in pass.resources.into_iter().filter_map(|r| {
-            let id = r.get("id").and_then(Value::as_str).map(str::to_owned)?;
-            Some((r, id))
-        }) {
+        for (id, resource) in pass.resources {
             if union_ids.insert(id) {
                 union.push(resource);
             }
@@ -269,7 +278,7 @@ mod tests {
     #[tokio::test]
     async fn items_without_an_id_are_counted_and_left_out() {
         let body = json!({"totalResults": 3, "Resources": [{"id": "a"}, {"userName": "x"}, {"id": ""}]});
-        let listing = read_all(|_, _| std::future::ready(Ok::<_, ()>(body.clone())), 10)
+        let listing = read_all(|_, _| std::future::ready(Ok::<_, ()>(body.clone())), 10, keep)
             .await
             .unwrap();
         assert_eq!(listing.resources.len(), 1);
@@ -279,7 +288,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_page_fails_the_read() {
-        let result = read_all(|_, _| std::future::ready(Err::<Value, _>("down")), 10).await;
+        let result = read_all(|_, _| std::future::ready(Err::<Value, _>("down")), 10, keep).await;
         assert_eq!(result, Err("down"));
     }
 }

@@ -438,6 +438,17 @@ where
                     format!("no group has the id {group}"),
                 ));
             }
+            for (what, before, after) in [
+                ("an import", app.sync.import_every, sync.import_every),
+                ("a reconciliation", app.sync.reconcile_every, sync.reconcile_every),
+            ] {
+                if before != after && after.period().is_some() {
+                    notices.push(format!(
+                        "{what} runs now, then {} (schedules just switched on start at once)",
+                        after.as_str().replace('_', "-")
+                    ));
+                }
+            }
             app.sync = sync;
             changed.push("sync");
         }

@@ -586,6 +586,8 @@ pub trait TargetRunStore: Send + Sync {
     /// Extends the lease of a running job to `until` (a long import or reconciliation keeps its
     /// job while it works); `false` when the job is no longer running.
     fn renew_lease(&self, job: &str, until: OffsetDateTime) -> impl Future<Output = Result<bool>> + Send;
+    /// Every account record of an app, lean: user, target id and state (not what was pushed).
+    fn account_links(&self, app: Uuid) -> impl Future<Output = Result<Vec<(Uuid, String, AccountState)>>> + Send;
     /// The users an app's policies assign: active members of its policy groups.
     fn assigned_user_ids(&self, app: Uuid) -> impl Future<Output = Result<HashSet<Uuid>>> + Send;
     /// Every pushed-group record of an app.

@@ -5,7 +5,7 @@ use super::TargetRunStore;
 use super::jobs::insert_jobs;
 use super::reports::insert_reports_in;
 use super::sql::{Sql, SqlStore, from_micros, get, get_bool, get_uuid, micros};
-use crate::domain::app::{AccessLoss, AppAccount, AppGroup};
+use crate::domain::app::{AccessLoss, AccountState, AppAccount, AppGroup};
 use crate::domain::job::{NewJob, Report, SubjectKind};
 use crate::domain::reconcile::ReconcileApply;
 use crate::domain::target_run::{ConflictStatus, ImportConflict, RunItem, RunKind, RunStatus, TargetRun};
@@ -539,6 +539,22 @@ impl TargetRunStore for SqlStore {
             .await?;
         tx.commit().await?;
         Ok(renewed == 1)
+    }
+
+    async fn account_links(&self, app: Uuid) -> Result<Vec<(Uuid, String, AccountState)>> {
+        let rows = Sql::new("SELECT user_id, target_id, state FROM app_accounts WHERE app_id = ")
+            .bind_text(app.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    get_uuid(row, "user_id")?,
+                    get(row, "target_id")?,
+                    AccountState::parse(&get::<String>(row, "state")?)?,
+                ))
+            })
+            .collect()
     }
 
     async fn assigned_user_ids(&self, app: Uuid) -> Result<HashSet<Uuid>> {

@@ -28,7 +28,7 @@ const RECENT_RUNS: u32 = 20;
 const GROUPS_OFFERED: u32 = 1000;
 
 /// The form fields whose messages are shown beside them (as the service names them).
-const MATCH_FIELD: &str = "import.match_on";
+const MATCH_FIELD: &str = "sync.import.match_on";
 const GROUP_FIELD: &str = "sync.import.assign_group";
 const RECONCILE_FIELD: &str = "sync.reconcile";
 const IMPORT_EVERY_FIELD: &str = "sync.import_every";

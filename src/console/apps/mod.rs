@@ -1,8 +1,9 @@
 //! Console pages: apps (SCIM destinations) and policies (app x group). The list and the "Add app"
 //! form (`list.rs`), an app's settings with its state and connection (`settings.rs`), its
 //! attribute mapping with a live preview (`mapping.rs`), its dry-run plan and full
-//! synchronisation (`sync.rs`), its dead letters (`dead_letters.rs`), and the policies
-//! (`policies.rs`). Every page works over `AppService`, like the REST API's handlers.
+//! synchronisation (`sync.rs`), its imports and reconciliations with their settings
+//! (`imports.rs`), a run's items (`runs.rs`) and the import conflict queue (`conflicts.rs`), its
+//! dead letters (`dead_letters.rs`), and the policies (`policies.rs`). Every page works over `AppService`, like the REST API's handlers.
 
 mod conflicts;
 mod dead_letters;
@@ -206,6 +207,7 @@ impl AppSummary {
             ("", "Settings", "settings"),
             ("/mapping", "Attribute mapping", "mapping"),
             ("/sync", "Sync", "sync"),
+            ("/imports", "Import & reconcile", "imports"),
             ("/dead-letters", "Dead letters", "dead-letters"),
             ("/delete", "Delete", "delete"),
         ]

@@ -196,5 +196,6 @@ fn listed_accounts_are_read_without_meta_and_need_an_id() {
     assert_eq!(account.user_name.as_deref(), Some("x"));
     assert_eq!(account.active, Some(false));
     assert_eq!(account.emails, ["a@b.example"]);
-    assert!(account.resource.get("meta").is_none());
+    assert!(account.resource().get("meta").is_none());
+    assert_eq!(account.resource()["USERNAME"], "x");
 }

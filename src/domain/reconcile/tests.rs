@@ -45,7 +45,9 @@ fn every_kind_of_difference_is_found() {
         .into_iter()
         .map(|(t, u)| (t.to_owned(), u))
         .collect();
-    let drifts = plan_reconcile(&expected, &accounts, &links, &[], &HashMap::new(), true);
+    let plan = plan_reconcile(expected, &accounts, &links, &[], &HashMap::new(), true);
+    assert_eq!(plan.in_step, 1, "alice");
+    let drifts = plan.drifts;
     let kinds: Vec<&str> = drifts.iter().map(Drift::kind).collect();
     assert_eq!(
         kinds,
@@ -97,7 +99,7 @@ fn group_members_are_compared_as_sets() {
         .into_iter()
         .map(|(g, m)| (g.to_owned(), m.into_iter().map(str::to_owned).collect()))
         .collect();
-    let drifts = plan_reconcile(&[], &[], &HashMap::new(), &groups, &held, true);
+    let drifts = plan_reconcile([], &[], &HashMap::new(), &groups, &held, true).drifts;
     assert_eq!(drifts.len(), 2, "{drifts:?}");
     match &drifts[0] {
         Drift::Membership {
@@ -135,8 +137,12 @@ fn what_each_setting_fixes() {
 #[test]
 fn an_inactive_account_nobody_owns_is_extra_only_where_deprovisioning_deletes() {
     let accounts = vec![account(json!({"id": "t1", "userName": "old", "active": false}))];
-    assert!(plan_reconcile(&[], &accounts, &HashMap::new(), &[], &HashMap::new(), true).is_empty());
-    let drifts = plan_reconcile(&[], &accounts, &HashMap::new(), &[], &HashMap::new(), false);
+    assert!(
+        plan_reconcile([], &accounts, &HashMap::new(), &[], &HashMap::new(), true)
+            .drifts
+            .is_empty()
+    );
+    let drifts = plan_reconcile([], &accounts, &HashMap::new(), &[], &HashMap::new(), false).drifts;
     assert_eq!(drifts.len(), 1);
     assert_eq!(drifts[0].kind(), "extra");
 }

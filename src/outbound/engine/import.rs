@@ -12,6 +12,7 @@ use crate::domain::attribute::AttributeDefinition;
 use crate::domain::import::{DirectoryIndex, ImportItem, ImportOutcome, Links, TargetAccount, plan_import};
 use crate::domain::job::{Operation, Outcome, Report};
 use crate::domain::mapping::{Mapping, restrict_to};
+use crate::domain::scim::members::MemberOp;
 use crate::domain::target_run::{ImportConflict, RunItem, TargetRun};
 use crate::domain::user::{NewUser, User, UserSource};
 use crate::domain::{Error, now};
@@ -25,7 +26,7 @@ use uuid::Uuid;
 /// sets counts as pushed, so the next run of the user's job sends only what differs.
 fn link_record(app: &App, user: &User, account: &TargetAccount) -> AppAccount {
     let pushed = match app.mapping.render(user) {
-        Ok(desired) => restrict_to(&account.resource, &desired),
+        Ok(desired) => restrict_to(&account.resource(), &desired),
         Err(_) => json!({}),
     };
     let inactive = account.active == Some(false);
@@ -54,7 +55,7 @@ fn text(profile: &BTreeMap<String, Value>, name: &str) -> Option<String> {
 /// The directory user an import creates for `account`: its profile read back through the
 /// mapping, its `userName` as username. Refused as `User::create` refuses any bad input.
 fn new_user(mapping: &Mapping, account: &TargetAccount, definitions: &[AttributeDefinition]) -> Result<User, Error> {
-    let profile = mapping.read_back(&account.resource);
+    let profile = mapping.read_back(&account.resource());
     let attributes = definitions
         .iter()
         .filter_map(|definition| {
@@ -117,20 +118,23 @@ where
                 "the app's import feature is off; switch it on to import its accounts",
             )));
         }
-        let listing = self.read_listing(recorder, client, "/Users").await?;
+        let listing = self
+            .read_listing(recorder, client, "/Users", |r| TargetAccount::from_resource(r.clone()))
+            .await?;
         let warning = listing_warning(&listing);
         let read = listing.resources.len();
-        let accounts: Vec<TargetAccount> = listing
-            .resources
-            .into_iter()
-            .filter_map(TargetAccount::from_resource)
-            .collect();
+        let accounts = listing.resources;
         let users = self.all_users().await?;
         let definitions = self.store.list_attributes().await?;
         let settings = &app.sync.import;
         let index = DirectoryIndex::new(&users, settings, &app.mapping);
-        let records = self.store.list_accounts(app.id).await?;
-        let links = Links::new(records.into_iter().map(|a| (a.user_id, a.target_id)));
+        let links = Links::new(
+            self.store
+                .account_links(app.id)
+                .await?
+                .into_iter()
+                .map(|(user, target, _)| (user, target)),
+        );
         let ignored = self.store.ignored_targets(app.id).await?;
         let mut items = plan_import(accounts, &index, &links, &ignored, settings);
         let mut creatable = check_creatable(&mut items, &app.mapping, &definitions);
@@ -205,7 +209,7 @@ where
                         app_id: app.id,
                         target_id: account.id.clone(),
                         target_username: account.user_name.clone(),
-                        account: account.resource.clone(),
+                        account: account.resource(),
                         candidates: candidates.clone(),
                         reason: reason.clone(),
                         status: crate::domain::target_run::ConflictStatus::Open,
@@ -243,10 +247,17 @@ where
             }
             self.note_progress(run, read, &counts, warning.as_deref()).await?;
             if let Some(group) = settings.assign_group.filter(|_| !run.dry_run) {
-                for (link, stored) in new_links.iter().zip(stored) {
-                    if stored {
-                        self.store.add_member(group, link.user_id, now(), &actor).await?;
-                    }
+                let members: Vec<Uuid> = new_links
+                    .iter()
+                    .zip(stored)
+                    .filter(|(_, stored)| *stored)
+                    .map(|(link, _)| link.user_id)
+                    .collect();
+                if !members.is_empty() {
+                    // One membership write for the part: only the new members' rows and events.
+                    self.store
+                        .change_members(group, None, &[MemberOp::Add(members)], now(), &actor)
+                        .await?;
                 }
             }
         }

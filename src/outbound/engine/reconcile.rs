@@ -57,60 +57,65 @@ where
     /// Carries out (or only reports) the reconciliation `run`.
     pub(super) async fn reconcile(&self, recorder: &Recorder<'_>, client: &ScimClient, run: &TargetRun) -> Step<()> {
         let app = recorder.app();
-        let listing = self.read_listing(recorder, client, "/Users").await?;
+        let listing = self
+            .read_listing(recorder, client, "/Users", |r| TargetAccount::from_resource(r.clone()))
+            .await?;
         let warning = listing_warning(&listing);
         let read = listing.resources.len();
-        let accounts: Vec<TargetAccount> = listing
-            .resources
-            .into_iter()
-            .filter_map(TargetAccount::from_resource)
-            .collect();
+        let accounts = listing.resources;
         let users = self.all_users().await?;
         let assigned = self.store.assigned_user_ids(app.id).await?;
-        let records = self.store.list_accounts(app.id).await?;
-        let live: Vec<&AppAccount> = records.iter().filter(|r| r.state != AccountState::Deleted).collect();
-        let by_user: HashMap<Uuid, &AppAccount> = live.iter().map(|r| (r.user_id, *r)).collect();
-        let links_by_target: HashMap<String, Uuid> = live.iter().map(|r| (r.target_id.clone(), r.user_id)).collect();
-        let mut expected = Vec::with_capacity(users.len());
-        let mut desired_of: HashMap<Uuid, Value> = HashMap::new();
-        let mut directory = HashSet::with_capacity(users.len());
-        for user in &users {
-            directory.insert(user.id);
-            let record = by_user.get(&user.id);
-            let linked = record.map(|r| r.target_id.clone());
-            let expectation = if user.active && assigned.contains(&user.id) {
-                match app.mapping.render(user) {
-                    Ok(desired) => {
-                        desired_of.insert(user.id, desired.clone());
-                        Expectation::Present(desired)
+        let links: Vec<(Uuid, String, AccountState)> = self
+            .store
+            .account_links(app.id)
+            .await?
+            .into_iter()
+            .filter(|(_, _, state)| *state != AccountState::Deleted)
+            .collect();
+        let by_user: HashMap<Uuid, (&str, AccountState)> = links
+            .iter()
+            .map(|(user, target, state)| (*user, (target.as_str(), *state)))
+            .collect();
+        let links_by_target: HashMap<String, Uuid> =
+            links.iter().map(|(user, target, _)| (target.clone(), *user)).collect();
+        let directory: HashMap<Uuid, &crate::domain::user::User> = users.iter().map(|u| (u.id, u)).collect();
+        // What the hub expects of each user, rendered one at a time as the plan consumes it.
+        let expected = users
+            .iter()
+            .filter_map(|user| {
+                let record = by_user.get(&user.id);
+                let linked = record.map(|(target, _)| (*target).to_owned());
+                let expectation = if user.active && assigned.contains(&user.id) {
+                    match app.mapping.render(user) {
+                        Ok(desired) => Expectation::Present(desired),
+                        // The user's own job reports the mapping failure.
+                        Err(_) => Expectation::Known,
                     }
-                    // The user's own job reports the mapping failure.
-                    Err(_) => Expectation::Known,
-                }
-            } else {
-                match record.map(|r| r.state) {
-                    Some(AccountState::Deactivated) => Expectation::Inactive,
-                    Some(_) => Expectation::Known,
-                    None => continue,
-                }
-            };
-            expected.push(ExpectedAccount {
-                user_id: user.id,
-                username: user.username.clone(),
-                linked,
-                expectation,
-            });
-        }
-        for record in &live {
-            if !directory.contains(&record.user_id) {
-                expected.push(ExpectedAccount {
-                    user_id: record.user_id,
-                    username: record.target_username.clone(),
-                    linked: Some(record.target_id.clone()),
-                    expectation: Expectation::Known,
-                });
-            }
-        }
+                } else {
+                    match record.map(|(_, state)| *state) {
+                        Some(AccountState::Deactivated) => Expectation::Inactive,
+                        Some(_) => Expectation::Known,
+                        None => return None,
+                    }
+                };
+                Some(ExpectedAccount {
+                    user_id: user.id,
+                    username: user.username.clone(),
+                    linked,
+                    expectation,
+                })
+            })
+            .chain(
+                links
+                    .iter()
+                    .filter(|(user, _, _)| !directory.contains_key(user))
+                    .map(|(user, target, _)| ExpectedAccount {
+                        user_id: *user,
+                        username: String::new(),
+                        linked: Some(target.clone()),
+                        expectation: Expectation::Known,
+                    }),
+            );
         let (groups, target_groups, pushed) = if app.features.push_groups {
             let pushed = self.store.list_app_groups(app.id).await?;
             let mut groups = Vec::with_capacity(pushed.len());
@@ -122,19 +127,19 @@ where
                     members: self.store.member_target_ids(app.id, group.group_id).await?,
                 });
             }
-            let listed = self.read_listing(recorder, client, "/Groups").await?;
-            let target_groups: HashMap<String, Vec<String>> = listed
-                .resources
-                .iter()
-                .filter_map(|g| Some((g.get("id")?.as_str()?.to_owned(), member_values(g))))
-                .collect();
+            let listed = self
+                .read_listing(recorder, client, "/Groups", |g| {
+                    Some((g.get("id")?.as_str()?.to_owned(), member_values(g)))
+                })
+                .await?;
+            let target_groups: HashMap<String, Vec<String>> = listed.resources.into_iter().collect();
             (groups, target_groups, pushed)
         } else {
             (Vec::new(), HashMap::new(), Vec::new())
         };
         let inactive_is_deprovisioned = app.deprovision.on_unassign == DeprovisionAction::Deactivate;
-        let drifts = plan_reconcile(
-            &expected,
+        let plan = plan_reconcile(
+            expected,
             &accounts,
             &links_by_target,
             &groups,
@@ -144,14 +149,8 @@ where
         let found: HashMap<&str, &TargetAccount> = accounts.iter().map(|a| (a.id.as_str(), a)).collect();
         let pushed: HashMap<Uuid, &AppGroup> = pushed.iter().map(|g| (g.group_id, g)).collect();
         let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-        counts.insert(
-            "in_step".into(),
-            expected
-                .iter()
-                .filter(|e| matches!(e.expectation, Expectation::Present(_)))
-                .filter(|e| !drifts.iter().any(|d| d.user_id() == Some(e.user_id)))
-                .count() as i64,
-        );
+        counts.insert("in_step".into(), plan.in_step as i64);
+        let drifts = plan.drifts;
         let mut fixes = Fixes::default();
         let mut seq = 0i64;
         for chunk in drifts.chunks(ITEMS_PER_WRITE) {
@@ -166,8 +165,7 @@ where
                         recorder,
                         client,
                         drift,
-                        &by_user,
-                        &desired_of,
+                        &directory,
                         &found,
                         &pushed,
                         &target_groups,
@@ -241,8 +239,7 @@ where
         recorder: &Recorder<'_>,
         client: &ScimClient,
         drift: &Drift,
-        by_user: &HashMap<Uuid, &AppAccount>,
-        desired_of: &HashMap<Uuid, Value>,
+        directory: &HashMap<Uuid, &crate::domain::user::User>,
         found: &HashMap<&str, &TargetAccount>,
         pushed: &HashMap<Uuid, &AppGroup>,
         target_groups: &HashMap<String, Vec<String>>,
@@ -276,12 +273,15 @@ where
             }
             Drift::Drifted { user_id, target_id, .. } | Drift::WrongActive { user_id, target_id, .. } => {
                 if fixes.users_done.insert(*user_id)
-                    && let (Some(record), Some(account)) = (by_user.get(user_id), found.get(target_id.as_str()))
+                    && let (Some(record), Some(account)) = (
+                        self.store.get_account(app.id, *user_id).await?,
+                        found.get(target_id.as_str()),
+                    )
                 {
-                    let shape = desired_of.get(user_id).unwrap_or(&record.pushed);
-                    let held = restrict_to(&account.resource, shape);
+                    let desired = directory.get(user_id).and_then(|user| app.mapping.render(user).ok());
+                    let held = restrict_to(&account.resource(), desired.as_ref().unwrap_or(&record.pushed));
                     let inactive = account.active == Some(false);
-                    let mut record = (*record).clone();
+                    let mut record = record;
                     record.fingerprint = fingerprint(&held);
                     record.pushed = held;
                     record.state = if inactive {

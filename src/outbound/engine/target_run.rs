@@ -153,19 +153,22 @@ where
         }
     }
 
-    /// Reads everything the target lists at `endpoint` (`/Users`, `/Groups`).
-    pub(super) async fn read_listing(
+    /// Reads everything the target lists at `endpoint` (`/Users`, `/Groups`), each resource kept
+    /// as `convert` makes it.
+    pub(super) async fn read_listing<T>(
         &self,
         recorder: &Recorder<'_>,
         client: &ScimClient,
         endpoint: &str,
-    ) -> Step<Listing> {
+        convert: impl Fn(&Value) -> Option<T>,
+    ) -> Step<Listing<T>> {
         read_all(
             |start, count| {
                 let path = format!("{endpoint}?startIndex={start}&count={count}");
                 async move { self.read_page(recorder, client, &path).await }
             },
             PAGE_SIZE,
+            convert,
         )
         .await
     }
@@ -258,7 +261,7 @@ where
 }
 
 /// The warning a run carries when the target's listing never held still while it was read.
-pub(super) fn listing_warning(listing: &Listing) -> Option<String> {
+pub(super) fn listing_warning<T>(listing: &Listing<T>) -> Option<String> {
     let mut warnings = Vec::new();
     if !listing.stable {
         warnings.push(format!(

@@ -161,7 +161,7 @@ where
                 let pushed = app
                     .mapping
                     .render(&user)
-                    .map(|desired| restrict_to(&account.resource, &desired))
+                    .map(|desired| restrict_to(&account.resource(), &desired))
                     .unwrap_or_else(|_| serde_json::json!({}));
                 let inactive = account.active == Some(false);
                 Some(AppAccount {
@@ -185,6 +185,12 @@ where
         self.store
             .resolve_conflict(&found, link.as_ref(), &actor.label(), now())
             .await?;
+        // A user linked by hand joins the import's group like a user an import links.
+        if let (Some(link), Some(group)) = (&link, app.sync.import.assign_group) {
+            self.directory
+                .add_member(&group.to_string(), &link.user_id.to_string(), actor)
+                .await?;
+        }
         self.store
             .get_conflict(id)
             .await?
