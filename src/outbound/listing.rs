@@ -192,16 +192,21 @@ mod tests {
         }
     }
 
-    async fn read(listed: &Listed, page_size: u64) -> Listing {
+    fn keep(value: &Value) -> Option<Value> {
+        Some(value.clone())
+    }
+
+    async fn read(listed: &Listed, page_size: u64) -> Listing<Value> {
         read_all(
             |start, count| std::future::ready(Ok::<_, ()>(listed.page(start, count))),
             page_size,
+            keep,
         )
         .await
         .unwrap()
     }
 
-    fn ids(listing: &Listing) -> Vec<String> {
+    fn ids(listing: &Listing<Value>) -> Vec<String> {
         listing
             .resources
             .iter()
