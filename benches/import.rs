@@ -4,8 +4,9 @@
 //!
 //! Run with `cargo bench --bench import` (see the README for the options).
 //!
-//! Per database (SQLite, then PostgreSQL when `--postgres URL` or `PROVISIO_TEST_POSTGRES_URL`
-//! names a server; a fresh database is created there and dropped afterwards):
+//! Per database (SQLite unless `--sqlite none`, then PostgreSQL when `--postgres URL` or
+//! `PROVISIO_TEST_POSTGRES_URL` names a server; a fresh database is created there and dropped
+//! afterwards), once the hub has dispatched the seeding's change events:
 //! - seeding (not measured): the directory users, members of one group, stored through the
 //!   directory service before the hub starts; the target filled with one account per user,
 //!   as the app's mapping renders them;
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 
 struct Options {
     accounts: usize,
+    sqlite: bool,
     postgres: Option<String>,
 }
 
@@ -41,6 +43,7 @@ fn options() -> Result<Option<Options>, String> {
     };
     let mut o = Options {
         accounts: 100_000,
+        sqlite: true,
         postgres: std::env::var("PROVISIO_TEST_POSTGRES_URL")
             .ok()
             .filter(|v| !v.is_empty()),
@@ -49,6 +52,7 @@ fn options() -> Result<Option<Options>, String> {
         match flag.as_str() {
             "--accounts" => o.accounts = common::positive(&flag, &value)?,
             "--postgres" => o.postgres = Some(value).filter(|v| v != "none"),
+            "--sqlite" => o.sqlite = value != "none",
             other => common::unknown(other)?,
         }
     }
@@ -214,6 +218,26 @@ async fn scenario(database: Database, o: &Options) {
         Some(json!({"sync": {"import": {"match_on": ["userName"]}}})),
     )
     .await;
+    // The seeding's change events are dispatched before anything is measured.
+    let store = provisio::server::open_store(&database.config)
+        .await
+        .expect("open the store");
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while store
+        .query_scalar(
+            "SELECT COUNT(*) FROM change_log WHERE seq > (SELECT last_seq FROM change_cursors WHERE name = 'outbound')",
+        )
+        .await
+        .expect("count undispatched changes")
+        > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the hub did not dispatch the seeding's changes"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    store.close().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while hub
         .expect(reqwest::Method::GET, &format!("/api/v1/apps/{app_id}"), None)
@@ -274,7 +298,9 @@ async fn main() {
         "import benchmark: {} accounts, hub `provisio serve` with default settings",
         o.accounts
     );
-    scenario(Database::sqlite(), &o).await;
+    if o.sqlite {
+        scenario(Database::sqlite(), &o).await;
+    }
     if let Some(url) = o.postgres.clone() {
         scenario(Database::postgres(&url).await, &o).await;
     } else {

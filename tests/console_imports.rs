@@ -161,7 +161,7 @@ async fn import_and_conflicts_through_the_console(backend: Backend) {
 
     // The tab, the note that the import feature is off, nothing run or scheduled yet.
     let html = ada.get("imports").await;
-    let tab = format!("href=\"{base}/imports\" aria-current=\"page\">Import &amp; reconcile");
+    let tab = format!("href=\"{base}/imports\" aria-current=\"page\">Import &#38; reconcile");
     has(&html, &tab);
     has(&html, "id=\"import-off\"");
     has(&html, "id=\"no-runs\"");
@@ -187,7 +187,7 @@ async fn import_and_conflicts_through_the_console(backend: Backend) {
     assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
     assert_eq!(location, Some(format!("{base}/imports")));
     let saved = hub.get("/api/v1/apps/Legacy").await["sync"].clone();
-    let expected = json!({"import": {"match_on": ["userName", "email"], "create_users": false, "assign_group": group},
+    let expected = json!({"import": {"match_on": ["userName", "email"], "create_users": false, "assign_group": group, "create_groups": false},
                           "reconcile": "fix_drift", "import_every": "off", "reconcile_every": "off"});
     assert_eq!(saved, expected);
     let html = ada.get("imports").await;

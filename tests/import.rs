@@ -1,12 +1,12 @@
-//! Importing an app's accounts and reconciling the hub with what the app holds, against a real
-//! scim2-server pre-filled and changed by hand, on SQLite and PostgreSQL: the match rule's
-//! outcomes (linked, created, conflict, unmatched), the dry run predicting the real run, the
-//! conflict queue, each kind of drift found, fixed when asked and left alone in report-only
-//! mode, and paging through targets that page badly.
+//! Importing an app's accounts against a real scim2-server pre-filled by hand, on SQLite and
+//! PostgreSQL: the match rule's outcomes (linked, created, conflict, unmatched), the dry run
+//! predicting the real run, the conflict queue, groups, paging through targets that page badly,
+//! the CLI, and the schedule that queues imports and reconciliations.
 
 mod common;
 
 use common::referee::{Faults, Proxy, ScimTarget};
+use common::runs::{finished, items, outcomes, user};
 use common::{Backend, TestHub, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -14,54 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 backend_tests!(
     import_links_creates_and_queues_conflicts_as_the_rule_says,
-    reconciliation_finds_each_drift_and_fixes_it_only_when_asked,
     paging_survives_short_pages_ignored_counts_and_a_shrinking_listing,
     the_cli_imports_reconciles_and_works_the_conflict_queue,
     scheduled_runs_are_queued_on_time_once_per_period,
     a_due_run_is_queued_by_one_node_only,
+    groups_are_imported_by_name_with_their_members,
 );
-
-/// Waits for a run to end; returns it (it must have ended `done`).
-async fn finished(hub: &TestHub, run: &Value) -> Value {
-    let id = run["id"].as_str().expect("run id").to_owned();
-    let run = eventually(60, "the run to end", || async {
-        let run = hub.get(&format!("/api/v1/runs/{id}")).await;
-        matches!(run["status"].as_str(), Some("done" | "failed")).then_some(run)
-    })
-    .await;
-    assert_eq!(run["status"], "done", "{run}");
-    run
-}
-
-async fn items(hub: &TestHub, run: &Value) -> Vec<Value> {
-    let id = run["id"].as_str().expect("run id");
-    hub.get(&format!("/api/v1/runs/{id}/items?limit=10000"))
-        .await
-        .as_array()
-        .cloned()
-        .expect("items")
-}
-
-/// Outcome by the account's userName.
-fn outcomes(items: &[Value]) -> BTreeMap<String, String> {
-    items
-        .iter()
-        .map(|i| {
-            (
-                i["target_username"].as_str().unwrap_or_default().to_owned(),
-                i["outcome"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
-}
-
-async fn user(hub: &TestHub, username: &str, email: &str) -> Value {
-    hub.post(
-        "/api/v1/users",
-        json!({"username": username, "email": email, "given_name": username, "family_name": "Test"}),
-    )
-    .await
-}
 
 async fn import_links_creates_and_queues_conflicts_as_the_rule_says(backend: Backend) {
     let target = ScimTarget::start().await;
@@ -231,197 +189,6 @@ async fn import_links_creates_and_queues_conflicts_as_the_rule_says(backend: Bac
     let again = finished(&hub, &again).await;
     assert_eq!(again["counts"], json!({"already_linked": 4, "unmatched": 1}));
     assert_eq!(target.users().await.len(), 5, "an import never writes to the target");
-    hub.stop().await;
-}
-
-async fn reconciliation_finds_each_drift_and_fixes_it_only_when_asked(backend: Backend) {
-    let target = ScimTarget::start().await;
-    let hub = TestHub::start(backend).await;
-    hub.connect_app(
-        json!({"name": "Wiki", "base_url": target.base_url, "token": target.token,
-                           "features": {"push_groups": true}}),
-    )
-    .await;
-    let app_id = hub.get("/api/v1/apps/Wiki").await["id"].as_str().unwrap().to_owned();
-    hub.post("/api/v1/groups", json!({"name": "Wiki Users"})).await;
-    hub.post("/api/v1/policies", json!({"app": "Wiki", "group": "Wiki Users"}))
-        .await;
-    for name in ["ann", "ben", "cat", "dan"] {
-        user(&hub, name, &format!("{name}@example.com")).await;
-        let (status, _) = hub
-            .call(
-                Method::PUT,
-                &format!("/api/v1/groups/Wiki%20Users/members/{name}"),
-                None,
-            )
-            .await;
-        assert!(status.is_success());
-    }
-    hub.settle(&app_id).await;
-    assert_eq!(target.users().await.len(), 4);
-
-    // Changes made by hand in the app.
-    let id_of = |users: &[Value], name: &str| {
-        users.iter().find(|u| u["userName"] == name).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let users = target.users().await;
-    let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
-    let (status, _) = target
-        .request(
-            Method::PATCH,
-            &format!("/Users/{}", id_of(&users, "ben")),
-            Some(patch(
-                json!([{"op": "replace", "path": "name.givenName", "value": "Benjamin"}]),
-            )),
-        )
-        .await;
-    assert!(status.is_success());
-    let (status, _) = target
-        .request(
-            Method::PATCH,
-            &format!("/Users/{}", id_of(&users, "cat")),
-            Some(patch(json!([{"op": "replace", "path": "active", "value": false}]))),
-        )
-        .await;
-    assert!(status.is_success());
-    let (status, _) = target
-        .request(Method::DELETE, &format!("/Users/{}", id_of(&users, "dan")), None)
-        .await;
-    assert!(status.is_success());
-    target
-        .create_user(
-            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "stranger", "active": true}),
-        )
-        .await;
-    let group = target.groups().await.into_iter().next().expect("the pushed group");
-    let (status, _) = target
-        .request(
-            Method::PATCH,
-            &format!("/Groups/{}", group["id"].as_str().unwrap()),
-            Some(patch(
-                json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", id_of(&users, "ann"))}]),
-            )),
-        )
-        .await;
-    assert!(status.is_success());
-    let snapshot = |users: Vec<Value>| -> BTreeMap<String, Value> {
-        users
-            .into_iter()
-            .map(|mut u| {
-                u.as_object_mut().unwrap().remove("meta");
-                (u["id"].as_str().unwrap().to_owned(), u)
-            })
-            .collect()
-    };
-    let changed = snapshot(target.users().await);
-    let changed_groups = target.groups().await;
-
-    // Report only: every kind is found; the target is untouched.
-    let report = hub.post("/api/v1/apps/Wiki/reconciliations", json!({})).await;
-    let report = finished(&hub, &report).await;
-    let found = items(&hub, &report).await;
-    let kinds: BTreeMap<String, String> = found
-        .iter()
-        .map(|i| {
-            (
-                i["target_username"].as_str().unwrap_or_default().to_owned(),
-                i["outcome"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(kinds.get("ben").map(String::as_str), Some("drifted"), "{found:?}");
-    assert_eq!(kinds.get("cat").map(String::as_str), Some("wrong_active"), "{found:?}");
-    assert_eq!(kinds.get("dan").map(String::as_str), Some("missing"), "{found:?}");
-    assert_eq!(kinds.get("stranger").map(String::as_str), Some("extra"), "{found:?}");
-    assert_eq!(
-        kinds.get("Wiki Users").map(String::as_str),
-        Some("membership"),
-        "{found:?}"
-    );
-    assert_eq!(found.len(), 5, "{found:?}");
-    assert!(found.iter().all(|i| i["applied"] == false));
-    let drifted = found.iter().find(|i| i["outcome"] == "drifted").unwrap();
-    assert_eq!(drifted["detail"]["attributes"], json!(["name.givenName"]));
-    // The app's setting is report-only: asking to apply changes nothing either.
-    let applied = hub
-        .post("/api/v1/apps/Wiki/reconciliations", json!({"apply": true}))
-        .await;
-    let applied = finished(&hub, &applied).await;
-    assert_eq!(applied["apply"], "report_only");
-    assert_eq!(items(&hub, &applied).await.len(), 5);
-    hub.settle(&app_id).await;
-    assert_eq!(
-        snapshot(target.users().await),
-        changed,
-        "report-only left the target as it was"
-    );
-    assert_eq!(target.groups().await, changed_groups);
-
-    // Fix drift: the hub's state goes back; the extra account stays.
-    hub.call(
-        Method::PATCH,
-        "/api/v1/apps/Wiki",
-        Some(json!({"sync": {"reconcile": "fix_drift"}})),
-    )
-    .await;
-    let fixed = hub
-        .post("/api/v1/apps/Wiki/reconciliations", json!({"apply": true}))
-        .await;
-    let fixed = finished(&hub, &fixed).await;
-    let fixed_items = items(&hub, &fixed).await;
-    assert_eq!(
-        fixed_items.iter().filter(|i| i["applied"] == true).count(),
-        4,
-        "{fixed_items:?}"
-    );
-    hub.settle(&app_id).await;
-    let now = target.users().await;
-    let named = |name: &str| now.iter().find(|u| u["userName"] == name).cloned();
-    assert_eq!(
-        named("ben").unwrap()["name"]["givenName"],
-        "ben",
-        "the hand-made name is undone"
-    );
-    assert_eq!(named("cat").unwrap()["active"], true);
-    assert!(named("dan").is_some(), "the deleted account is created again");
-    assert_eq!(
-        named("stranger").unwrap()["active"],
-        true,
-        "fix_drift leaves extra accounts alone"
-    );
-    let members: BTreeSet<String> = target.groups().await[0]["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["value"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(members.contains(&id_of(&now, "ann")), "ann is a member again");
-    assert_eq!(members.len(), 4);
-
-    // Fix and deprovision: the extra account is deactivated; then nothing is left to find.
-    hub.call(
-        Method::PATCH,
-        "/api/v1/apps/Wiki",
-        Some(json!({"sync": {"reconcile": "fix_and_deprovision"}})),
-    )
-    .await;
-    let last = hub
-        .post("/api/v1/apps/Wiki/reconciliations", json!({"apply": true}))
-        .await;
-    let last = finished(&hub, &last).await;
-    assert_eq!(
-        outcomes(&items(&hub, &last).await),
-        BTreeMap::from([("stranger".to_owned(), "extra".to_owned())])
-    );
-    hub.settle(&app_id).await;
-    assert_eq!(target.user("stranger").await.unwrap()["active"], false);
-    let clean = hub.post("/api/v1/apps/Wiki/reconciliations", json!({})).await;
-    let clean = finished(&hub, &clean).await;
-    assert_eq!(items(&hub, &clean).await, Vec::<Value>::new(), "{clean}");
-    assert_eq!(clean["counts"]["in_step"], 4);
     hub.stop().await;
 }
 
@@ -719,4 +486,100 @@ async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Ite
     })
     .await;
     outputs.into_iter().map(|o| o.expect("polled to its end")).collect()
+}
+
+async fn groups_are_imported_by_name_with_their_members(backend: Backend) {
+    let target = ScimTarget::start().await;
+    let hub = TestHub::start(backend).await;
+    for name in ["alice", "bob"] {
+        user(&hub, name, &format!("{name}@example.com")).await;
+    }
+    let engineering = hub.post("/api/v1/groups", json!({"name": "engineering"})).await;
+    let account = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+    let alice = target.create_user(account("alice")).await;
+    let bob = target.create_user(account("bob")).await;
+    let stranger = target.create_user(account("stranger")).await;
+    let group = |name: &str, members: &[&Value]| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name,
+               "members": members.iter().map(|m| json!({"value": m["id"]})).collect::<Vec<_>>()})
+    };
+    for body in [
+        group("Engineering", &[&alice, &bob]),
+        group("Sales", &[&alice, &stranger]),
+        group("Legal", &[]),
+    ] {
+        let (status, answer) = target.request(Method::POST, "/Groups", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    hub.connect_app(
+        json!({"name": "Teams", "base_url": target.base_url, "token": target.token,
+                           "features": {"import_users": true, "push_groups": true}}),
+    )
+    .await;
+    hub.call(
+        Method::PATCH,
+        "/api/v1/apps/Teams",
+        Some(json!({"sync": {"import": {"match_on": ["userName"], "create_groups": true}}})),
+    )
+    .await;
+    let dry = hub.post("/api/v1/apps/Teams/imports", json!({"dry_run": true})).await;
+    let dry = finished(&hub, &dry).await;
+    let expected: BTreeMap<String, String> = [
+        ("alice", "linked"),
+        ("bob", "linked"),
+        ("stranger", "unmatched"),
+        ("Engineering", "group_unmatched"),
+        ("Sales", "group_created"),
+        ("Legal", "group_created"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect();
+    assert_eq!(outcomes(&items(&hub, &dry).await), expected);
+    assert_eq!(
+        hub.call(Method::GET, "/api/v1/groups/Sales", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    let real = hub.post("/api/v1/apps/Teams/imports", json!({})).await;
+    let real = finished(&hub, &real).await;
+    assert_eq!(outcomes(&items(&hub, &real).await), expected);
+    let sales = hub.get("/api/v1/groups/Sales").await;
+    assert_eq!(sales["source"], "import");
+    let members = hub.get("/api/v1/groups/Sales/members").await;
+    let names: Vec<&str> = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice"], "only members whose accounts are linked");
+    let app_id = hub.get("/api/v1/apps/Teams").await["id"].as_str().unwrap().to_owned();
+    let linked = hub
+        .store
+        .query_texts(&format!(
+            "SELECT group_id FROM app_groups WHERE app_id = '{app_id}' ORDER BY pushed_name"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        linked,
+        Vec::<String>::new(),
+        "no policy names these groups: the hub does not manage them"
+    );
+    let unmatched = items(&hub, &real)
+        .await
+        .into_iter()
+        .find(|i| i["target_username"] == "Engineering")
+        .unwrap();
+    assert!(
+        unmatched["detail"]["reason"].as_str().unwrap().contains("no policy"),
+        "{unmatched}"
+    );
+    assert_eq!(engineering["member_count"], 0);
+    // A second import creates nothing again.
+    let again = hub.post("/api/v1/apps/Teams/imports", json!({})).await;
+    let again = finished(&hub, &again).await;
+    assert_eq!(again["counts"]["group_unmatched"], 3, "{again}");
+    hub.stop().await;
 }

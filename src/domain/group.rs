@@ -48,3 +48,21 @@ pub struct GroupRename {
     /// The new display name.
     pub name: String,
 }
+
+impl Group {
+    /// A new group from `input`: the name must be a valid group name, the external id valid
+    /// profile text.
+    pub fn create(input: NewGroup, source: UserSource, now: OffsetDateTime) -> super::Result<Group> {
+        let name = super::values::GroupName::parse(&input.name)?;
+        Ok(Group {
+            id: Uuid::now_v7(),
+            name: name.as_str().to_owned(),
+            external_id: super::values::profile_text("external_id", input.external_id)?,
+            source,
+            member_count: 0,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}

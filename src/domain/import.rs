@@ -82,6 +82,10 @@ pub struct ImportSettings {
     /// the engine keeps their accounts instead of deprovisioning them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assign_group: Option<Uuid>,
+    /// When the app pushes groups: create a directory group (with the members whose accounts
+    /// are linked) for a target group no directory group is named like.
+    #[serde(default)]
+    pub create_groups: bool,
 }
 
 impl Default for ImportSettings {
@@ -90,6 +94,7 @@ impl Default for ImportSettings {
             match_on: default_match_on(),
             create_users: false,
             assign_group: None,
+            create_groups: false,
         }
     }
 }
@@ -441,6 +446,142 @@ fn decide(
             ),
         },
     }
+}
+
+/// A group as a target lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetGroup {
+    /// The target's id.
+    pub id: String,
+    /// `displayName`.
+    pub display_name: String,
+    /// The target ids of its members.
+    pub members: Vec<String>,
+}
+
+impl TargetGroup {
+    /// Reads a listed group; `None` without an id or a display name.
+    pub fn from_resource(resource: &Value) -> Option<Self> {
+        let object = resource.as_object()?;
+        let text = |key: &str| {
+            get_ignoring_case(object, key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let members = get_ignoring_case(object, "members")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|m| m.as_object().and_then(|m| get_ignoring_case(m, "value")))
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Self {
+            id: text("id")?,
+            display_name: text("displayName")?,
+            members,
+        })
+    }
+}
+
+/// What an import does with one group of the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum GroupImportOutcome {
+    /// A directory group has its name: the hub now knows it as that group's copy.
+    GroupLinked {
+        /// The directory group.
+        group_id: Uuid,
+    },
+    /// Linked before; nothing changes.
+    GroupAlreadyLinked {
+        /// The directory group.
+        group_id: Uuid,
+    },
+    /// No directory group has its name and the app may create groups: one is created, with the
+    /// members whose accounts are linked.
+    GroupCreated {
+        /// The new group's name.
+        name: String,
+    },
+    /// Left alone.
+    GroupUnmatched {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl GroupImportOutcome {
+    /// The outcome's short name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            GroupImportOutcome::GroupLinked { .. } => "group_linked",
+            GroupImportOutcome::GroupAlreadyLinked { .. } => "group_already_linked",
+            GroupImportOutcome::GroupCreated { .. } => "group_created",
+            GroupImportOutcome::GroupUnmatched { .. } => "group_unmatched",
+        }
+    }
+}
+
+/// Decides, group by group in the order listed, what an import does with the target's groups:
+/// one linked before stays so; one named like a directory group (regardless of case) that a
+/// policy of the app names (`managed`: the engine pushes only those, and would remove a pushed
+/// group no policy names) and that is not linked to another target group is linked; otherwise a
+/// directory group is created when `create` allows and its name is free (it is managed once a
+/// policy names it), else the group is left alone. `directory` holds the directory groups by
+/// lower-cased name; `linked` the pushed-group records, target id to group.
+pub fn plan_group_import(
+    groups: Vec<TargetGroup>,
+    directory: &HashMap<String, Uuid>,
+    linked: &HashMap<String, Uuid>,
+    managed: &HashSet<Uuid>,
+    create: bool,
+) -> Vec<(TargetGroup, GroupImportOutcome)> {
+    let mut taken: HashSet<Uuid> = linked.values().copied().collect();
+    let mut new_names: HashSet<String> = HashSet::new();
+    groups
+        .into_iter()
+        .map(|group| {
+            let key = group.display_name.to_lowercase();
+            let outcome = if let Some(group_id) = linked.get(&group.id) {
+                GroupImportOutcome::GroupAlreadyLinked { group_id: *group_id }
+            } else if let Some(group_id) = directory.get(&key) {
+                if !managed.contains(group_id) {
+                    GroupImportOutcome::GroupUnmatched {
+                        reason: format!(
+                            "no policy of the app names the directory group '{}'; add one for the hub to manage it",
+                            group.display_name
+                        ),
+                    }
+                } else if taken.insert(*group_id) {
+                    GroupImportOutcome::GroupLinked { group_id: *group_id }
+                } else {
+                    GroupImportOutcome::GroupUnmatched {
+                        reason: format!(
+                            "the directory group '{}' is linked to another group of the app",
+                            group.display_name
+                        ),
+                    }
+                }
+            } else if !create {
+                GroupImportOutcome::GroupUnmatched {
+                    reason: "no directory group has this name, and the app does not create groups from imports".into(),
+                }
+            } else if new_names.insert(key) {
+                GroupImportOutcome::GroupCreated {
+                    name: group.display_name.clone(),
+                }
+            } else {
+                GroupImportOutcome::GroupUnmatched {
+                    reason: "another group of the app has the same name".into(),
+                }
+            };
+            (group, outcome)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -388,16 +388,5 @@ where
 
 /// A new group from `input`, validated, with no members yet.
 fn new_group(input: NewGroup, source: UserSource) -> Result<Group> {
-    let name = GroupName::parse(&input.name)?;
-    let at = now();
-    Ok(Group {
-        id: Uuid::now_v7(),
-        name: name.as_str().to_owned(),
-        external_id: profile_text("external_id", input.external_id)?,
-        source,
-        member_count: 0,
-        version: 1,
-        created_at: at,
-        updated_at: at,
-    })
+    Group::create(input, source, now())
 }

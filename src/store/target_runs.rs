@@ -18,7 +18,7 @@ use uuid::Uuid;
 /// Rows per multi-row insert.
 const CHUNK: usize = 100;
 
-fn parse_json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T> {
     let text: String = get(row, column)?;
     serde_json::from_str(&text).map_err(|e| Error::Storage(format!("column {column}: {e}")))
 }
@@ -110,7 +110,7 @@ fn conflict_from_row(row: &AnyRow) -> Result<ImportConflict> {
 }
 
 /// The job that carries a run out.
-fn run_job(run: &TargetRun) -> NewJob {
+pub(super) fn run_job(run: &TargetRun) -> NewJob {
     NewJob {
         app_id: run.app_id,
         subject_kind: match run.kind {
@@ -124,7 +124,7 @@ fn run_job(run: &TargetRun) -> NewJob {
     }
 }
 
-fn insert_run_sql(run: &TargetRun) -> Result<Sql> {
+pub(super) fn insert_run_sql(run: &TargetRun) -> Result<Sql> {
     Ok(Sql::new(
         "INSERT INTO target_runs (id, app_id, kind, dry_run, apply, status, cause, accounts_read, counts, created_at) VALUES (",
     )
@@ -437,96 +437,11 @@ impl TargetRunStore for SqlStore {
     }
 
     async fn queue_due_runs(&self, now: OffsetDateTime) -> Result<Vec<TargetRun>> {
-        let rows = Sql::new(
-            "SELECT id, sync_settings, features, next_import_at, next_reconcile_at FROM apps WHERE enabled = 1",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut queued = Vec::new();
-        for row in rows {
-            let app = get_uuid(&row, "id")?;
-            let settings: crate::domain::target_run::SyncSettings = parse_json(&row, "sync_settings")?;
-            let features: crate::domain::features::Features = parse_json(&row, "features")?;
-            for (kind, column, every, allowed) in [
-                (
-                    RunKind::Import,
-                    "next_import_at",
-                    settings.import_every,
-                    features.import_users,
-                ),
-                (RunKind::Reconcile, "next_reconcile_at", settings.reconcile_every, true),
-            ] {
-                let next: Option<i64> = get(&row, column)?;
-                let Some(period) = every.period().filter(|_| allowed) else {
-                    continue;
-                };
-                let period = i64::try_from(period.as_micros()).unwrap_or(i64::MAX);
-                let now_micros = micros(now);
-                // An interval just switched on runs now, then once per period.
-                let due = next.is_none_or(|at| at <= now_micros);
-                let following = now_micros.saturating_add(period);
-                if !due {
-                    continue;
-                }
-                let mut tx = self.begin().await?;
-                // Of several nodes that read the same due time, only the one whose UPDATE still finds
-                // it queues the run.
-                let mut sql = match column {
-                    "next_import_at" => Sql::new("UPDATE apps SET next_import_at = "),
-                    _ => Sql::new("UPDATE apps SET next_reconcile_at = "),
-                }
-                .bind_int(following)
-                .push(" WHERE id = ")
-                .bind_text(app.to_string());
-                sql = match (column, next) {
-                    ("next_import_at", Some(at)) => sql.push(" AND next_import_at = ").bind_int(at),
-                    ("next_import_at", None) => sql.push(" AND next_import_at IS NULL"),
-                    (_, Some(at)) => sql.push(" AND next_reconcile_at = ").bind_int(at),
-                    (_, None) => sql.push(" AND next_reconcile_at IS NULL"),
-                };
-                let claimed = sql.execute(tx.conn()).await?;
-                if claimed == 1 {
-                    let run = TargetRun {
-                        id: Uuid::now_v7(),
-                        app_id: app,
-                        kind,
-                        dry_run: false,
-                        apply: match kind {
-                            RunKind::Import => ReconcileApply::ReportOnly,
-                            RunKind::Reconcile => settings.reconcile,
-                        },
-                        status: RunStatus::Queued,
-                        cause: "schedule".into(),
-                        accounts_read: 0,
-                        counts: BTreeMap::new(),
-                        error: None,
-                        warning: None,
-                        created_at: now,
-                        started_at: None,
-                        finished_at: None,
-                    };
-                    insert_run_sql(&run)?.execute(tx.conn()).await?;
-                    insert_jobs(&mut tx, &[run_job(&run)]).await?;
-                    queued.push(run);
-                }
-                tx.commit().await?;
-            }
-        }
-        Ok(queued)
+        super::schedule::queue_due_runs(self, now).await
     }
 
     async fn next_runs(&self, app: Uuid) -> Result<(Option<OffsetDateTime>, Option<OffsetDateTime>)> {
-        let row = Sql::new("SELECT next_import_at, next_reconcile_at FROM apps WHERE id = ")
-            .bind_text(app.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else {
-            return Ok((None, None));
-        };
-        let at = |column: &str| -> Result<Option<OffsetDateTime>> {
-            get::<Option<i64>>(&row, column)?.map(from_micros).transpose()
-        };
-        Ok((at("next_import_at")?, at("next_reconcile_at")?))
+        super::schedule::next_runs(self, app).await
     }
 
     async fn renew_lease(&self, job: &str, until: OffsetDateTime) -> Result<bool> {

@@ -8,6 +8,7 @@ pub mod console;
 pub mod disk;
 pub mod postgres;
 pub mod referee;
+pub mod runs;
 
 use provisio::config::{Config, DatabaseConfig, LogFormat};
 use provisio::service::AuthService;

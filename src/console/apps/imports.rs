@@ -71,6 +71,7 @@ struct SettingsValues {
     /// The attributes checked (form values).
     match_on: Vec<String>,
     create_users: bool,
+    create_groups: bool,
     /// The group's id (empty: none).
     assign_group: String,
     reconcile: String,
@@ -91,6 +92,7 @@ impl SettingsValues {
                 .map(|(_, value, _)| (*value).to_owned())
                 .collect(),
             create_users: sync.import.create_users,
+            create_groups: sync.import.create_groups,
             assign_group: sync.import.assign_group.map(|g| g.to_string()).unwrap_or_default(),
             reconcile: RECONCILE_CHOICES
                 .iter()
@@ -109,6 +111,7 @@ impl SettingsValues {
             match key.as_str() {
                 "match_on" => values.match_on.push(value.clone()),
                 "create_users" => values.create_users = true,
+                "create_groups" => values.create_groups = true,
                 "assign_group" => values.assign_group = value.trim().to_owned(),
                 "reconcile" => values.reconcile = value.clone(),
                 "import_every" => values.import_every = value.clone(),
@@ -164,6 +167,7 @@ impl SettingsValues {
                     match_on,
                     create_users: self.create_users,
                     assign_group,
+                    create_groups: self.create_groups,
                 },
                 reconcile,
                 import_every,

@@ -102,6 +102,7 @@ fn unmatched_accounts_create_users_only_when_allowed_and_free() {
         match_on: vec![MatchAttribute::Email],
         create_users: true,
         assign_group: None,
+        create_groups: false,
     };
     let index = DirectoryIndex::new(&users, &settings, &mapping());
     let accounts = vec![
@@ -198,4 +199,48 @@ fn listed_accounts_are_read_without_meta_and_need_an_id() {
     assert_eq!(account.emails, ["a@b.example"]);
     assert!(account.resource().get("meta").is_none());
     assert_eq!(account.resource()["USERNAME"], "x");
+}
+
+#[test]
+fn groups_are_linked_by_name_or_created_once() {
+    let engineering = Uuid::now_v7();
+    let sales = Uuid::now_v7();
+    let directory: HashMap<String, Uuid> =
+        [("engineering".to_owned(), engineering), ("sales".to_owned(), sales)].into();
+    let linked: HashMap<String, Uuid> = [("g-sales-old".to_owned(), sales)].into();
+    let group = |id: &str, name: &str| TargetGroup {
+        id: id.into(),
+        display_name: name.into(),
+        members: vec![],
+    };
+    let groups = vec![
+        group("g1", "ENGINEERING"),
+        group("g-sales-old", "Sales"),
+        group("g2", "sales"),
+        group("g3", "Support"),
+        group("g4", "SUPPORT"),
+    ];
+    let names = |plan: &[(TargetGroup, GroupImportOutcome)]| plan.iter().map(|(_, o)| o.name()).collect::<Vec<_>>();
+    let managed: HashSet<Uuid> = [engineering, sales].into();
+    let plan = plan_group_import(groups.clone(), &directory, &linked, &managed, true);
+    assert_eq!(
+        names(&plan),
+        [
+            "group_linked",
+            "group_already_linked",
+            "group_unmatched",
+            "group_created",
+            "group_unmatched"
+        ]
+    );
+    assert_eq!(plan[0].1, GroupImportOutcome::GroupLinked { group_id: engineering });
+    let plan = plan_group_import(groups.clone(), &directory, &linked, &managed, false);
+    assert_eq!(plan[3].1.name(), "group_unmatched");
+    let plan = plan_group_import(groups, &directory, &linked, &HashSet::new(), true);
+    assert_eq!(plan[0].1.name(), "group_unmatched", "no policy names engineering");
+    let listed = TargetGroup::from_resource(
+        &json!({"id": "g", "displayName": "X", "members": [{"value": "u1"}, {"VALUE": "u2"}]}),
+    );
+    assert_eq!(listed.unwrap().members, ["u1", "u2"]);
+    assert!(TargetGroup::from_resource(&json!({"id": "g"})).is_none());
 }

@@ -7,9 +7,13 @@ use super::recorder::Recorder;
 use super::target_run::{ITEMS_PER_WRITE, RunReport, listing_warning, run_report};
 use super::{Engine, EngineStore, Step, StepError};
 use crate::domain::admin::Actor;
-use crate::domain::app::{AccountState, App, AppAccount};
+use crate::domain::app::{AccountState, App, AppAccount, AppGroup};
 use crate::domain::attribute::AttributeDefinition;
-use crate::domain::import::{DirectoryIndex, ImportItem, ImportOutcome, Links, TargetAccount, plan_import};
+use crate::domain::group::{Group, NewGroup};
+use crate::domain::import::{
+    DirectoryIndex, GroupImportOutcome, ImportItem, ImportOutcome, Links, TargetAccount, TargetGroup,
+    plan_group_import, plan_import,
+};
 use crate::domain::job::{Operation, Outcome, Report};
 use crate::domain::mapping::{Mapping, restrict_to};
 use crate::domain::scim::members::MemberOp;
@@ -18,8 +22,9 @@ use crate::domain::user::{NewUser, User, UserSource};
 use crate::domain::{Error, now};
 use crate::outbound::plan::fingerprint;
 use crate::outbound::scim::ScimClient;
+use crate::store::GroupQuery;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
 /// The account record that links `account` to `user`: what the target holds of what the mapping
@@ -261,7 +266,145 @@ where
                 }
             }
         }
+        if app.features.push_groups {
+            self.import_groups(recorder, client, run, &actor, &mut seq, &mut counts)
+                .await?;
+        }
         self.finish_run(run, read, &counts, warning.as_deref()).await
+    }
+
+    /// Imports the target's groups (when the app pushes groups): links them to directory groups
+    /// by name or creates them, with the members whose accounts are linked by then.
+    async fn import_groups(
+        &self,
+        recorder: &Recorder<'_>,
+        client: &ScimClient,
+        run: &TargetRun,
+        actor: &Actor,
+        seq: &mut i64,
+        counts: &mut BTreeMap<String, i64>,
+    ) -> Step<()> {
+        let app = recorder.app();
+        let listing = self
+            .read_listing(recorder, client, "/Groups", TargetGroup::from_resource)
+            .await?;
+        let mut directory = HashMap::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .store
+                .list_groups(&GroupQuery {
+                    cursor,
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await?;
+            directory.extend(page.items.into_iter().map(|g| (g.name.to_lowercase(), g.id)));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let linked: HashMap<String, Uuid> = self
+            .store
+            .list_app_groups(app.id)
+            .await?
+            .into_iter()
+            .map(|g| (g.target_id, g.group_id))
+            .collect();
+        let mut managed = HashSet::new();
+        for policy in self.store.list_policies(Some(app.id)).await? {
+            managed.insert(policy.group_id);
+        }
+        let plan = plan_group_import(
+            listing.resources,
+            &directory,
+            &linked,
+            &managed,
+            app.sync.import.create_groups,
+        );
+        let users_of: HashMap<String, Uuid> = self
+            .store
+            .account_links(app.id)
+            .await?
+            .into_iter()
+            .map(|(user, target, _)| (target, user))
+            .collect();
+        let (mut items, mut records, mut reports) = (Vec::new(), Vec::new(), Vec::new());
+        for (group, outcome) in plan {
+            *seq += 1;
+            *counts.entry(outcome.name().to_owned()).or_default() += 1;
+            let mut members = group.members.clone();
+            members.sort();
+            let record = |group_id: Uuid| AppGroup {
+                app_id: app.id,
+                group_id,
+                target_id: group.id.clone(),
+                pushed_name: group.display_name.clone(),
+                pushed_members: members.clone(),
+            };
+            let mut applied = false;
+            let mut detail = serde_json::to_value(&outcome).unwrap_or(Value::Null);
+            if !run.dry_run {
+                match &outcome {
+                    GroupImportOutcome::GroupLinked { group_id } => {
+                        records.push(record(*group_id));
+                        applied = true;
+                    }
+                    GroupImportOutcome::GroupCreated { name } => {
+                        let created = Group::create(
+                            NewGroup {
+                                name: name.clone(),
+                                external_id: None,
+                            },
+                            UserSource::Import,
+                            now(),
+                        )?;
+                        let member_ids: Vec<Uuid> =
+                            group.members.iter().filter_map(|m| users_of.get(m).copied()).collect();
+                        self.store.save_group(&created, None, Some(&member_ids), actor).await?;
+                        detail["group_id"] = Value::String(created.id.to_string());
+                        detail["members"] = serde_json::json!(member_ids.len());
+                        detail["note"] = Value::String(
+                            "created in the directory; the hub manages it in the app once a policy names it".into(),
+                        );
+                        applied = true;
+                    }
+                    GroupImportOutcome::GroupAlreadyLinked { .. } | GroupImportOutcome::GroupUnmatched { .. } => {}
+                }
+                if applied {
+                    reports.push(run_report(
+                        recorder.job(),
+                        app,
+                        RunReport {
+                            operation: Operation::Link,
+                            outcome: Outcome::Success,
+                            user_id: None,
+                            username: Some(&group.display_name),
+                            target_id: Some(&group.id),
+                            message: format!("group {}: {}", group.display_name, outcome.name().replace('_', " ")),
+                            diff: None,
+                        },
+                    ));
+                }
+            }
+            items.push(RunItem {
+                seq: *seq,
+                outcome: outcome.name().to_owned(),
+                target_id: Some(group.id.clone()),
+                target_username: Some(group.display_name.clone()),
+                user_id: None,
+                detail,
+                applied,
+            });
+        }
+        self.store
+            .record_run_progress(run.id, &items, &[], &[], &reports)
+            .await?;
+        if !records.is_empty() {
+            self.store.record_fixes(&[], &[], &records, &[], &[]).await?;
+        }
+        Ok(())
     }
 }
 
