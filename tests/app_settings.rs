@@ -39,7 +39,7 @@ async fn features_change_one_at_a_time(backend: Backend) {
     let app = offline_app(&hub, "Slack").await;
     assert_eq!(
         app["features"],
-        json!({"create_users": true, "update_users": true, "deactivate_users": true, "delete_users": true, "push_groups": false})
+        json!({"create_users": true, "update_users": true, "deactivate_users": true, "delete_users": true, "push_groups": false, "import_users": false})
     );
     let (status, changed) = hub
         .call(
@@ -51,7 +51,7 @@ async fn features_change_one_at_a_time(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(
         changed["features"],
-        json!({"create_users": true, "update_users": true, "deactivate_users": true, "delete_users": true, "push_groups": true}),
+        json!({"create_users": true, "update_users": true, "deactivate_users": true, "delete_users": true, "push_groups": true, "import_users": false}),
         "naming one feature leaves the others"
     );
     let (_, changed) = hub
