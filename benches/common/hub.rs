@@ -3,34 +3,13 @@
 //! client.
 
 use super::target::Target;
+use super::{die_with_bench, free_port};
 use provisio::config::DatabaseConfig;
 use provisio::store::SqlStore;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
-/// Makes a child process die with the benchmark, so that no hub or referee outlives it.
-pub fn die_with_bench(command: &mut Command) -> &mut Command {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    }
-}
 
 /// A store for one hub: a SQLite data directory or a fresh PostgreSQL database.
 pub struct Database {

@@ -1,10 +1,14 @@
 //! What the benchmarks share: their command line (flags with values, only under `cargo bench`), a
-//! repeatable random generator and percentiles of timings.
+//! repeatable random generator, percentiles of timings, child processes that die with the
+//! benchmark, the hub (`hub.rs`) and the SCIM targets (`target.rs`).
 
 #![allow(dead_code)]
 
 pub mod hub;
 pub mod target;
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 /// The `--flag value` pairs a benchmark was started with, or `None` when `cargo test
 /// --all-targets` started it (without `--bench`): then there is nothing to measure, and the
@@ -91,4 +95,26 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+/// Makes a child process die with the benchmark, so that no hub or referee outlives it.
+pub fn die_with_bench(command: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
 }

@@ -2,7 +2,7 @@
 //! itself over HTTP on loopback (optionally answering after a delay; paged listings in creation
 //! order), and scim2-server from the referee venv.
 
-use super::hub::{die_with_bench, free_port};
+use super::{die_with_bench, free_port};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

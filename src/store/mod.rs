@@ -18,6 +18,7 @@ mod jobs;
 mod query;
 mod queue;
 mod reports;
+mod run_rows;
 mod schedule;
 mod scim;
 mod scim_filter;

@@ -2,8 +2,8 @@
 //! only (the UPDATE that moves the next time decides), and when each is due next.
 
 use super::jobs::insert_jobs;
+use super::run_rows::{insert_run_sql, parse_json, run_job};
 use super::sql::{Sql, SqlStore, from_micros, get, get_uuid, micros};
-use super::target_runs::{insert_run_sql, parse_json, run_job};
 use crate::domain::Result;
 use crate::domain::reconcile::ReconcileApply;
 use crate::domain::target_run::{RunKind, RunStatus, TargetRun};

@@ -4,9 +4,10 @@
 use super::TargetRunStore;
 use super::jobs::insert_jobs;
 use super::reports::insert_reports_in;
+use super::run_rows::{insert_run_sql, parse_json, run_job};
 use super::sql::{Sql, SqlStore, from_micros, get, get_bool, get_uuid, micros};
 use crate::domain::app::{AccessLoss, AccountState, AppAccount, AppGroup};
-use crate::domain::job::{NewJob, Report, SubjectKind};
+use crate::domain::job::{NewJob, Report};
 use crate::domain::reconcile::ReconcileApply;
 use crate::domain::target_run::{ConflictStatus, ImportConflict, RunItem, RunKind, RunStatus, TargetRun};
 use crate::domain::{Error, Result};
@@ -18,11 +19,6 @@ use uuid::Uuid;
 /// Rows per multi-row insert.
 const CHUNK: usize = 100;
 
-pub(super) fn parse_json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T> {
-    let text: String = get(row, column)?;
-    serde_json::from_str(&text).map_err(|e| Error::Storage(format!("column {column}: {e}")))
-}
-
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Storage(format!("cannot encode: {e}")))
 }
@@ -30,14 +26,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 fn parse_apply(text: &str) -> Result<ReconcileApply> {
     serde_json::from_value(serde_json::Value::String(text.to_owned()))
         .map_err(|_| Error::Storage(format!("unknown reconcile setting '{text}'")))
-}
-
-fn apply_text(apply: ReconcileApply) -> &'static str {
-    match apply {
-        ReconcileApply::ReportOnly => "report_only",
-        ReconcileApply::FixDrift => "fix_drift",
-        ReconcileApply::FixAndDeprovision => "fix_and_deprovision",
-    }
 }
 
 fn select_runs() -> Sql {
@@ -107,45 +95,6 @@ fn conflict_from_row(row: &AnyRow) -> Result<ImportConflict> {
         created_at: from_micros(get(row, "created_at")?)?,
         updated_at: from_micros(get(row, "updated_at")?)?,
     })
-}
-
-/// The job that carries a run out.
-pub(super) fn run_job(run: &TargetRun) -> NewJob {
-    NewJob {
-        app_id: run.app_id,
-        subject_kind: match run.kind {
-            RunKind::Import => SubjectKind::Import,
-            RunKind::Reconcile => SubjectKind::Reconcile,
-        },
-        subject_id: run.id.to_string(),
-        run_id: None,
-        cause: run.cause.clone(),
-        not_before: None,
-    }
-}
-
-pub(super) fn insert_run_sql(run: &TargetRun) -> Result<Sql> {
-    Ok(Sql::new(
-        "INSERT INTO target_runs (id, app_id, kind, dry_run, apply, status, cause, accounts_read, counts, created_at) VALUES (",
-    )
-    .bind_text(run.id.to_string())
-    .push(", ")
-    .bind_text(run.app_id.to_string())
-    .push(", ")
-    .bind_text(run.kind.as_str())
-    .push(", ")
-    .bind_bool(run.dry_run)
-    .push(", ")
-    .bind_text(apply_text(run.apply))
-    .push(", ")
-    .bind_text(run.status.as_str())
-    .push(", ")
-    .bind_text(run.cause.clone())
-    .push(", 0, ")
-    .bind_text(to_json(&run.counts)?)
-    .push(", ")
-    .bind_int(micros(run.created_at))
-    .push(")"))
 }
 
 impl TargetRunStore for SqlStore {
