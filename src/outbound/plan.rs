@@ -50,6 +50,38 @@ pub enum UserPlan {
     },
 }
 
+/// The account record that links an existing `account` to `user` (an import, or a conflict
+/// linked by hand): what the target holds of the attributes the mapping sets counts as pushed,
+/// so the user's next job sends only what differs.
+pub fn link_record(
+    app: &App,
+    user: &crate::domain::user::User,
+    account: &crate::domain::import::TargetAccount,
+    now: time::OffsetDateTime,
+) -> AppAccount {
+    let pushed = match app.mapping.render(user) {
+        Ok(desired) => crate::domain::mapping::restrict_to(&account.resource(), &desired),
+        Err(_) => Value::Object(Default::default()),
+    };
+    let inactive = account.active == Some(false);
+    AppAccount {
+        app_id: app.id,
+        user_id: user.id,
+        target_id: account.id.clone(),
+        target_username: account.user_name.clone().unwrap_or_else(|| user.username.clone()),
+        state: if inactive {
+            AccountState::Deactivated
+        } else {
+            AccountState::Active
+        },
+        fingerprint: fingerprint(&pushed),
+        pushed,
+        deactivated_at: inactive.then_some(now),
+        lost_access: None,
+        updated_at: now,
+    }
+}
+
 /// A stable fingerprint of a rendered resource (SHA-256 of its canonical JSON).
 pub fn fingerprint(resource: &Value) -> String {
     // serde_json maps are sorted by key, so the text is canonical.

@@ -7,7 +7,7 @@ use super::recorder::Recorder;
 use super::target_run::{ITEMS_PER_WRITE, RunReport, listing_warning, run_report};
 use super::{Engine, EngineStore, Step, StepError};
 use crate::domain::admin::Actor;
-use crate::domain::app::{AccountState, App, AppAccount, AppGroup};
+use crate::domain::app::{AppAccount, AppGroup};
 use crate::domain::attribute::AttributeDefinition;
 use crate::domain::group::{Group, NewGroup};
 use crate::domain::import::{
@@ -15,43 +15,17 @@ use crate::domain::import::{
     plan_group_import, plan_import,
 };
 use crate::domain::job::{Operation, Outcome, Report};
-use crate::domain::mapping::{Mapping, restrict_to};
+use crate::domain::mapping::Mapping;
 use crate::domain::scim::members::MemberOp;
-use crate::domain::target_run::{ImportConflict, RunItem, TargetRun};
+use crate::domain::target_run::{ImportConflict, RunItem, RunStatus, TargetRun};
 use crate::domain::user::{NewUser, User, UserSource};
 use crate::domain::{Error, now};
-use crate::outbound::plan::fingerprint;
+use crate::outbound::plan::link_record;
 use crate::outbound::scim::ScimClient;
 use crate::store::GroupQuery;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
-
-/// The account record that links `account` to `user`: what the target holds of what the mapping
-/// sets counts as pushed, so the next run of the user's job sends only what differs.
-fn link_record(app: &App, user: &User, account: &TargetAccount) -> AppAccount {
-    let pushed = match app.mapping.render(user) {
-        Ok(desired) => restrict_to(&account.resource(), &desired),
-        Err(_) => json!({}),
-    };
-    let inactive = account.active == Some(false);
-    AppAccount {
-        app_id: app.id,
-        user_id: user.id,
-        target_id: account.id.clone(),
-        target_username: account.user_name.clone().unwrap_or_else(|| user.username.clone()),
-        state: if inactive {
-            AccountState::Deactivated
-        } else {
-            AccountState::Active
-        },
-        fingerprint: fingerprint(&pushed),
-        pushed,
-        deactivated_at: inactive.then(now),
-        lost_access: None,
-        updated_at: now(),
-    }
-}
 
 fn text(profile: &BTreeMap<String, Value>, name: &str) -> Option<String> {
     profile.get(name).and_then(Value::as_str).map(str::to_owned)
@@ -143,7 +117,7 @@ where
         let ignored = self.store.ignored_targets(app.id).await?;
         let mut items = plan_import(accounts, &index, &links, &ignored, settings);
         let mut creatable = check_creatable(&mut items, &app.mapping, &definitions);
-        self.note_progress(run, read, &BTreeMap::new(), warning.as_deref())
+        self.record_run(run, RunStatus::Running, read, &BTreeMap::new(), warning.as_deref())
             .await?;
         drop(index);
         let by_id: HashMap<Uuid, &User> = users.iter().map(|user| (user.id, user)).collect();
@@ -187,14 +161,14 @@ where
                         if let (ImportOutcome::Linked { .. }, false, Some(user)) =
                             (&item.outcome, run.dry_run, by_id.get(id))
                         {
-                            new_links.push(link_record(app, user, account));
+                            new_links.push(link_record(app, user, account, now()));
                             applied = true;
                         }
                     }
                     ImportOutcome::Created { .. } if !run.dry_run => match created.remove(&offset) {
                         Some(Ok(user)) => {
                             user_id = Some(user.id);
-                            new_links.push(link_record(app, &user, account));
+                            new_links.push(link_record(app, &user, account, now()));
                             applied = true;
                         }
                         Some(Err(e)) if e.store_fault().is_some() => return Err(e.into()),
@@ -250,7 +224,8 @@ where
                 *counts.entry("linked".into()).or_default() -= not_stored;
                 *counts.entry("not_linked".into()).or_default() += not_stored;
             }
-            self.note_progress(run, read, &counts, warning.as_deref()).await?;
+            self.record_run(run, RunStatus::Running, read, &counts, warning.as_deref())
+                .await?;
             if let Some(group) = settings.assign_group.filter(|_| !run.dry_run) {
                 let members: Vec<Uuid> = new_links
                     .iter()
@@ -270,7 +245,8 @@ where
             self.import_groups(recorder, client, run, &actor, &mut seq, &mut counts)
                 .await?;
         }
-        self.finish_run(run, read, &counts, warning.as_deref()).await
+        self.record_run(run, RunStatus::Done, read, &counts, warning.as_deref())
+            .await
     }
 
     /// Imports the target's groups (when the app pushes groups): links them to directory groups

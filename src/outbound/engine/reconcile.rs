@@ -15,7 +15,7 @@ use crate::domain::job::{NewJob, Operation, Outcome, SubjectKind};
 use crate::domain::mapping::restrict_to;
 use crate::domain::now;
 use crate::domain::reconcile::{Drift, Expectation, ExpectedAccount, ExpectedGroup, plan_reconcile};
-use crate::domain::target_run::{RunItem, TargetRun};
+use crate::domain::target_run::{RunItem, RunStatus, TargetRun};
 use crate::outbound::plan::fingerprint;
 use crate::outbound::scim::ScimClient;
 use provisio_scim::ast::AttrPath;
@@ -228,7 +228,8 @@ where
                 )
                 .await?;
         }
-        self.finish_run(run, read, &counts, warning.as_deref()).await
+        self.record_run(run, RunStatus::Done, read, &counts, warning.as_deref())
+            .await
     }
 
     /// Fixes one difference (records and jobs into `fixes`; extra accounts deprovisioned now);

@@ -215,10 +215,12 @@ where
         }
     }
 
-    /// Records how far a running run is: what it read and counted so far (the CLI's progress).
-    pub(super) async fn note_progress(
+    /// Records where a run is: `Running` with what it read and counted so far (the CLI's
+    /// progress), or `Done` with its final counts.
+    pub(super) async fn record_run(
         &self,
         run: &TargetRun,
+        status: RunStatus,
         accounts_read: usize,
         counts: &std::collections::BTreeMap<String, i64>,
         warning: Option<&str>,
@@ -226,29 +228,7 @@ where
         self.store
             .finish_target_run(
                 run.id,
-                RunStatus::Running,
-                i64::try_from(accounts_read).unwrap_or(i64::MAX),
-                counts,
-                None,
-                warning,
-                now(),
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Records a run's final counts.
-    pub(super) async fn finish_run(
-        &self,
-        run: &TargetRun,
-        accounts_read: usize,
-        counts: &std::collections::BTreeMap<String, i64>,
-        warning: Option<&str>,
-    ) -> Step<()> {
-        self.store
-            .finish_target_run(
-                run.id,
-                RunStatus::Done,
+                status,
                 i64::try_from(accounts_read).unwrap_or(i64::MAX),
                 counts,
                 None,

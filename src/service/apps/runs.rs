@@ -4,15 +4,13 @@
 
 use super::AppService;
 use crate::domain::admin::Actor;
-use crate::domain::app::{AccountState, AppAccount};
 use crate::domain::import::TargetAccount;
-use crate::domain::mapping::restrict_to;
 use crate::domain::reconcile::ReconcileApply;
 use crate::domain::target_run::{
     ConflictResolution, ConflictStatus, ImportConflict, RunItem, RunKind, RunStatus, TargetRun,
 };
 use crate::domain::{Error, Result, now};
-use crate::outbound::plan::fingerprint;
+use crate::outbound::plan::link_record;
 use crate::store::{
     AppStore, AttributeStore, ChangeLogStore, GroupStore, QueueStore, ReportStore, TargetRunStore, UserStore,
 };
@@ -158,28 +156,7 @@ where
                 let user = self.directory.get_user(user).await?;
                 let account = TargetAccount::from_resource(found.account.clone())
                     .ok_or_else(|| Error::Internal("a stored conflict holds an account without an id".into()))?;
-                let pushed = app
-                    .mapping
-                    .render(&user)
-                    .map(|desired| restrict_to(&account.resource(), &desired))
-                    .unwrap_or_else(|_| serde_json::json!({}));
-                let inactive = account.active == Some(false);
-                Some(AppAccount {
-                    app_id: app.id,
-                    user_id: user.id,
-                    target_id: account.id.clone(),
-                    target_username: account.user_name.clone().unwrap_or_else(|| user.username.clone()),
-                    state: if inactive {
-                        AccountState::Deactivated
-                    } else {
-                        AccountState::Active
-                    },
-                    fingerprint: fingerprint(&pushed),
-                    pushed,
-                    deactivated_at: inactive.then(now),
-                    lost_access: None,
-                    updated_at: now(),
-                })
+                Some(link_record(&app, &user, &account, now()))
             }
         };
         self.store
