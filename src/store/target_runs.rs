@@ -16,8 +16,10 @@ use std::collections::{BTreeMap, HashSet};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Rows per multi-row insert.
-const CHUNK: usize = 100;
+/// Rows per multi-row insert: a part's links and items each go in one statement (at most
+/// 10,000 bound values, within both databases' limits); on PostgreSQL every statement costs a
+/// fixed wait, and a part of 1,000 accounts in parts of 100 rows spent about a second on it.
+const CHUNK: usize = 1_000;
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Storage(format!("cannot encode: {e}")))
