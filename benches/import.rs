@@ -19,16 +19,10 @@
 
 mod common;
 use common::hub::{Database, Hub};
+use common::seed::seed;
 use common::target::{Target, start_memory_target};
 
-use provisio::domain::admin::Actor;
-use provisio::domain::group::NewGroup;
-use provisio::domain::scim::members::MemberOp;
-use provisio::domain::user::{NewUser, UserSource};
-use provisio::service::DirectoryService;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 struct Options {
@@ -88,92 +82,6 @@ fn account(i: usize) -> Value {
     })
 }
 
-/// Stores `count` users in a new group `group` through the directory service (64 writers, so
-/// the directory's group commit batches them); returns the group's id.
-async fn seed(database: &Database, group: &str, count: usize) -> String {
-    let started = Instant::now();
-    let store = provisio::server::open_store(&database.config)
-        .await
-        .expect("open the store");
-    let directory = DirectoryService::new(store.clone());
-    let group = directory
-        .create_group(
-            NewGroup {
-                name: group.into(),
-                external_id: None,
-            },
-            UserSource::Local,
-            &Actor::System,
-        )
-        .await
-        .expect("group")
-        .id
-        .to_string();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let (directory, next) = (directory.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    break;
-                }
-                let name = name(i);
-                directory
-                    .create_user(
-                        NewUser {
-                            username: name.clone(),
-                            given_name: Some("Bench".into()),
-                            family_name: Some(name.clone()),
-                            display_name: Some(format!("Bench {name}")),
-                            email: Some(format!("{name}@bench.example")),
-                            ..Default::default()
-                        },
-                        UserSource::Local,
-                        &Actor::System,
-                    )
-                    .await
-                    .expect("seed user");
-                if (i + 1) % 20_000 == 0 {
-                    println!("  seeded {} users", i + 1);
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("seeding task");
-    }
-    // The memberships in parts of a thousand: one membership write each.
-    let group_id = uuid::Uuid::parse_str(&group).expect("group id");
-    let mut cursor = None;
-    loop {
-        let page = directory
-            .list_users(&provisio::store::UserQuery {
-                cursor,
-                limit: 1000,
-                ..Default::default()
-            })
-            .await
-            .expect("list users");
-        let ids: Vec<uuid::Uuid> = page.items.iter().map(|u| u.id).collect();
-        directory
-            .change_members(group_id, None, &[MemberOp::Add(ids)], &Actor::System)
-            .await
-            .expect("seed memberships");
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-    store.close().await;
-    println!(
-        "  seeded {count} users in {:.1} s (not measured)",
-        started.elapsed().as_secs_f64()
-    );
-    group
-}
-
 /// Queues a run with `body` at `path` and waits for its end; returns it and the seconds from
 /// the request to its end as the hub recorded it.
 async fn run(hub: &Hub, path: &str, body: Value) -> (Value, f64) {
@@ -197,7 +105,11 @@ async fn run(hub: &Hub, path: &str, body: Value) -> (Value, f64) {
 
 async fn scenario(database: Database, o: &Options) {
     println!("{}:", database.kind());
-    let group = seed(&database, "Imported", o.accounts).await;
+    let store = provisio::server::open_store(&database.config)
+        .await
+        .expect("open the store");
+    let group = seed(&store, "Imported", "imp", o.accounts).await;
+    store.close().await;
     let target: Target = start_memory_target(Duration::ZERO).await;
     let held = target.fill((0..o.accounts).map(account));
     let hub = Hub::start(&database, &[]).await;

@@ -33,13 +33,10 @@
 mod common;
 use common::hub::{Database, Hub};
 use common::percentiles;
+use common::seed::seed;
 use common::target::{Shared, Target, start_memory_target, start_scim2_target};
 
-use provisio::domain::admin::Actor;
-use provisio::domain::group::NewGroup;
-use provisio::domain::user::{NewUser, UserSource};
 use provisio::outbound::scim::{encode_query, eq_filter};
-use provisio::service::DirectoryService;
 use provisio::store::SqlStore;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -178,68 +175,6 @@ async fn raw_capacity(target: &Target, users: usize, concurrency: usize) -> (f64
         errors += task.await.unwrap_or(0);
     }
     (users as f64 / started.elapsed().as_secs_f64(), errors)
-}
-
-/// Creates `count` users named `{prefix}NNNNNN` in the store and puts them in a new group `group`
-/// (before the hub starts: seeding is not what is measured).
-async fn seed(store: &SqlStore, name: &str, prefix: &str, count: usize) {
-    let started = Instant::now();
-    let directory = DirectoryService::new(store.clone());
-    let group = directory
-        .create_group(
-            NewGroup {
-                name: name.into(),
-                external_id: None,
-            },
-            UserSource::Local,
-            &Actor::System,
-        )
-        .await
-        .expect("group")
-        .id
-        .to_string();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        let (directory, next, group, prefix) = (directory.clone(), next.clone(), group.clone(), prefix.to_owned());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    break;
-                }
-                let name = format!("{prefix}{i:06}");
-                let input = NewUser {
-                    username: name.clone(),
-                    given_name: Some("Bench".into()),
-                    family_name: Some(name.clone()),
-                    display_name: Some(format!("Bench {name}")),
-                    email: Some(format!("{name}@bench.example")),
-                    ..Default::default()
-                };
-                let user = directory
-                    .create_user(input, UserSource::Local, &Actor::System)
-                    .await
-                    .expect("seed user");
-                directory
-                    .add_member(&group, &user.id.to_string(), &Actor::System)
-                    .await
-                    .expect("seed membership");
-                if (i + 1) % 5_000 == 0 {
-                    println!("  seeded {} users", i + 1);
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("seeding task");
-    }
-    if count > 0 {
-        println!(
-            "  seeded {count} users in group {name} in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-    }
 }
 
 /// Accounts the hub stored for each app, and its failed jobs.

@@ -28,7 +28,6 @@ use provisio::outbound::{EngineConfig, WorkerConfig};
 use provisio::service::AuthService;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -184,11 +183,7 @@ async fn start_provisio() -> (Server, Stop) {
 async fn start_scim2() -> (Server, Stop) {
     let venv = std::env::var("PROVISIO_REFEREE_VENV")
         .unwrap_or_else(|_| format!("{}/.venv-referees", env!("CARGO_MANIFEST_DIR")));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port();
+    let port = common::free_port();
     let token = "bench-token".to_owned();
     let mut command = Command::new(format!("{venv}/bin/scim2-server"));
     command
@@ -202,15 +197,7 @@ async fn start_scim2() -> (Server, Stop) {
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    common::die_with_bench(&mut command);
     let child: Child = command
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start scim2-server from {venv} ({e}): run scripts/setup-referees"));

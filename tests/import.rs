@@ -430,10 +430,13 @@ async fn a_due_run_is_queued_by_one_node_only(backend: Backend) {
         nodes.push(db.store().await);
     }
     let now = provisio::domain::now();
-    let asked = nodes.iter().map(|node| node.queue_due_runs(now));
+    let mut asking = tokio::task::JoinSet::new();
+    for node in nodes {
+        asking.spawn(async move { node.queue_due_runs(now).await });
+    }
     let mut queued = Vec::new();
-    for answer in futures_join_all(asked).await {
-        queued.extend(answer.expect("queue due runs"));
+    while let Some(answer) = asking.join_next().await {
+        queued.extend(answer.expect("node task").expect("queue due runs"));
     }
     let kinds: BTreeSet<&str> = queued.iter().map(|r| r.kind.as_str()).collect();
     assert_eq!(queued.len(), 2, "one import and one reconciliation in all: {queued:?}");
@@ -459,33 +462,6 @@ async fn a_due_run_is_queued_by_one_node_only(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(jobs, 4, "each queued run has its job");
-}
-
-/// Polls every future to its end, concurrently.
-async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for future in futures {
-        set.push(Box::pin(future));
-    }
-    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in set.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().map(|o| o.expect("polled to its end")).collect()
 }
 
 async fn groups_are_imported_by_name_with_their_members(backend: Backend) {

@@ -1,10 +1,11 @@
 //! What the benchmarks share: their command line (flags with values, only under `cargo bench`), a
 //! repeatable random generator, percentiles of timings, child processes that die with the
-//! benchmark, the hub (`hub.rs`) and the SCIM targets (`target.rs`).
+//! benchmark, the hub (`hub.rs`), the SCIM targets (`target.rs`) and the seeding of the directory (`seed.rs`).
 
 #![allow(dead_code)]
 
 pub mod hub;
+pub mod seed;
 pub mod target;
 
 use std::os::unix::process::CommandExt;

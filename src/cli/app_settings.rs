@@ -154,13 +154,7 @@ pub fn show_app(remote: &RemoteArgs, app: &App) {
                 .map(|g| g.to_string())
                 .unwrap_or_else(|| "-".into()),
         ),
-        (
-            "reconcile",
-            serde_json::to_value(app.sync.reconcile)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-        ),
+        ("reconcile", app.sync.reconcile.as_str().to_owned()),
         ("import_every", app.sync.import_every.as_str().to_owned()),
         ("reconcile_every", app.sync.reconcile_every.as_str().to_owned()),
     ]);

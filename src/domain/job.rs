@@ -5,26 +5,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-macro_rules! stored_enum {
-    ($(#[$meta:meta])* $ty:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $ty { $($(#[$vmeta])* $variant),* }
-        impl $ty {
-            /// The stored name.
-            pub fn as_str(self) -> &'static str { match self { $($ty::$variant => $text),* } }
-            /// Parses the stored name.
-            pub fn parse(value: &str) -> crate::domain::Result<Self> {
-                match value {
-                    $($text => Ok($ty::$variant),)*
-                    other => Err(crate::domain::Error::Storage(format!("unknown {} '{other}'", stringify!($ty)))),
-                }
-            }
-        }
-    };
-}
-
 stored_enum!(
     /// What a job reconciles.
     SubjectKind {

@@ -1,5 +1,27 @@
 //! Domain types and rules. Nothing here knows about HTTP or SQL.
 
+/// Declares an enum stored and sent by snake_case name, with `as_str` and `parse` (an unknown
+/// name in the store is a storage error). Defined before the modules so that each can use it.
+macro_rules! stored_enum {
+    ($(#[$meta:meta])* $ty:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $ty { $($(#[$vmeta])* $variant),* }
+        impl $ty {
+            /// The stored name.
+            pub fn as_str(self) -> &'static str { match self { $($ty::$variant => $text),* } }
+            /// Parses the stored name.
+            pub fn parse(value: &str) -> crate::domain::Result<Self> {
+                match value {
+                    $($text => Ok($ty::$variant),)*
+                    other => Err(crate::domain::Error::Storage(format!("unknown {} '{other}'", stringify!($ty)))),
+                }
+            }
+        }
+    };
+}
+
 pub mod address;
 pub mod admin;
 pub mod app;

@@ -11,18 +11,25 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-/// How far a reconciliation run that is told to apply goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReconcileApply {
-    /// Only report; the target is never touched.
-    #[default]
-    ReportOnly,
-    /// Push the hub's state back: create missing accounts, link unlinked ones, undo drifted
-    /// attributes, the active state and group memberships.
-    FixDrift,
-    /// As `fix_drift`, and deprovision extra accounts as the app's deprovisioning settings say.
-    FixAndDeprovision,
+stored_enum!(
+    /// How far a reconciliation run that is told to apply goes.
+    ReconcileApply {
+        /// Only report; the target is never touched.
+        ReportOnly => "report_only",
+        /// Push the hub's state back: create missing accounts, link unlinked ones, undo drifted
+        /// attributes, the active state and group memberships.
+        FixDrift => "fix_drift",
+        /// As `fix_drift`, and deprovision extra accounts as the app's deprovisioning settings say.
+        FixAndDeprovision => "fix_and_deprovision",
+    }
+);
+
+// The enum's derives come from `stored_enum!`, which has no `#[default]`.
+#[allow(clippy::derivable_impls)]
+impl Default for ReconcileApply {
+    fn default() -> Self {
+        ReconcileApply::ReportOnly
+    }
 }
 
 /// What the hub expects of one user's account in the app.
@@ -111,16 +118,14 @@ pub enum Drift {
         /// The active state it should have.
         expected: bool,
     },
-    /// An account in the target that no assigned user has.
+    /// An account in the target that no directory user the hub knows of has (every linked
+    /// account has an expectation, so an extra one is never linked).
     Extra {
         /// The account.
         target_id: String,
         /// Its userName.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         user_name: Option<String>,
-        /// The directory user it is linked to, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        user_id: Option<Uuid>,
     },
     /// A pushed group is gone from the target.
     GroupMissing {
@@ -167,8 +172,7 @@ impl Drift {
             | Drift::Unlinked { user_id, .. }
             | Drift::Drifted { user_id, .. }
             | Drift::WrongActive { user_id, .. } => Some(*user_id),
-            Drift::Extra { user_id, .. } => *user_id,
-            Drift::GroupMissing { .. } | Drift::Membership { .. } => None,
+            Drift::Extra { .. } | Drift::GroupMissing { .. } | Drift::Membership { .. } => None,
         }
     }
 
@@ -330,7 +334,6 @@ pub fn plan_reconcile(
             drifts.push(Drift::Extra {
                 target_id: account.id.clone(),
                 user_name: account.user_name.clone(),
-                user_id: links_by_target.get(&account.id).copied(),
             });
         }
     }

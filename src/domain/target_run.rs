@@ -3,7 +3,7 @@
 //! leaves (one per account outcome or difference), the queue of import conflicts, and the
 //! per-app schedule.
 
-use super::error::{Error, Result};
+use super::error::Result;
 use super::import::ImportSettings;
 use super::reconcile::ReconcileApply;
 use serde::{Deserialize, Serialize};
@@ -13,27 +13,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $ty:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $ty { $($(#[$vmeta])* $variant),* }
-        impl $ty {
-            /// The stored name.
-            pub fn as_str(self) -> &'static str { match self { $($ty::$variant => $text),* } }
-            /// Parses the stored name.
-            pub fn parse(value: &str) -> Result<Self> {
-                match value {
-                    $($text => Ok($ty::$variant),)*
-                    other => Err(Error::Storage(format!("unknown {} '{other}'", stringify!($ty)))),
-                }
-            }
-        }
-    };
-}
-
-text_enum!(
+stored_enum!(
     /// What a run does.
     RunKind {
         /// Reads the accounts and links or creates directory users.
@@ -43,7 +23,7 @@ text_enum!(
     }
 );
 
-text_enum!(
+stored_enum!(
     /// Where a run is.
     RunStatus {
         /// Waiting for the engine.
@@ -57,7 +37,7 @@ text_enum!(
     }
 );
 
-text_enum!(
+stored_enum!(
     /// Where an import conflict is.
     ConflictStatus {
         /// Waiting for an administrator.
@@ -69,7 +49,7 @@ text_enum!(
     }
 );
 
-text_enum!(
+stored_enum!(
     /// How often a run repeats on its own.
     Interval {
         /// Only on demand.

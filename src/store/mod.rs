@@ -551,7 +551,7 @@ pub trait TargetRunStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<bool>>> + Send;
     /// Records where a run is: its status, what it read and counted, its error and warning.
     #[allow(clippy::too_many_arguments)]
-    fn finish_target_run(
+    fn record_target_run(
         &self,
         id: Uuid,
         status: RunStatus,

@@ -2,7 +2,6 @@
 
 use super::sql::{Sql, get, micros};
 use crate::domain::job::{NewJob, SubjectKind};
-use crate::domain::reconcile::ReconcileApply;
 use crate::domain::target_run::{RunKind, TargetRun};
 use crate::domain::{Error, Result};
 use sqlx::any::AnyRow;
@@ -15,15 +14,6 @@ pub(super) fn parse_json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Storage(format!("cannot encode: {e}")))
-}
-
-/// The stored name of a reconcile setting.
-pub(super) fn apply_text(apply: ReconcileApply) -> &'static str {
-    match apply {
-        ReconcileApply::ReportOnly => "report_only",
-        ReconcileApply::FixDrift => "fix_drift",
-        ReconcileApply::FixAndDeprovision => "fix_and_deprovision",
-    }
 }
 
 /// The job that carries a run out.
@@ -54,7 +44,7 @@ pub(super) fn insert_run_sql(run: &TargetRun) -> Result<Sql> {
     .push(", ")
     .bind_bool(run.dry_run)
     .push(", ")
-    .bind_text(apply_text(run.apply))
+    .bind_text(run.apply.as_str())
     .push(", ")
     .bind_text(run.status.as_str())
     .push(", ")

@@ -25,11 +25,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Storage(format!("cannot encode: {e}")))
 }
 
-fn parse_apply(text: &str) -> Result<ReconcileApply> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned()))
-        .map_err(|_| Error::Storage(format!("unknown reconcile setting '{text}'")))
-}
-
 fn select_runs() -> Sql {
     Sql::new(
         "SELECT id, app_id, kind, dry_run, apply, status, cause, accounts_read, counts, error, warning, created_at, \
@@ -46,7 +41,7 @@ fn run_from_row(row: &AnyRow) -> Result<TargetRun> {
         app_id: get_uuid(row, "app_id")?,
         kind: RunKind::parse(&get::<String>(row, "kind")?)?,
         dry_run: get_bool(row, "dry_run")?,
-        apply: parse_apply(&get::<String>(row, "apply")?)?,
+        apply: ReconcileApply::parse(&get::<String>(row, "apply")?)?,
         status: RunStatus::parse(&get::<String>(row, "status")?)?,
         cause: get(row, "cause")?,
         accounts_read: get(row, "accounts_read")?,
@@ -192,12 +187,18 @@ impl TargetRunStore for SqlStore {
                 .collect::<Result<_>>()?;
             linked.extend(chunk.iter().map(|a| stored.contains(&a.user_id.to_string())));
         }
-        let mut items = items.to_vec();
-        for (item, _) in items
-            .iter_mut()
-            .filter(|item| item.outcome == "linked")
-            .zip(linked.iter())
+        // The items of links that were not stored, found by their user (the links hold created
+        // users' accounts too, so positions do not line up with the `linked` items).
+        let refused: HashSet<uuid::Uuid> = links
+            .iter()
+            .zip(&linked)
             .filter(|(_, stored)| !**stored)
+            .map(|(link, _)| link.user_id)
+            .collect();
+        let mut items = items.to_vec();
+        for item in items
+            .iter_mut()
+            .filter(|item| item.applied && item.user_id.is_some_and(|user| refused.contains(&user)))
         {
             item.applied = false;
             item.detail["note"] = serde_json::Value::String(
@@ -266,7 +267,7 @@ impl TargetRunStore for SqlStore {
         Ok(linked)
     }
 
-    async fn finish_target_run(
+    async fn record_target_run(
         &self,
         id: Uuid,
         status: RunStatus,

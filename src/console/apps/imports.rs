@@ -13,7 +13,6 @@ use crate::domain::import::{ImportSettings, MatchAttribute};
 use crate::domain::reconcile::ReconcileApply;
 use crate::domain::target_run::{ConflictStatus, Interval, SyncSettings};
 use crate::service::apps::AppUpdate;
-use crate::store::GroupQuery;
 use askama::Template;
 use axum::Form;
 use axum::extract::Path;
@@ -24,9 +23,6 @@ use uuid::Uuid;
 
 /// How many runs the page lists.
 const RECENT_RUNS: u32 = 20;
-/// How many groups the group picker offers.
-const GROUPS_OFFERED: u32 = 1000;
-
 /// The form fields whose messages are shown beside them (as the service names them).
 const MATCH_FIELD: &str = "sync.import.match_on";
 const GROUP_FIELD: &str = "sync.import.assign_group";
@@ -225,17 +221,7 @@ impl ImportsPage {
 /// The groups to offer: the first ones by the directory's order, and the chosen one wherever it is.
 async fn group_choices(viewer: &Viewer, chosen: &str) -> Result<Vec<(String, String)>, Error> {
     let directory = &viewer.console.app.directory;
-    let mut groups: Vec<(String, String)> = directory
-        .list_groups(&GroupQuery {
-            search: None,
-            cursor: None,
-            limit: GROUPS_OFFERED,
-        })
-        .await?
-        .items
-        .into_iter()
-        .map(|g| (g.id.to_string(), g.name))
-        .collect();
+    let mut groups = super::offered_groups(directory).await?;
     if Uuid::parse_str(chosen).is_ok() && !groups.iter().any(|(id, _)| id == chosen) {
         let name = match directory.get_group(chosen).await {
             Ok(group) => group.name,

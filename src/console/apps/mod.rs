@@ -21,6 +21,23 @@ use axum::Router;
 use axum::routing::{get, post};
 use time::OffsetDateTime;
 
+/// Groups a form offers in a select: the first thousand by the directory's order, as (id, name).
+async fn offered_groups(
+    directory: &crate::service::DirectoryService<crate::store::SqlStore>,
+) -> Result<Vec<(String, String)>, crate::domain::Error> {
+    Ok(directory
+        .list_groups(&crate::store::GroupQuery {
+            search: None,
+            cursor: None,
+            limit: 1000,
+        })
+        .await?
+        .items
+        .into_iter()
+        .map(|g| (g.id.to_string(), g.name))
+        .collect())
+}
+
 /// The routes of these pages.
 pub fn routes() -> Router<ConsoleState> {
     Router::new()

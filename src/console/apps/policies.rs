@@ -4,16 +4,12 @@
 use crate::console::{Editor, FormErrors, Layout, PageError, Viewer, render, render_status};
 use crate::domain::Error;
 use crate::service::apps::{NewPolicy, PolicyView};
-use crate::store::GroupQuery;
 use askama::Template;
 use axum::Form;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-
-/// How many groups the group picker offers.
-const GROUPS_OFFERED: u32 = 1000;
 
 /// What the "Add policy" form holds.
 #[derive(Debug, Default)]
@@ -45,18 +41,7 @@ async fn policies_page(viewer: &Viewer, form: PolicyValues, errors: FormErrors) 
         .into_iter()
         .map(|a| (a.id.to_string(), a.name))
         .collect();
-    let groups = state
-        .directory
-        .list_groups(&GroupQuery {
-            search: None,
-            cursor: None,
-            limit: GROUPS_OFFERED,
-        })
-        .await?
-        .items
-        .into_iter()
-        .map(|g| (g.id.to_string(), g.name))
-        .collect();
+    let groups = super::offered_groups(&state.directory).await?;
     Ok(PoliciesPage {
         layout: viewer.layout("Policies", "policies"),
         policies: state.apps.list_policies(None).await?,

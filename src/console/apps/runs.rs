@@ -108,10 +108,7 @@ impl RunView {
 
 /// The stored name of a run's reconcile setting (`fix_drift`, ...).
 fn apply_name(run: &TargetRun) -> String {
-    serde_json::to_value(run.apply)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    run.apply.as_str().to_owned()
 }
 
 /// A stored name in words: `already_linked` → `already linked`.

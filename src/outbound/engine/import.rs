@@ -219,6 +219,7 @@ where
                 .store
                 .record_run_progress(run.id, &run_items, &new_links, &conflicts, &reports)
                 .await?;
+            // Only a link to an existing user can be refused (a new user has no account yet).
             let not_stored = stored.iter().filter(|stored| !**stored).count() as i64;
             if not_stored > 0 {
                 *counts.entry("linked".into()).or_default() -= not_stored;

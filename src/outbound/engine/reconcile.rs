@@ -10,7 +10,7 @@ use super::recorder::Recorder;
 use super::target_run::{ITEMS_PER_WRITE, RunReport, listing_warning, run_report};
 use super::{Engine, EngineStore, Request, Step, StepError};
 use crate::domain::app::{AccountState, AppAccount, AppGroup, DeprovisionAction};
-use crate::domain::import::TargetAccount;
+use crate::domain::import::{TargetAccount, TargetGroup};
 use crate::domain::job::{NewJob, Operation, Outcome, SubjectKind};
 use crate::domain::mapping::restrict_to;
 use crate::domain::now;
@@ -24,20 +24,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
-
-/// The member ids a listed group holds.
-fn member_values(group: &Value) -> Vec<String> {
-    group
-        .get("members")
-        .and_then(Value::as_array)
-        .map(|members| {
-            members
-                .iter()
-                .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// What a reconciliation changes in the hub's records and queues.
 #[derive(Default)]
@@ -129,7 +115,7 @@ where
             }
             let listed = self
                 .read_listing(recorder, client, "/Groups", |g| {
-                    Some((g.get("id")?.as_str()?.to_owned(), member_values(g)))
+                    TargetGroup::from_resource(g).map(|group| (group.id, group.members))
                 })
                 .await?;
             let target_groups: HashMap<String, Vec<String>> = listed.resources.into_iter().collect();
@@ -177,10 +163,7 @@ where
                 } else {
                     format!(
                         "found; the app's reconcile setting ({}) leaves it as it is",
-                        serde_json::to_value(run.apply)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
+                        run.apply.as_str()
                     )
                 };
                 let (target_id, target_username) = drift_target(drift, &found);
@@ -301,17 +284,7 @@ where
                 }
                 "queued the user's job, which pushes the hub's values back".into()
             }
-            Drift::Extra {
-                user_id: Some(user_id), ..
-            } => {
-                fixes.jobs.push(user_job(*user_id));
-                "queued the user's job, which deprovisions the account".into()
-            }
-            Drift::Extra {
-                target_id,
-                user_id: None,
-                ..
-            } => self.deprovision_extra(recorder, client, target_id, found).await?,
+            Drift::Extra { target_id, .. } => self.deprovision_extra(recorder, client, target_id, found).await?,
             Drift::GroupMissing { group_id, .. } => {
                 fixes.forget_groups.push((app.id, *group_id));
                 fixes.jobs.push(group_job(*group_id));

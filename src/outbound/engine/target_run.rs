@@ -137,7 +137,7 @@ where
         };
         if let Err(e) = self
             .store
-            .finish_target_run(
+            .record_target_run(
                 run.id,
                 status,
                 run.accounts_read,
@@ -226,7 +226,7 @@ where
         warning: Option<&str>,
     ) -> Step<()> {
         self.store
-            .finish_target_run(
+            .record_target_run(
                 run.id,
                 status,
                 i64::try_from(accounts_read).unwrap_or(i64::MAX),
