@@ -441,6 +441,16 @@ pub struct App {
     pub updated_at: OffsetDateTime,
 }
 
+impl App {
+    /// Whether a change of these settings (the names `AppStore::update_app` records) can change
+    /// what the app's accounts and groups should hold, so that every one of them is reconciled.
+    /// Import and reconciliation settings (`sync`) alone never do: reconciling every account on
+    /// such a change would also race the runs they configure.
+    pub fn change_reaches_accounts(changed: &[String]) -> bool {
+        changed.is_empty() || changed.iter().any(|field| field != "sync")
+    }
+}
+
 /// A policy: members of `group` get an account in `app`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Policy {
@@ -585,6 +595,18 @@ pub fn validate_name(field: &str, value: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_changes_of_what_is_pushed_reconcile_every_account() {
+        let names = |fields: &[&str]| fields.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>();
+        assert!(!App::change_reaches_accounts(&names(&["sync"])));
+        assert!(App::change_reaches_accounts(&names(&["sync", "mapping"])));
+        assert!(App::change_reaches_accounts(&names(&["features"])));
+        assert!(
+            App::change_reaches_accounts(&[]),
+            "an event without its fields reconciles, as before"
+        );
+    }
 
     #[test]
     fn deprovisioning_changes_merge_and_validate() {

@@ -204,6 +204,14 @@ impl QueueStore for SqlStore {
                     if operation == "deleted" {
                         continue;
                     }
+                    let data: String = get(row, "data")?;
+                    let changed: Vec<String> = serde_json::from_str::<serde_json::Value>(&data)
+                        .ok()
+                        .and_then(|d| serde_json::from_value(d["changed"].clone()).ok())
+                        .unwrap_or_default();
+                    if operation == "updated" && !crate::domain::app::App::change_reaches_accounts(&changed) {
+                        continue;
+                    }
                     let app_id = Uuid::parse_str(&entity_id).map_err(|e| Error::Storage(e.to_string()))?;
                     let (users, groups) = app_subjects_in(&mut tx, app_id).await?;
                     for user in users {
