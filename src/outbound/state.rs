@@ -8,7 +8,11 @@ use crate::domain::user::User;
 use crate::domain::{Result, now};
 use crate::store::{AppStore, GroupStore, UserStore};
 use serde_json::Value;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
+
+/// Users read per statement by [`UserState::load_many`].
+const LOAD_CHUNK: usize = 500;
 
 /// One user as one app should see them.
 #[derive(Debug, Clone)]
@@ -32,6 +36,38 @@ impl UserState {
             account,
             assigned,
         })
+    }
+
+    /// Loads the states of many users in `app`, with a few statements for all of them: what
+    /// [`UserState::load`] reads for each.
+    pub async fn load_many<S: AppStore + UserStore>(
+        store: &S,
+        app: &App,
+        user_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Self>> {
+        let mut states = HashMap::with_capacity(user_ids.len());
+        for ids in user_ids.chunks(LOAD_CHUNK) {
+            let mut users: HashMap<Uuid, User> = store.get_users(ids).await?.into_iter().map(|u| (u.id, u)).collect();
+            let mut accounts: HashMap<Uuid, AppAccount> = store
+                .get_accounts(app.id, ids)
+                .await?
+                .into_iter()
+                .map(|a| (a.user_id, a))
+                .collect();
+            let assigned: HashSet<Uuid> = store.assigned_among(app.id, ids).await?.into_iter().collect();
+            for id in ids {
+                let user = users.remove(id);
+                states.insert(
+                    *id,
+                    Self {
+                        assigned: user.is_some() && assigned.contains(id),
+                        user,
+                        account: accounts.remove(id),
+                    },
+                );
+            }
+        }
+        Ok(states)
     }
 
     /// The resource the app should hold (rendered through its mapping), `None` when the user

@@ -50,8 +50,10 @@ impl Default for WorkerConfig {
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 
 /// Jobs of one app in flight on this node, per request slot of the app: one running its request
-/// and one ready to send the moment a slot frees.
-const JOBS_PER_SLOT: usize = 2;
+/// and up to two ready to send the moment a slot frees. An app is claimed for again only once a
+/// slot's worth of its jobs per request slot has ended (see [`InFlight::limits`]), so that each
+/// claim takes many jobs at once instead of one per finished request.
+const JOBS_PER_SLOT: usize = 3;
 
 /// Most finished jobs stored in one transaction.
 const FINISH_BATCH: usize = 256;
@@ -173,49 +175,71 @@ type Finishing = (Arc<FinishedJob>, oneshot::Sender<Result<(), Error>>);
 struct InFlight {
     total: usize,
     per_app: HashMap<uuid::Uuid, usize>,
-    caps: HashMap<uuid::Uuid, usize>,
+    flows: HashMap<uuid::Uuid, FlowControl>,
 }
 
 impl InFlight {
+    /// The request slots of an app.
+    fn slots(flow: FlowControl) -> usize {
+        usize::try_from(flow.concurrency.max(1)).unwrap_or(1)
+    }
+
+    /// Most jobs of an app in flight on this node.
     fn cap(flow: FlowControl) -> usize {
-        usize::try_from(flow.concurrency.max(1))
-            .unwrap_or(1)
-            .saturating_mul(JOBS_PER_SLOT)
+        Self::slots(flow).saturating_mul(JOBS_PER_SLOT)
+    }
+
+    /// The free places of an app worth a claim: none until at least as many as its request slots
+    /// are free, so that claims come in batches, not one per finished job.
+    fn free(&self, app: &uuid::Uuid, flow: FlowControl) -> usize {
+        let free = Self::cap(flow).saturating_sub(self.per_app.get(app).copied().unwrap_or(0));
+        if free >= Self::slots(flow) { free } else { 0 }
     }
 
     /// What the next claim may take.
     fn limits(&self, max_in_flight: usize) -> ClaimLimits {
-        let default_free = Self::cap(FlowControl::default());
         ClaimLimits {
             total: max_in_flight.saturating_sub(self.total),
             free: self
-                .caps
+                .flows
                 .iter()
-                .map(|(app, cap)| (*app, cap.saturating_sub(self.per_app.get(app).copied().unwrap_or(0))))
+                .map(|(app, flow)| (*app, self.free(app, *flow)))
                 .collect(),
-            default_free,
+            default_free: Self::cap(FlowControl::default()),
         }
     }
 
     fn start(&mut self, app: uuid::Uuid, flow: FlowControl) {
         self.total += 1;
         *self.per_app.entry(app).or_default() += 1;
-        self.caps.insert(app, Self::cap(flow));
+        self.flows.insert(app, flow);
     }
 
     /// The job's requests are done: its app's slot is free (its end is still being stored).
-    fn end_requests(&mut self, app: uuid::Uuid) {
+    /// Returns whether this made a claim for the app worth its transaction: a batch's worth of
+    /// its places is free.
+    fn end_requests(&mut self, app: uuid::Uuid) -> bool {
         if let Some(n) = self.per_app.get_mut(&app) {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.per_app.remove(&app);
             }
         }
+        self.flows.get(&app).is_none_or(|flow| self.free(&app, *flow) > 0)
     }
 
-    /// The job's end is stored.
-    fn end(&mut self) {
+    /// Whether some app this node runs has a batch's worth of free places (see
+    /// [`InFlight::free`]), or this node was full and is not any more.
+    fn worth_claiming(&self, max_in_flight: usize, was_full: bool) -> bool {
+        self.total < max_in_flight && (was_full || self.flows.iter().any(|(app, flow)| self.free(app, *flow) > 0))
+    }
+
+    /// The job's end is stored. Returns whether this node was at its ceiling of jobs in flight
+    /// until now (so a claim may take more again).
+    fn end(&mut self, max_in_flight: usize) -> bool {
+        let was_full = self.total >= max_in_flight;
         self.total = self.total.saturating_sub(1);
+        was_full
     }
 }
 
@@ -234,13 +258,15 @@ async fn scheduler<S>(
     let freed = Arc::new(Notify::new());
     let owner = config.node.clone();
     let max_in_flight = config.max_in_flight.max(1);
+    let was_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut claim = true;
     while !shutdown.is_cancelled() {
         let limits = match in_flight.lock() {
             Ok(in_flight) => in_flight.limits(max_in_flight),
             Err(_) => break,
         };
         let mut wait = Some(config.poll);
-        if limits.total > 0 {
+        if claim && limits.total > 0 {
             let lease_until = now() + config.lease;
             match engine.store().claim_batch(&owner, now(), lease_until, &limits).await {
                 Ok(jobs) => {
@@ -252,31 +278,40 @@ async fn scheduler<S>(
                             wait = None;
                         }
                     }
+                    let claimed: Vec<Job> = jobs.iter().map(|(job, _)| job.clone()).collect();
+                    let mut preloaded = engine.preload(&claimed).await;
                     for (job, flow) in jobs {
+                        let read_ahead = preloaded.take(&job);
                         if let Ok(mut in_flight) = in_flight.lock() {
                             in_flight.start(job.app_id, flow);
                         }
                         let engine = engine.clone();
                         let in_flight = in_flight.clone();
                         let freed = freed.clone();
+                        let was_full = was_full.clone();
                         let finish_tx = finish_tx.clone();
                         let shutdown = shutdown.clone();
                         let owner = owner.clone();
                         tracker.spawn(async move {
                             let app = job.app_id;
-                            let run = engine.run(&job).await;
+                            let run = engine.run(&job, read_ahead).await;
                             // The app's slot frees as soon as its requests are done; the job
                             // stays running in the queue (no other job of its subject starts)
                             // until its end is stored.
-                            if let Ok(mut in_flight) = in_flight.lock() {
-                                in_flight.end_requests(app);
+                            if in_flight
+                                .lock()
+                                .map_or(true, |mut in_flight| in_flight.end_requests(app))
+                            {
+                                freed.notify_one();
                             }
-                            freed.notify_one();
                             finish(&engine, job, owner, run, &finish_tx, &shutdown).await;
-                            if let Ok(mut in_flight) = in_flight.lock() {
-                                in_flight.end();
+                            if in_flight
+                                .lock()
+                                .map_or(true, |mut in_flight| in_flight.end(max_in_flight))
+                            {
+                                was_full.store(true, std::sync::atomic::Ordering::Relaxed);
+                                freed.notify_one();
                             }
-                            freed.notify_one();
                         });
                     }
                 }
@@ -286,14 +321,22 @@ async fn scheduler<S>(
                 }
             }
         }
-        if let Some(wait) = wait {
-            tokio::select! {
+        // A job's end is worth a claim only when it leaves a batch's worth of free places: a
+        // claim per finished job would cost a transaction per job.
+        claim = match wait {
+            None => true,
+            Some(wait) => tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = wake.jobs.notified() => {},
-                () = freed.notified() => {},
-                () = tokio::time::sleep(wait) => {},
-            }
-        }
+                () = wake.jobs.notified() => true,
+                () = freed.notified() => {
+                    let was_full = was_full.swap(false, std::sync::atomic::Ordering::Relaxed);
+                    in_flight
+                        .lock()
+                        .map_or(true, |in_flight| in_flight.worth_claiming(max_in_flight, was_full))
+                }
+                () = tokio::time::sleep(wait) => true,
+            },
+        };
     }
 }
 

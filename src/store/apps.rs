@@ -412,6 +412,22 @@ impl AppStore for SqlStore {
         Ok(row.is_some())
     }
 
+    async fn assigned_among(&self, app: Uuid, users: &[Uuid]) -> Result<Vec<Uuid>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = Sql::new(
+            "SELECT DISTINCT u.id FROM users u JOIN group_members m ON m.user_id = u.id JOIN policies p ON p.group_id = m.group_id \
+             WHERE u.active = 1 AND u.id IN ",
+        )
+        .bind_text_list(users.iter().map(Uuid::to_string))
+        .push(" AND p.app_id = ")
+        .bind_text(app.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        uuids(&rows, "id")
+    }
+
     async fn policy_groups_of_user(&self, app: Uuid, user: Uuid) -> Result<Vec<Uuid>> {
         let rows = Sql::new(
             "SELECT p.group_id FROM policies p JOIN group_members m ON m.group_id = p.group_id WHERE m.user_id = ",
@@ -443,6 +459,19 @@ impl AppStore for SqlStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn get_accounts(&self, app: Uuid, users: &[Uuid]) -> Result<Vec<AppAccount>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = Sql::new("SELECT app_id, user_id, target_id, target_username, state, fingerprint, pushed, deactivated_at, lost_access, updated_at FROM app_accounts WHERE app_id = ")
+            .bind_text(app.to_string())
+            .push(" AND user_id IN ")
+            .bind_text_list(users.iter().map(Uuid::to_string))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(account_from_row).collect()
     }
 
     async fn save_account(&self, account: &AppAccount) -> Result<()> {
@@ -610,20 +639,41 @@ impl AppStore for SqlStore {
 
 /// The upsert of an account record.
 pub(super) fn save_account_sql(account: &AppAccount) -> Sql {
-    Sql::new("INSERT INTO app_accounts (app_id, user_id, target_id, target_username, state, fingerprint, pushed, deactivated_at, lost_access, updated_at) VALUES (")
-            .bind_text(account.app_id.to_string()).push(", ")
-            .bind_text(account.user_id.to_string()).push(", ")
-            .bind_text(account.target_id.clone()).push(", ")
-            .bind_text(account.target_username.clone()).push(", ")
-            .bind_text(account.state.as_str()).push(", ")
-            .bind_text(account.fingerprint.clone()).push(", ")
-            .bind_text(account.pushed.to_string()).push(", ")
-            .bind_opt_int(account.deactivated_at.map(micros)).push(", ")
-            .bind_opt_text(account.lost_access.map(AccessLoss::as_str)).push(", ")
+    save_accounts_sql(&[account])
+}
+
+/// The upsert of many account records in one statement (each key at most once).
+pub(super) fn save_accounts_sql(accounts: &[&AppAccount]) -> Sql {
+    let mut sql = Sql::new(
+        "INSERT INTO app_accounts (app_id, user_id, target_id, target_username, state, fingerprint, pushed, deactivated_at, lost_access, updated_at) VALUES ",
+    );
+    for (i, account) in accounts.iter().enumerate() {
+        sql = sql
+            .push(if i == 0 { "(" } else { ", (" })
+            .bind_text(account.app_id.to_string())
+            .push(", ")
+            .bind_text(account.user_id.to_string())
+            .push(", ")
+            .bind_text(account.target_id.clone())
+            .push(", ")
+            .bind_text(account.target_username.clone())
+            .push(", ")
+            .bind_text(account.state.as_str())
+            .push(", ")
+            .bind_text(account.fingerprint.clone())
+            .push(", ")
+            .bind_text(account.pushed.to_string())
+            .push(", ")
+            .bind_opt_int(account.deactivated_at.map(micros))
+            .push(", ")
+            .bind_opt_text(account.lost_access.map(AccessLoss::as_str))
+            .push(", ")
             .bind_int(micros(account.updated_at))
-            .push(") ON CONFLICT (app_id, user_id) DO UPDATE SET target_id = excluded.target_id, target_username = excluded.target_username, \
-                   state = excluded.state, fingerprint = excluded.fingerprint, pushed = excluded.pushed, \
-                   deactivated_at = excluded.deactivated_at, lost_access = excluded.lost_access, updated_at = excluded.updated_at")
+            .push(")");
+    }
+    sql.push(" ON CONFLICT (app_id, user_id) DO UPDATE SET target_id = excluded.target_id, target_username = excluded.target_username, \
+               state = excluded.state, fingerprint = excluded.fingerprint, pushed = excluded.pushed, \
+               deactivated_at = excluded.deactivated_at, lost_access = excluded.lost_access, updated_at = excluded.updated_at")
 }
 
 /// The deletion of an account record.

@@ -1,15 +1,25 @@
 //! Recording finished jobs in batches: each job's end, the account and pushed-group records its
-//! actions left, the follow-up jobs and the report rows, for many jobs in one transaction. Each job
-//! runs inside its own savepoint, so one whose records are refused leaves the others of its batch
-//! unharmed; a store fault fails the whole batch (nothing of it committed).
+//! actions left, the follow-up jobs and the report rows, for many jobs in one transaction.
+//!
+//! The common jobs (done, leaving at most one account record) go in together: one upsert of their
+//! account records, one look-up of the group jobs their changed accounts call for, one UPDATE of
+//! their ends, all in one savepoint. Any other job, and every job of a bulk that was refused, runs
+//! inside a savepoint of its own, so one whose records are refused leaves the others of its batch
+//! unharmed. A store fault fails the whole batch (nothing of it committed).
 
-use super::apps::{delete_account_sql, delete_app_group_sql, save_account_sql, save_app_group_sql};
+use super::apps::{delete_account_sql, delete_app_group_sql, save_account_sql, save_accounts_sql, save_app_group_sql};
 use super::jobs::insert_jobs;
 use super::queue::app_pushes_groups;
 use super::reports::insert_reports_in;
 use super::sql::{Sql, SqlStore, WriteTx, get, micros};
+use crate::domain::app::AppAccount;
 use crate::domain::job::{Effect, FinishedJob, JobEnd, NewJob, Report, SubjectKind};
 use crate::domain::{Result, now};
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// Rows per multi-row statement of the bulk path (ten parameters each).
+const BULK_ROWS: usize = 200;
 
 /// Applies one write a job left.
 async fn apply_effect(tx: &mut WriteTx, effect: &Effect) -> Result<()> {
@@ -31,27 +41,100 @@ async fn apply_effect(tx: &mut WriteTx, effect: &Effect) -> Result<()> {
             if !app_pushes_groups(tx, &app_id.to_string()).await? {
                 return Ok(());
             }
-            let rows = Sql::new(
-                "SELECT p.group_id AS id FROM policies p JOIN group_members m ON m.group_id = p.group_id WHERE m.user_id = ",
-            )
-            .bind_text(user_id.to_string())
-            .push(" AND p.app_id = ")
-            .bind_text(app_id.to_string())
-            .push(" ORDER BY p.group_id")
-            .fetch_all(tx.conn())
-            .await?;
-            let mut jobs = Vec::with_capacity(rows.len());
-            for row in rows {
-                jobs.push(NewJob {
-                    app_id: *app_id,
-                    subject_kind: SubjectKind::Group,
-                    subject_id: get(&row, "id")?,
-                    run_id: None,
-                    cause: format!("user:{user_id}"),
-                    not_before: None,
-                });
-            }
+            let jobs = group_jobs(tx, *app_id, &[*user_id]).await?;
             insert_jobs(tx, &jobs).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The group jobs that changed accounts of `users` in `app` call for: one per group with a policy
+/// for the app that has one of them as a member.
+async fn group_jobs(tx: &mut WriteTx, app: Uuid, users: &[Uuid]) -> Result<Vec<NewJob>> {
+    let rows = Sql::new(
+        "SELECT p.group_id AS id, m.user_id AS user_id FROM policies p JOIN group_members m ON m.group_id = p.group_id \
+         WHERE m.user_id IN ",
+    )
+    .bind_text_list(users.iter().map(Uuid::to_string))
+    .push(" AND p.app_id = ")
+    .bind_text(app.to_string())
+    .push(" ORDER BY p.group_id, m.user_id")
+    .fetch_all(tx.conn())
+    .await?;
+    let mut jobs = Vec::with_capacity(rows.len());
+    for row in rows {
+        let user: String = get(&row, "user_id")?;
+        jobs.push(NewJob {
+            app_id: app,
+            subject_kind: SubjectKind::Group,
+            subject_id: get(&row, "id")?,
+            run_id: None,
+            cause: format!("user:{user}"),
+            not_before: None,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Whether a job can go in with others in one statement per kind of write: it is done and left
+/// at most one account record (and perhaps the note that its account changed).
+fn bulk_ready(finished: &FinishedJob) -> bool {
+    let saves = finished
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::SaveAccount(_)))
+        .count();
+    matches!(finished.end, JobEnd::Done)
+        && saves <= 1
+        && finished
+            .effects
+            .iter()
+            .all(|e| matches!(e, Effect::SaveAccount(_) | Effect::UserAccountChanged { .. }))
+}
+
+/// Records done jobs that [`bulk_ready`] accepted, together: their account records, the group jobs
+/// their changed accounts call for, their ends. The caller holds a savepoint around it.
+async fn apply_bulk(tx: &mut WriteTx, jobs: &[&FinishedJob]) -> Result<()> {
+    let mut accounts: Vec<&AppAccount> = Vec::new();
+    let mut changed: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for job in jobs {
+        for effect in &job.effects {
+            match effect {
+                Effect::SaveAccount(account) => accounts.push(account),
+                Effect::UserAccountChanged { app_id, user_id } => changed.entry(*app_id).or_default().push(*user_id),
+                _ => {}
+            }
+        }
+    }
+    for chunk in accounts.chunks(BULK_ROWS) {
+        save_accounts_sql(chunk).execute(tx.conn()).await?;
+    }
+    for (app, users) in changed {
+        // Read in this transaction: group push may have been switched on while the jobs ran.
+        if !app_pushes_groups(tx, &app.to_string()).await? {
+            continue;
+        }
+        let mut jobs = Vec::new();
+        for chunk in users.chunks(BULK_ROWS) {
+            jobs.extend(group_jobs(tx, app, chunk).await?);
+        }
+        insert_jobs(tx, &jobs).await?;
+    }
+    let at = micros(now());
+    let mut by_owner: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for job in jobs {
+        by_owner.entry(&job.owner).or_default().push(job.job.id.clone());
+    }
+    for (owner, ids) in by_owner {
+        for chunk in ids.chunks(BULK_ROWS) {
+            Sql::new("UPDATE sync_jobs SET status = 'done', lease_until = NULL, updated_at = ")
+                .bind_int(at)
+                .push(" WHERE id IN ")
+                .bind_text_list(chunk.iter().cloned())
+                .push(" AND status = 'running' AND lease_owner = ")
+                .bind_text(owner.to_owned())
+                .execute(tx.conn())
+                .await?;
         }
     }
     Ok(())
@@ -143,21 +226,51 @@ impl SqlStore {
             return Ok(Vec::new());
         }
         let mut tx = self.begin().await?;
-        let mut results = Vec::with_capacity(finished.len());
-        for item in finished {
+        let mut results: Vec<Option<Result<()>>> = finished.iter().map(|_| None).collect();
+        // One statement may touch a row once: a second job with the same account goes on its own.
+        let mut keys = BTreeSet::new();
+        let bulk: Vec<usize> = (0..finished.len())
+            .filter(|i| {
+                bulk_ready(finished[*i])
+                    && finished[*i].effects.iter().all(|e| match e {
+                        Effect::SaveAccount(a) => keys.insert((a.app_id, a.user_id)),
+                        _ => true,
+                    })
+            })
+            .collect();
+        if bulk.len() > 1 {
+            tx.savepoint().await?;
+            let jobs: Vec<&FinishedJob> = bulk.iter().map(|i| finished[*i]).collect();
+            match apply_bulk(&mut tx, &jobs).await {
+                Ok(()) => {
+                    tx.release_savepoint().await?;
+                    for i in bulk {
+                        results[i] = Some(Ok(()));
+                    }
+                }
+                Err(e) if e.store_fault().is_some() => return Err(e),
+                // One of them was refused: each goes in on its own below.
+                Err(_) => tx.rollback_to_savepoint().await?,
+            }
+        }
+        for (item, result) in finished.iter().zip(results.iter_mut()) {
+            if result.is_some() {
+                continue;
+            }
             tx.savepoint().await?;
             match apply_one(&mut tx, item).await {
                 Ok(()) => {
                     tx.release_savepoint().await?;
-                    results.push(Ok(()));
+                    *result = Some(Ok(()));
                 }
                 Err(e) if e.store_fault().is_some() => return Err(e),
                 Err(e) => {
                     tx.rollback_to_savepoint().await?;
-                    results.push(Err(e));
+                    *result = Some(Err(e));
                 }
             }
         }
+        let results: Vec<Result<()>> = results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect();
         // The actions happened whether or not their job's end could be recorded: their rows stay.
         let reports: Vec<Report> = finished.iter().flat_map(|f| f.reports.iter().cloned()).collect();
         insert_reports_in(&mut tx, &reports).await?;

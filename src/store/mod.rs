@@ -97,6 +97,8 @@ pub trait UserStore: Send + Sync {
     fn insert_user(&self, user: &User, actor: &Actor) -> impl Future<Output = Result<()>> + Send;
     /// One user by id.
     fn get_user(&self, id: Uuid) -> impl Future<Output = Result<Option<User>>> + Send;
+    /// The users among `ids` that exist, in no particular order (two statements, however many).
+    fn get_users(&self, ids: &[Uuid]) -> impl Future<Output = Result<Vec<User>>> + Send;
     /// One user by username, regardless of case.
     fn get_user_by_username(&self, username: &str) -> impl Future<Output = Result<Option<User>>> + Send;
     /// A page of users ordered by username.
@@ -347,12 +349,16 @@ pub trait AppStore: Send + Sync {
     fn list_policies(&self, app: Option<Uuid>) -> impl Future<Output = Result<Vec<Policy>>> + Send;
     /// Whether `user` is active and a member of a group with a policy for `app`.
     fn is_assigned(&self, app: Uuid, user: Uuid) -> impl Future<Output = Result<bool>> + Send;
+    /// Those of `users` that are assigned to `app` (see [`AppStore::is_assigned`]).
+    fn assigned_among(&self, app: Uuid, users: &[Uuid]) -> impl Future<Output = Result<Vec<Uuid>>> + Send;
     /// The groups of `user` that have a policy for `app`.
     fn policy_groups_of_user(&self, app: Uuid, user: Uuid) -> impl Future<Output = Result<Vec<Uuid>>> + Send;
     /// Whether `group` has a policy for `app`.
     fn has_policy(&self, app: Uuid, group: Uuid) -> impl Future<Output = Result<bool>> + Send;
     /// The account record of `user` in `app`.
     fn get_account(&self, app: Uuid, user: Uuid) -> impl Future<Output = Result<Option<AppAccount>>> + Send;
+    /// The account records in `app` of those of `users` that have one.
+    fn get_accounts(&self, app: Uuid, users: &[Uuid]) -> impl Future<Output = Result<Vec<AppAccount>>> + Send;
     /// Inserts or replaces an account record.
     fn save_account(&self, account: &AppAccount) -> impl Future<Output = Result<()>> + Send;
     /// Forgets an account record.

@@ -315,6 +315,20 @@ impl UserStore for SqlStore {
             .await
     }
 
+    async fn get_users(&self, ids: &[Uuid]) -> Result<Vec<User>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = select_users()
+            .push(" WHERE id IN ")
+            .bind_text_list(ids.iter().map(Uuid::to_string))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
+        attach_attributes(&self.pool, &mut users).await?;
+        Ok(users)
+    }
+
     async fn get_user_by_username(&self, username: &str) -> Result<Option<User>> {
         self.fetch_user(
             select_users()

@@ -7,12 +7,14 @@ mod connection;
 mod group;
 mod import;
 mod inventory;
+mod preload;
 mod reconcile;
 mod recorder;
 mod target_run;
 mod user;
 
 pub use connection::ProbeFailure;
+pub use preload::{JobState, Preloaded};
 pub use recorder::Ledger;
 
 use super::flow::FlowRegistry;
@@ -248,10 +250,16 @@ where
             .with_limits(self.config.max_answer_bytes, self.config.allow_link_local_targets))
     }
 
-    /// Runs one claimed job: how it ended, and the report rows and records it leaves. Nothing of
-    /// the ledger is stored yet; the caller stores it with the job's end.
-    pub async fn run(&self, job: &Job) -> JobRun {
-        let stored = match self.store.get_app(job.app_id).await {
+    /// Runs one claimed job, with what it read ahead (see [`Engine::preload`]; what is missing
+    /// it reads now): how it ended, and the report rows and records it leaves. Nothing of the
+    /// ledger is stored yet; the caller stores it with the job's end.
+    pub async fn run(&self, job: &Job, read_ahead: JobState) -> JobRun {
+        let JobState { app, user: user_state } = read_ahead;
+        let loaded = match app {
+            Some(app) => Ok(Some(app)),
+            None => self.store.get_app(job.app_id).await,
+        };
+        let stored = match loaded {
             Ok(Some(stored)) => stored,
             Ok(None) => return JobRun::bare(JobResult::Done),
             Err(e) if e.store_fault().is_some() => {
@@ -271,7 +279,7 @@ where
         let app = &stored.app;
         let (outcome, ledger) = match job.subject_kind {
             SubjectKind::User => match Uuid::parse_str(&job.subject_id) {
-                Ok(user) => self.reconcile_user(job, app, &client, user).await,
+                Ok(user) => self.reconcile_user(job, app, &client, user, user_state).await,
                 Err(_) => (Err(bad_subject(job)), Ledger::default()),
             },
             SubjectKind::Group => match Uuid::parse_str(&job.subject_id) {

@@ -69,8 +69,13 @@ where
         app: &App,
         client: &ScimClient,
         user_id: Uuid,
+        read_ahead: Option<UserState>,
     ) -> (Step<()>, Ledger) {
-        let state = match UserState::load(&self.store, app, user_id).await {
+        let loaded = match read_ahead {
+            Some(state) => Ok(state),
+            None => UserState::load(&self.store, app, user_id).await,
+        };
+        let state = match loaded {
             Ok(state) => state,
             Err(e) => return (Err(e.into()), Ledger::default()),
         };
