@@ -107,6 +107,9 @@ impl Hub {
         let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         let key_dir = tempfile::tempdir().expect("key directory");
         let port = free_port();
+        // The hub logs warnings only, unless PROVISIO_BENCH_LOG names a filter (for example
+        // `warn,sqlx::query=debug` to see every statement and its time).
+        let log_level = std::env::var("PROVISIO_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned());
         let mut command = Command::new(binary);
         command
             .arg("serve")
@@ -117,7 +120,7 @@ impl Hub {
                 "--secret-key-file",
                 &key_dir.path().join("secret.key").display().to_string(),
                 "--log-level",
-                "warn",
+                &log_level,
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

@@ -50,10 +50,15 @@ impl Default for WorkerConfig {
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 
 /// Jobs of one app in flight on this node, per request slot of the app: one running its request
-/// and up to two ready to send the moment a slot frees. An app is claimed for again only once a
-/// slot's worth of its jobs per request slot has ended (see [`InFlight::limits`]), so that each
-/// claim takes many jobs at once instead of one per finished request.
-const JOBS_PER_SLOT: usize = 3;
+/// and the others ready to send the moment a slot frees. An app is claimed for again only once
+/// half of its places are free (see [`InFlight::free`]), so that each claim takes many jobs at
+/// once instead of one per finished request: on a fast target the claims, not the requests, are
+/// what costs.
+const JOBS_PER_SLOT: usize = 16;
+
+/// An app with a rate limit holds no more jobs in flight than it may send requests in this many
+/// seconds, so that a claimed job never waits for its turn anywhere near its lease.
+const RATE_WINDOW_SECS: usize = 10;
 
 /// Most finished jobs stored in one transaction.
 const FINISH_BATCH: usize = 256;
@@ -186,14 +191,23 @@ impl InFlight {
 
     /// Most jobs of an app in flight on this node.
     fn cap(flow: FlowControl) -> usize {
-        Self::slots(flow).saturating_mul(JOBS_PER_SLOT)
+        let cap = Self::slots(flow).saturating_mul(JOBS_PER_SLOT);
+        match flow.requests_per_second {
+            Some(rate) => {
+                let rated = usize::try_from(rate)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(RATE_WINDOW_SECS);
+                cap.min(rated.max(Self::slots(flow)))
+            }
+            None => cap,
+        }
     }
 
-    /// The free places of an app worth a claim: none until at least as many as its request slots
-    /// are free, so that claims come in batches, not one per finished job.
+    /// The free places of an app worth a claim: none until half of its places are free, so that
+    /// claims come in batches, not one per finished job.
     fn free(&self, app: &uuid::Uuid, flow: FlowControl) -> usize {
         let free = Self::cap(flow).saturating_sub(self.per_app.get(app).copied().unwrap_or(0));
-        if free >= Self::slots(flow) { free } else { 0 }
+        if free >= Self::cap(flow) / 2 { free } else { 0 }
     }
 
     /// What the next claim may take.
@@ -455,5 +469,62 @@ async fn finish<S>(
             }
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(concurrency: u32, requests_per_second: Option<u32>) -> FlowControl {
+        FlowControl {
+            concurrency,
+            requests_per_second,
+        }
+    }
+
+    #[test]
+    fn an_app_holds_its_slots_times_the_jobs_per_slot_unless_its_rate_allows_fewer() {
+        assert_eq!(InFlight::cap(flow(8, None)), 8 * JOBS_PER_SLOT);
+        // 2 requests per second: at most 10 seconds' worth of requests in flight.
+        assert_eq!(InFlight::cap(flow(8, Some(2))), 2 * RATE_WINDOW_SECS);
+        // Never fewer than the request slots.
+        assert_eq!(InFlight::cap(flow(8, Some(0))), 8);
+    }
+
+    #[test]
+    fn an_app_is_claimed_for_again_only_once_half_its_places_are_free() {
+        let app = uuid::Uuid::now_v7();
+        let limits = flow(2, None);
+        let cap = InFlight::cap(limits);
+        let mut in_flight = InFlight::default();
+        for _ in 0..cap {
+            in_flight.start(app, limits);
+        }
+        assert_eq!(in_flight.limits(512).free, vec![(app, 0)]);
+        // Ending jobs one by one: no claim is worth it until half the places are free.
+        for ended in 1..=cap {
+            let worth = in_flight.end_requests(app);
+            assert_eq!(worth, ended >= cap / 2, "after {ended} of {cap} ended");
+            let free = in_flight.limits(512).free[0].1;
+            assert_eq!(free, if ended >= cap / 2 { ended } else { 0 });
+        }
+        assert!(in_flight.worth_claiming(512, false));
+    }
+
+    #[test]
+    fn a_node_at_its_ceiling_claims_again_when_a_job_ends() {
+        let app = uuid::Uuid::now_v7();
+        let limits = flow(4, None);
+        let mut in_flight = InFlight::default();
+        for _ in 0..3 {
+            in_flight.start(app, limits);
+        }
+        assert_eq!(in_flight.limits(3).total, 0);
+        in_flight.end_requests(app);
+        let was_full = in_flight.end(3);
+        assert!(was_full);
+        assert_eq!(in_flight.limits(3).total, 1);
+        assert!(in_flight.worth_claiming(3, was_full));
     }
 }

@@ -74,6 +74,20 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditRecord> {
     })
 }
 
+impl SqlStore {
+    /// Stamps a token's last use, in a write transaction of its own.
+    async fn stamp_token_use(&self, token: Uuid, now: OffsetDateTime) -> Result<()> {
+        let mut tx = self.begin().await?;
+        Sql::new("UPDATE api_tokens SET last_used_at = ")
+            .bind_int(micros(now))
+            .push(" WHERE id = ")
+            .bind_text(token.to_string())
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await
+    }
+}
+
 impl AdminStore for SqlStore {
     async fn count_admins(&self) -> Result<i64> {
         let row = Sql::new("SELECT COUNT(*) AS n FROM admins")
@@ -220,14 +234,12 @@ impl AdminStore for SqlStore {
         let Some(row) = row else { return Ok(None) };
         let token = token_from_row(&row)?;
         // Recording use is best effort at minute granularity, to keep authentication read-mostly.
+        // It takes its turn among this process's writers (on SQLite, waiting for the database's
+        // lock instead sleeps in its busy handler, seconds behind a long batch), and a failure
+        // does not refuse the token.
         let stale = token.last_used_at.is_none_or(|t| now - t > time::Duration::minutes(1));
-        if stale {
-            Sql::new("UPDATE api_tokens SET last_used_at = ")
-                .bind_int(micros(now))
-                .push(" WHERE id = ")
-                .bind_text(token.id.to_string())
-                .execute(&self.pool)
-                .await?;
+        if stale && let Err(e) = self.stamp_token_use(token.id, now).await {
+            tracing::debug!(error = %e, token = %token.id, "recording a token's last use failed");
         }
         Ok(Some(token))
     }

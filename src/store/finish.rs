@@ -8,8 +8,8 @@
 //! unharmed. A store fault fails the whole batch (nothing of it committed).
 
 use super::apps::{delete_account_sql, delete_app_group_sql, save_account_sql, save_accounts_sql, save_app_group_sql};
+use super::dispatch::app_pushes_groups;
 use super::jobs::insert_jobs;
-use super::queue::app_pushes_groups;
 use super::reports::insert_reports_in;
 use super::sql::{Sql, SqlStore, WriteTx, get, micros};
 use crate::domain::app::AppAccount;

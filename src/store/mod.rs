@@ -8,6 +8,7 @@ mod changes;
 mod claims;
 mod commit;
 mod dashboard;
+mod dispatch;
 mod expiry;
 mod finish;
 mod group_rows;
