@@ -16,6 +16,7 @@ mod group_writes;
 mod groups;
 mod index;
 mod jobs;
+mod nodelay;
 mod query;
 mod queue;
 mod reports;

@@ -176,7 +176,12 @@ impl SqlStore {
                     Ok(())
                 })
             }),
-            Backend::Postgres => options.max_connections(16),
+            Backend::Postgres => options.max_connections(16).after_connect(|_, _| {
+                Box::pin(async move {
+                    super::nodelay::set_on_tcp_sockets();
+                    Ok(())
+                })
+            }),
         };
         let pool = options
             .connect(url)
