@@ -74,19 +74,24 @@ impl Sql {
         self.placeholder(Arg::Int(Some(i64::from(value))))
     }
 
-    /// Appends `(v1, v2, ...)` with one placeholder per value, for `IN` lists.
+    /// Appends `(v1, v2, ...)` with one placeholder per value, for `IN` lists. The list is padded
+    /// (its last value repeated, which changes no `IN`) to a length from a few fixed sizes, so
+    /// that a statement with lists of many lengths is prepared a few times, not once per length:
+    /// the databases' prepared statements are cached per text.
     pub(super) fn bind_text_list(mut self, values: impl IntoIterator<Item = String>) -> Self {
+        let values: Vec<String> = values.into_iter().collect();
         self.text.push('(');
-        let mut first = true;
-        for value in values {
-            if !first {
+        let Some(last) = values.last().cloned() else {
+            self.text.push_str("NULL)");
+            return self;
+        };
+        let padded = list_length(values.len());
+        let padding = std::iter::repeat_n(last, padded - values.len());
+        for (i, value) in values.into_iter().chain(padding).enumerate() {
+            if i > 0 {
                 self.text.push_str(", ");
             }
-            first = false;
             self = self.bind_text(value);
-        }
-        if first {
-            self.text.push_str("NULL");
         }
         self.text.push(')');
         self
@@ -132,6 +137,16 @@ impl Sql {
 }
 
 /// Microseconds since the epoch, as stored.
+/// The length an `IN` list of `n` values is padded to: the next power of two up to 512, then
+/// the next multiple of 512.
+fn list_length(n: usize) -> usize {
+    if n <= 512 {
+        n.next_power_of_two()
+    } else {
+        n.div_ceil(512) * 512
+    }
+}
+
 pub(super) fn micros(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }

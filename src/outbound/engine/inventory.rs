@@ -24,25 +24,61 @@ const PAGE: u64 = 500;
 /// Most pages read (a guard against a target whose paging never ends).
 const MAX_PAGES: u64 = 2_000;
 
-/// Queued user jobs per app, counted at most once a second.
+/// Queued user jobs per app, counted at most once a second and by one job at a time: the others
+/// go on with the last count (a hundred jobs of one claim must not all ask the store at once).
 #[derive(Debug, Default)]
 pub(super) struct QueueDepths {
-    apps: Mutex<HashMap<Uuid, (Instant, u64)>>,
+    apps: Mutex<HashMap<Uuid, Depth>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Depth {
+    counted: Option<(Instant, u64)>,
+    counting: bool,
+}
+
+/// What a job does about an app's queue depth.
+pub(super) enum DepthTurn {
+    /// Use this count.
+    Known(u64),
+    /// Count now, then [`QueueDepths::note`] the result (or `None` when counting failed).
+    Count,
+    /// Another job is counting and there is no count yet.
+    Unknown,
 }
 
 impl QueueDepths {
-    /// The last count of `app` if it is less than a second old.
-    pub(super) fn recent(&self, app: Uuid) -> Option<u64> {
-        let apps = self.apps.lock().ok()?;
-        apps.get(&app)
-            .filter(|(at, _)| at.elapsed() < Duration::from_secs(1))
-            .map(|(_, n)| *n)
+    /// The count of `app` if it is less than a second old, or the last one while another job
+    /// counts; otherwise this job's turn to count.
+    pub(super) fn turn(&self, app: Uuid) -> DepthTurn {
+        let Ok(mut apps) = self.apps.lock() else {
+            return DepthTurn::Unknown;
+        };
+        let depth = apps.entry(app).or_insert(Depth {
+            counted: None,
+            counting: false,
+        });
+        match depth.counted {
+            Some((at, n)) if at.elapsed() < Duration::from_secs(1) => DepthTurn::Known(n),
+            last if depth.counting => last.map_or(DepthTurn::Unknown, |(_, n)| DepthTurn::Known(n)),
+            _ => {
+                depth.counting = true;
+                DepthTurn::Count
+            }
+        }
     }
 
-    /// Remembers a count.
-    pub(super) fn note(&self, app: Uuid, queued: u64) {
+    /// Ends a turn to count, remembering the count when there is one.
+    pub(super) fn note(&self, app: Uuid, queued: Option<u64>) {
         if let Ok(mut apps) = self.apps.lock() {
-            apps.insert(app, (Instant::now(), queued));
+            let depth = apps.entry(app).or_insert(Depth {
+                counted: None,
+                counting: false,
+            });
+            depth.counting = false;
+            if let Some(queued) = queued {
+                depth.counted = Some((Instant::now(), queued));
+            }
         }
     }
 }

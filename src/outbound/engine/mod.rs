@@ -254,7 +254,14 @@ where
     /// it reads now): how it ended, and the report rows and records it leaves. Nothing of the
     /// ledger is stored yet; the caller stores it with the job's end.
     pub async fn run(&self, job: &Job, read_ahead: JobState) -> JobRun {
-        let JobState { app, user: user_state } = read_ahead;
+        let JobState {
+            app,
+            user: user_state,
+            refused,
+        } = read_ahead;
+        if let Some(error) = refused {
+            return JobRun::bare(JobResult::StoreUnavailable { error });
+        }
         let loaded = match app {
             Some(app) => Ok(Some(app)),
             None => self.store.get_app(job.app_id).await,
@@ -498,12 +505,13 @@ where
         if let Some(ready) = self.inventories.ready(app.id) {
             return ready;
         }
-        let queued = match self.queue_depths.recent(app.id) {
-            Some(queued) => queued,
-            None => {
-                let queued = self.store.queued_user_jobs(app.id).await.ok()?;
+        let queued = match self.queue_depths.turn(app.id) {
+            inventory::DepthTurn::Known(queued) => queued,
+            inventory::DepthTurn::Unknown => return None,
+            inventory::DepthTurn::Count => {
+                let queued = self.store.queued_user_jobs(app.id).await.ok();
                 self.queue_depths.note(app.id, queued);
-                queued
+                queued?
             }
         };
         let flow = self.flows.get(app.id, app.flow);

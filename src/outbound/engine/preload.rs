@@ -1,7 +1,10 @@
 //! What claimed jobs read before they run, read for a whole claim at once: each app once, and the
 //! users of its user jobs with a few statements for all of them, instead of about five statements
 //! per job. A job that finds nothing read ahead for it reads its own, so a failed read ahead costs
-//! only speed.
+//! only speed; but when the store refused the read ahead (down, full), the claim's jobs do not run
+//! at all: they go back to the queue without spending an attempt, instead of each asking the
+//! store again at once (a claim may hold a hundred jobs, and a database that is coming back
+//! should not meet them all together).
 //!
 //! Reading at claim time is as good as reading at the start of the run: a job's subject runs no
 //! other job meanwhile, and a change made after the read is a new change-log event, which queues
@@ -19,6 +22,7 @@ use uuid::Uuid;
 pub struct Preloaded {
     apps: HashMap<Uuid, StoredApp>,
     users: HashMap<(Uuid, Uuid), UserState>,
+    refused: Option<String>,
 }
 
 /// What one job read ahead: its app and, for a user job, the user's state in it.
@@ -26,6 +30,8 @@ pub struct Preloaded {
 pub struct JobState {
     pub(super) app: Option<StoredApp>,
     pub(super) user: Option<UserState>,
+    /// Why the store refused the read ahead: the job waits for it instead of running.
+    pub(super) refused: Option<String>,
 }
 
 impl Preloaded {
@@ -40,6 +46,7 @@ impl Preloaded {
         JobState {
             app: self.apps.get(&job.app_id).cloned(),
             user,
+            refused: self.refused.clone(),
         }
     }
 }
@@ -59,26 +66,50 @@ where
             {
                 users_by_app.entry(job.app_id).or_default().push(user);
             }
-            if !preloaded.apps.contains_key(&job.app_id)
-                && let Ok(Some(app)) = self.store.get_app(job.app_id).await
-            {
-                preloaded.apps.insert(job.app_id, app);
+            if preloaded.refused.is_none() && !preloaded.apps.contains_key(&job.app_id) {
+                match self.store.get_app(job.app_id).await {
+                    Ok(Some(app)) => {
+                        preloaded.apps.insert(job.app_id, app);
+                    }
+                    Ok(None) => {}
+                    Err(e) => preloaded.refuse(&e),
+                }
             }
         }
+        if preloaded.refused.is_some() {
+            return preloaded;
+        }
         for (app_id, users) in users_by_app {
-            // One job alone reads as fast by itself.
-            if users.len() < 2 {
+            // One job alone reads as fast by itself; and while the store is out, the jobs ask it
+            // one by one (each meeting the outage) rather than this claim waiting on it.
+            if users.len() < 2 || self.health.outage().is_some() {
                 continue;
             }
             let Some(app) = preloaded.apps.get(&app_id) else {
                 continue;
             };
-            if let Ok(states) = UserState::load_many(&self.store, &app.app, &users).await {
-                preloaded
+            match UserState::load_many(&self.store, &app.app, &users).await {
+                Ok(states) => preloaded
                     .users
-                    .extend(states.into_iter().map(|(user, state)| ((app_id, user), state)));
+                    .extend(states.into_iter().map(|(user, state)| ((app_id, user), state))),
+                Err(e) => {
+                    preloaded.refuse(&e);
+                    if preloaded.refused.is_some() {
+                        return preloaded;
+                    }
+                }
             }
         }
         preloaded
+    }
+}
+
+impl Preloaded {
+    /// Notes a failed read: a store fault holds the claim's jobs; any other error is left for
+    /// each job to meet by itself.
+    fn refuse(&mut self, error: &crate::domain::Error) {
+        if error.store_fault().is_some() {
+            self.refused = Some(error.to_string());
+        }
     }
 }
