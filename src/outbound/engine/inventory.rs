@@ -25,61 +25,30 @@ const PAGE: u64 = 500;
 const MAX_PAGES: u64 = 2_000;
 
 /// Queued user jobs per app, counted at most once a second and by one job at a time: the others
-/// go on with the last count (a hundred jobs of one claim must not all ask the store at once).
+/// wait for that count (a hundred jobs of one claim must not all ask the store at once). A failed
+/// count is remembered for the second too, as no count.
 #[derive(Debug, Default)]
 pub(super) struct QueueDepths {
-    apps: Mutex<HashMap<Uuid, Depth>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Depth {
-    counted: Option<(Instant, u64)>,
-    counting: bool,
-}
-
-/// What a job does about an app's queue depth.
-pub(super) enum DepthTurn {
-    /// Use this count.
-    Known(u64),
-    /// Count now, then [`QueueDepths::note`] the result (or `None` when counting failed).
-    Count,
-    /// Another job is counting and there is no count yet.
-    Unknown,
+    apps: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<Option<(Instant, Option<u64>)>>>>>,
 }
 
 impl QueueDepths {
-    /// The count of `app` if it is less than a second old, or the last one while another job
-    /// counts; otherwise this job's turn to count.
-    pub(super) fn turn(&self, app: Uuid) -> DepthTurn {
-        let Ok(mut apps) = self.apps.lock() else {
-            return DepthTurn::Unknown;
-        };
-        let depth = apps.entry(app).or_insert(Depth {
-            counted: None,
-            counting: false,
-        });
-        match depth.counted {
-            Some((at, n)) if at.elapsed() < Duration::from_secs(1) => DepthTurn::Known(n),
-            last if depth.counting => last.map_or(DepthTurn::Unknown, |(_, n)| DepthTurn::Known(n)),
-            _ => {
-                depth.counting = true;
-                DepthTurn::Count
-            }
+    /// The count of `app`: the one less than a second old, or a new one from `count`.
+    pub(super) async fn get<F, Fut>(&self, app: Uuid, count: F) -> Option<u64>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Option<u64>>,
+    {
+        let slot = self.apps.lock().ok()?.entry(app).or_default().clone();
+        let mut last = slot.lock().await;
+        if let Some((at, queued)) = *last
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return queued;
         }
-    }
-
-    /// Ends a turn to count, remembering the count when there is one.
-    pub(super) fn note(&self, app: Uuid, queued: Option<u64>) {
-        if let Ok(mut apps) = self.apps.lock() {
-            let depth = apps.entry(app).or_insert(Depth {
-                counted: None,
-                counting: false,
-            });
-            depth.counting = false;
-            if let Some(queued) = queued {
-                depth.counted = Some((Instant::now(), queued));
-            }
-        }
+        let queued = count().await;
+        *last = Some((Instant::now(), queued));
+        queued
     }
 }
 

@@ -505,15 +505,10 @@ where
         if let Some(ready) = self.inventories.ready(app.id) {
             return ready;
         }
-        let queued = match self.queue_depths.turn(app.id) {
-            inventory::DepthTurn::Known(queued) => queued,
-            inventory::DepthTurn::Unknown => return None,
-            inventory::DepthTurn::Count => {
-                let queued = self.store.queued_user_jobs(app.id).await.ok();
-                self.queue_depths.note(app.id, queued);
-                queued?
-            }
-        };
+        let queued = self
+            .queue_depths
+            .get(app.id, || async { self.store.queued_user_jobs(app.id).await.ok() })
+            .await?;
         let flow = self.flows.get(app.id, app.flow);
         self.inventories.get(app.id, queued, client, &flow).await
     }
