@@ -29,8 +29,11 @@ const MAX_PAGES: u64 = 2_000;
 /// count is remembered for the second too, as no count.
 #[derive(Debug, Default)]
 pub(super) struct QueueDepths {
-    apps: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<Option<(Instant, Option<u64>)>>>>>,
+    apps: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<LastCount>>>>,
 }
+
+/// When an app's queue was last counted, and what the count was (`None`: it failed).
+type LastCount = Option<(Instant, Option<u64>)>;
 
 impl QueueDepths {
     /// The count of `app`: the one less than a second old, or a new one from `count`.
