@@ -69,7 +69,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PROVISIO_SECRET_KEY_FILE", value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
     /// Most provisioning jobs in flight on this node, over all apps: a safety valve. Each app's
-    /// own concurrency (its flow settings) bounds its work. Default: 512.
+    /// own concurrency (its flow settings) bounds its work. Default: 4096.
     #[arg(long, env = "PROVISIO_MAX_IN_FLIGHT", value_name = "N")]
     pub max_in_flight: Option<usize>,
     /// Seconds before a request to a target times out. Default: 30.

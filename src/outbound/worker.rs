@@ -47,7 +47,7 @@ impl Default for WorkerConfig {
 }
 
 /// The default of [`WorkerConfig::max_in_flight`].
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
 
 /// Jobs of one app in flight on this node, per request slot of the app: one running its request
 /// and the others ready to send the moment a slot frees. An app is claimed for again only once
@@ -248,12 +248,14 @@ impl InFlight {
         self.total < max_in_flight && (was_full || self.flows.iter().any(|(app, flow)| self.free(app, *flow) > 0))
     }
 
-    /// The job's end is stored. Returns whether this node was at its ceiling of jobs in flight
-    /// until now (so a claim may take more again).
+    /// The job's end is stored. Returns whether this brought a node that was at its ceiling of
+    /// jobs in flight down by an eighth of it (so a claim may take a batch again: one claim per
+    /// ended job would cost a transaction per job).
     fn end(&mut self, max_in_flight: usize) -> bool {
-        let was_full = self.total >= max_in_flight;
+        let refill_at = max_in_flight.saturating_sub((max_in_flight / 8).max(1));
+        let before = self.total;
         self.total = self.total.saturating_sub(1);
-        was_full
+        before > refill_at && self.total <= refill_at
     }
 }
 
@@ -517,14 +519,17 @@ mod tests {
         let app = uuid::Uuid::now_v7();
         let limits = flow(4, None);
         let mut in_flight = InFlight::default();
-        for _ in 0..3 {
+        for _ in 0..16 {
             in_flight.start(app, limits);
         }
-        assert_eq!(in_flight.limits(3).total, 0);
+        assert_eq!(in_flight.limits(16).total, 0);
+        // Not worth a claim until an eighth of the ceiling is free.
         in_flight.end_requests(app);
-        let was_full = in_flight.end(3);
-        assert!(was_full);
-        assert_eq!(in_flight.limits(3).total, 1);
-        assert!(in_flight.worth_claiming(3, was_full));
+        assert!(!in_flight.end(16));
+        in_flight.end_requests(app);
+        let refill = in_flight.end(16);
+        assert!(refill);
+        assert_eq!(in_flight.limits(16).total, 2);
+        assert!(in_flight.worth_claiming(16, refill));
     }
 }

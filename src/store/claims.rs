@@ -1,6 +1,6 @@
 //! Claiming runnable jobs in batches: one read takes, for each app with a free slot on this node,
-//! its oldest due jobs up to its free slots (an index range per app, so that one app's long queue
-//! never hides another's jobs), and one UPDATE takes them under a lease. A job is taken only if it is
+//! its oldest due jobs up to its free slots and its share of the node's ceiling (an index range
+//! per app, so that one app's long queue never hides another's jobs), and one UPDATE takes them under a lease. A job is taken only if it is
 //! still pending and no job of the same subject is running, so two nodes never run the same job
 //! or two jobs of one subject; the read and the UPDATE share one transaction.
 
@@ -54,11 +54,18 @@ impl SqlStore {
         // Each app with a free slot contributes its own oldest due jobs, at most its free slots
         // (an index range per app), so that one app's long queue never hides another's jobs.
         let apps = Sql::new("SELECT id FROM apps ORDER BY id").fetch_all(tx.conn()).await?;
+        let apps = apps
+            .iter()
+            .map(|row| get_uuid(row, "id"))
+            .collect::<Result<Vec<Uuid>>>()?;
+        // Under the node's ceiling, each app with free places gets an equal share of what is
+        // left, so that a few apps' long queues never leave the others waiting for the ceiling.
+        let wanting = apps.iter().filter(|app| free_of(app) > 0).count().max(1);
+        let share = limits.total.div_ceil(wanting);
         let mut branches = 0;
         let mut pick = Sql::new("SELECT id, app_id, flow FROM (");
-        for row in &apps {
-            let app = get_uuid(row, "id")?;
-            let free = free_of(&app);
+        for app in apps {
+            let free = free_of(&app).min(share);
             if free == 0 {
                 continue;
             }
