@@ -644,6 +644,15 @@ pub(super) fn save_account_sql(account: &AppAccount) -> Sql {
 
 /// The upsert of many account records in one statement (each key at most once).
 pub(super) fn save_accounts_sql(accounts: &[&AppAccount]) -> Sql {
+    insert_accounts_sql(accounts).push(
+        " ON CONFLICT (app_id, user_id) DO UPDATE SET target_id = excluded.target_id, target_username = excluded.target_username, \
+               state = excluded.state, fingerprint = excluded.fingerprint, pushed = excluded.pushed, \
+               deactivated_at = excluded.deactivated_at, lost_access = excluded.lost_access, updated_at = excluded.updated_at",
+    )
+}
+
+/// The INSERT of many account records, to be finished with what a conflict does.
+pub(super) fn insert_accounts_sql(accounts: &[&AppAccount]) -> Sql {
     let mut sql = Sql::new(
         "INSERT INTO app_accounts (app_id, user_id, target_id, target_username, state, fingerprint, pushed, deactivated_at, lost_access, updated_at) VALUES ",
     );
@@ -671,9 +680,7 @@ pub(super) fn save_accounts_sql(accounts: &[&AppAccount]) -> Sql {
             .bind_int(micros(account.updated_at))
             .push(")");
     }
-    sql.push(" ON CONFLICT (app_id, user_id) DO UPDATE SET target_id = excluded.target_id, target_username = excluded.target_username, \
-               state = excluded.state, fingerprint = excluded.fingerprint, pushed = excluded.pushed, \
-               deactivated_at = excluded.deactivated_at, lost_access = excluded.lost_access, updated_at = excluded.updated_at")
+    sql
 }
 
 /// The deletion of an account record.

@@ -21,13 +21,7 @@ impl ScimStore for SqlStore {
         if ids.is_empty() {
             return Ok((total, Vec::new()));
         }
-        let rows = select_users()
-            .push(" WHERE id IN ")
-            .bind_text_list(ids.iter().map(Uuid::to_string))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
-        super::users::attach_attributes(&self.pool, &mut users).await?;
+        let mut users = super::UserStore::get_users(self, &ids).await?;
         users.sort_by_key(|u| ids.iter().position(|id| *id == u.id));
         Ok((total, users))
     }

@@ -6,7 +6,7 @@ use super::jobs::insert_jobs;
 use super::reports::insert_reports_in;
 use super::run_rows::{insert_run_sql, parse_json, run_job};
 use super::sql::{Sql, SqlStore, from_micros, get, get_bool, get_uuid, micros};
-use crate::domain::app::{AccessLoss, AccountState, AppAccount, AppGroup};
+use crate::domain::app::{AccountState, AppAccount, AppGroup};
 use crate::domain::job::{NewJob, Report};
 use crate::domain::reconcile::ReconcileApply;
 use crate::domain::target_run::{ConflictStatus, ImportConflict, RunItem, RunKind, RunStatus, TargetRun};
@@ -148,34 +148,8 @@ impl TargetRunStore for SqlStore {
         let mut tx = self.begin().await?;
         let mut linked = Vec::with_capacity(links.len());
         for chunk in links.chunks(CHUNK) {
-            let mut sql = Sql::new(
-                "INSERT INTO app_accounts (app_id, user_id, target_id, target_username, state, fingerprint, pushed, \
-                 deactivated_at, lost_access, updated_at) VALUES ",
-            );
-            for (i, account) in chunk.iter().enumerate() {
-                sql = sql
-                    .push(if i == 0 { "(" } else { ", (" })
-                    .bind_text(account.app_id.to_string())
-                    .push(", ")
-                    .bind_text(account.user_id.to_string())
-                    .push(", ")
-                    .bind_text(account.target_id.clone())
-                    .push(", ")
-                    .bind_text(account.target_username.clone())
-                    .push(", ")
-                    .bind_text(account.state.as_str())
-                    .push(", ")
-                    .bind_text(account.fingerprint.clone())
-                    .push(", ")
-                    .bind_text(account.pushed.to_string())
-                    .push(", ")
-                    .bind_opt_int(account.deactivated_at.map(micros))
-                    .push(", ")
-                    .bind_opt_text(account.lost_access.map(AccessLoss::as_str))
-                    .push(", ")
-                    .bind_int(micros(account.updated_at))
-                    .push(")");
-            }
+            let chunk: Vec<&AppAccount> = chunk.iter().collect();
+            let sql = super::apps::insert_accounts_sql(&chunk);
             // A user who got an account meanwhile (the engine created or adopted one) keeps it.
             let rows = sql
                 .push(" ON CONFLICT (app_id, user_id) DO NOTHING RETURNING user_id")
