@@ -243,9 +243,9 @@ impl InFlight {
     }
 
     /// Whether some app this node runs has a batch's worth of free places (see
-    /// [`InFlight::free`]), or this node was full and is not any more.
-    fn worth_claiming(&self, max_in_flight: usize, was_full: bool) -> bool {
-        self.total < max_in_flight && (was_full || self.flows.iter().any(|(app, flow)| self.free(app, *flow) > 0))
+    /// [`InFlight::free`]), or `refill`: the node came down from its ceiling (see [`InFlight::end`]).
+    fn worth_claiming(&self, max_in_flight: usize, refill: bool) -> bool {
+        self.total < max_in_flight && (refill || self.flows.iter().any(|(app, flow)| self.free(app, *flow) > 0))
     }
 
     /// The job's end is stored. Returns whether this brought a node that was at its ceiling of
@@ -274,7 +274,7 @@ async fn scheduler<S>(
     let freed = Arc::new(Notify::new());
     let owner = config.node.clone();
     let max_in_flight = config.max_in_flight.max(1);
-    let was_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refill = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut claim = true;
     while !shutdown.is_cancelled() {
         let limits = match in_flight.lock() {
@@ -294,8 +294,8 @@ async fn scheduler<S>(
                             wait = None;
                         }
                     }
-                    let claimed: Vec<Job> = jobs.iter().map(|(job, _)| job.clone()).collect();
-                    let mut preloaded = engine.preload(&claimed).await;
+                    let claimed: Vec<&Job> = jobs.iter().map(|(job, _)| job).collect();
+                    let mut preloaded = engine.preload(claimed).await;
                     for (job, flow) in jobs {
                         let read_ahead = preloaded.take(&job);
                         if let Ok(mut in_flight) = in_flight.lock() {
@@ -304,7 +304,7 @@ async fn scheduler<S>(
                         let engine = engine.clone();
                         let in_flight = in_flight.clone();
                         let freed = freed.clone();
-                        let was_full = was_full.clone();
+                        let refill = refill.clone();
                         let finish_tx = finish_tx.clone();
                         let shutdown = shutdown.clone();
                         let owner = owner.clone();
@@ -325,7 +325,7 @@ async fn scheduler<S>(
                                 .lock()
                                 .map_or(true, |mut in_flight| in_flight.end(max_in_flight))
                             {
-                                was_full.store(true, std::sync::atomic::Ordering::Relaxed);
+                                refill.store(true, std::sync::atomic::Ordering::Relaxed);
                                 freed.notify_one();
                             }
                         });
@@ -345,10 +345,10 @@ async fn scheduler<S>(
                 () = shutdown.cancelled() => break,
                 () = wake.jobs.notified() => true,
                 () = freed.notified() => {
-                    let was_full = was_full.swap(false, std::sync::atomic::Ordering::Relaxed);
+                    let refill = refill.swap(false, std::sync::atomic::Ordering::Relaxed);
                     in_flight
                         .lock()
-                        .map_or(true, |in_flight| in_flight.worth_claiming(max_in_flight, was_full))
+                        .map_or(true, |in_flight| in_flight.worth_claiming(max_in_flight, refill))
                 }
                 () = tokio::time::sleep(wait) => true,
             },

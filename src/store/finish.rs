@@ -78,23 +78,34 @@ async fn group_jobs(tx: &mut WriteTx, app: Uuid, users: &[Uuid]) -> Result<Vec<N
     Ok(jobs)
 }
 
-/// Whether a job can go in with others in one statement per kind of write: it is done and left
-/// at most one account record (and perhaps the note that its account changed).
-fn bulk_ready(finished: &FinishedJob) -> bool {
-    let saves = finished
-        .effects
-        .iter()
-        .filter(|e| matches!(e, Effect::SaveAccount(_)))
-        .count();
-    matches!(finished.end, JobEnd::Done)
-        && saves <= 1
-        && finished
-            .effects
-            .iter()
-            .all(|e| matches!(e, Effect::SaveAccount(_) | Effect::UserAccountChanged { .. }))
+/// The jobs that can go in together, with one statement per kind of write: done, leaving at most
+/// one account record (and perhaps the note that its account changed), and no account another
+/// of them saves too (one statement may touch a row once; the second goes on its own).
+fn bulk_indices(finished: &[&FinishedJob]) -> Vec<usize> {
+    let mut keys = BTreeSet::new();
+    (0..finished.len())
+        .filter(|i| {
+            let job = finished[*i];
+            let saves: Vec<&AppAccount> = job
+                .effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::SaveAccount(account) => Some(account),
+                    _ => None,
+                })
+                .collect();
+            matches!(job.end, JobEnd::Done)
+                && saves.len() <= 1
+                && job
+                    .effects
+                    .iter()
+                    .all(|e| matches!(e, Effect::SaveAccount(_) | Effect::UserAccountChanged { .. }))
+                && saves.iter().all(|a| keys.insert((a.app_id, a.user_id)))
+        })
+        .collect()
 }
 
-/// Records done jobs that [`bulk_ready`] accepted, together: their account records, the group jobs
+/// Records done jobs that [`bulk_indices`] chose, together: their account records, the group jobs
 /// their changed accounts call for, their ends. The caller holds a savepoint around it.
 async fn apply_bulk(tx: &mut WriteTx, jobs: &[&FinishedJob]) -> Result<()> {
     let mut accounts: Vec<&AppAccount> = Vec::new();
@@ -229,17 +240,7 @@ impl SqlStore {
         }
         let mut tx = self.begin().await?;
         let mut results: Vec<Option<Result<()>>> = finished.iter().map(|_| None).collect();
-        // One statement may touch a row once: a second job with the same account goes on its own.
-        let mut keys = BTreeSet::new();
-        let bulk: Vec<usize> = (0..finished.len())
-            .filter(|i| {
-                bulk_ready(finished[*i])
-                    && finished[*i].effects.iter().all(|e| match e {
-                        Effect::SaveAccount(a) => keys.insert((a.app_id, a.user_id)),
-                        _ => true,
-                    })
-            })
-            .collect();
+        let bulk = bulk_indices(finished);
         if bulk.len() > 1 {
             tx.savepoint().await?;
             let jobs: Vec<&FinishedJob> = bulk.iter().map(|i| finished[*i]).collect();

@@ -57,7 +57,7 @@ where
 {
     /// Reads ahead what `jobs` need. What cannot be read is left out, for each job to read (and
     /// meet the error) itself.
-    pub async fn preload(&self, jobs: &[Job]) -> Preloaded {
+    pub async fn preload<'j>(&self, jobs: impl IntoIterator<Item = &'j Job>) -> Preloaded {
         let mut preloaded = Preloaded::default();
         let mut users_by_app: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
         for job in jobs {
