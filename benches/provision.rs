@@ -343,6 +343,25 @@ async fn slow(o: &Options, hub: &Hub, store: &SqlStore, group: &str, apps: usize
     if apps > 1 {
         println!("   per app: min {min:.1}, median {p50:.1}, max {max:.1} users/s");
     }
+    // Where the wall time went: before the first create, creating, and after the last create
+    // until its account was stored (the slowest app's).
+    let spans: Vec<(f64, f64)> = targets
+        .iter()
+        .filter_map(Target::create_span)
+        .map(|(first, last)| {
+            let ms = |at: Instant| at.saturating_duration_since(started).as_secs_f64() * 1000.0;
+            (ms(first), ms(last))
+        })
+        .collect();
+    let first = spans.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
+    let last = spans.iter().map(|s| s.1).fold(0.0, f64::max);
+    let waited = targets.iter().map(Target::mean_wait_ms).sum::<f64>() / targets.len() as f64;
+    println!(
+        "   first create {first:.0} ms after the policy, last create at {last:.0} ms, last account stored at {:.0} ms; \
+         the targets' answers waited {waited:.2} ms on average ({} ms asked)",
+        wall * 1000.0,
+        o.delay_ms
+    );
     for target in targets {
         (target.stop)();
     }

@@ -32,6 +32,8 @@ pub struct Inner {
     memory: Mutex<Memory>,
     delay: Duration,
     requests: AtomicU64,
+    /// The time the delayed answers really waited, in microseconds, over all requests.
+    waited_micros: AtomicU64,
 }
 
 pub type Shared = Arc<Inner>;
@@ -42,11 +44,18 @@ impl Inner {
         self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts a request and waits the target's delay before it is answered.
+    /// Counts a request and waits the target's delay before it is answered. The delay is slept
+    /// on a blocking thread, accurate to a fraction of a millisecond: the runtime's timer works
+    /// in whole milliseconds and rounds each delay up, which made a 50 ms target answer after
+    /// 51.1 ms on average.
     async fn arrive(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         if !self.delay.is_zero() {
-            tokio::time::sleep(self.delay).await;
+            let arrived = Instant::now();
+            let delay = self.delay;
+            let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+            let waited = u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.waited_micros.fetch_add(waited, Ordering::Relaxed);
         }
     }
 }
@@ -182,6 +191,23 @@ pub struct Target {
 }
 
 impl Target {
+    /// When the first and the last user create arrived, if any has.
+    pub fn create_span(&self) -> Option<(Instant, Instant)> {
+        let memory = self.state.as_ref()?.memory();
+        let first = memory.created_at.values().min()?;
+        let last = memory.created_at.values().max()?;
+        Some((*first, *last))
+    }
+
+    /// The mean time a delayed answer really waited, in milliseconds (the timer rounds the
+    /// delay up), over all requests so far.
+    pub fn mean_wait_ms(&self) -> f64 {
+        self.state.as_ref().map_or(0.0, |s| {
+            let requests = s.requests.load(Ordering::Relaxed).max(1);
+            s.waited_micros.load(Ordering::Relaxed) as f64 / requests as f64 / 1000.0
+        })
+    }
+
     /// Requests received so far (in-memory target only; 0 otherwise).
     pub fn requests(&self) -> u64 {
         self.state.as_ref().map_or(0, |s| s.requests.load(Ordering::Relaxed))
@@ -224,6 +250,7 @@ pub async fn start_memory_target(delay: Duration) -> Target {
         memory: Mutex::default(),
         delay,
         requests: AtomicU64::new(0),
+        waited_micros: AtomicU64::new(0),
     });
     let app = axum::Router::new()
         .route("/v2/ServiceProviderConfig", get(spc))

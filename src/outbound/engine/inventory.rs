@@ -149,18 +149,27 @@ fn total_results(body: &Value) -> Option<u64> {
     body.get("totalResults").and_then(Value::as_u64)
 }
 
-/// Pages through the target's users. Stops at an empty page, when `totalResults` is reached, or
-/// at the page guard; `None` when the target is too large for the read to pay or a page failed.
+/// Pages through the target's users. The first page also tells the total: when the target holds
+/// too many for the read to pay, that page is all that is read (one request, as a count alone
+/// would cost). Stops at an empty page, when `totalResults` is reached, or at the page guard;
+/// `None` when the target is too large for the read to pay or a page failed.
 async fn read(client: &ScimClient, flow: &AppFlow, queued: u64) -> Option<Inventory> {
-    let first = get(client, flow, "/Users?startIndex=1&count=1").await?;
-    let total = total_results(&first)?;
-    if total > queued.saturating_mul(MAX_ACCOUNTS_PER_QUEUED_JOB) {
-        return None;
-    }
     let mut inventory = Inventory::default();
     let mut start = 1u64;
+    let mut first_total = None;
     for _ in 0..MAX_PAGES {
         let page = get(client, flow, &format!("/Users?startIndex={start}&count={PAGE}")).await?;
+        let total = match first_total {
+            Some(total) => total,
+            None => {
+                let total = total_results(&page)?;
+                if total > queued.saturating_mul(MAX_ACCOUNTS_PER_QUEUED_JOB) {
+                    return None;
+                }
+                first_total = Some(total);
+                total
+            }
+        };
         let resources = page
             .get("Resources")
             .and_then(Value::as_array)
