@@ -32,6 +32,7 @@ pub mod features;
 pub mod group;
 pub mod import;
 pub mod job;
+pub mod ldap;
 pub mod mapping;
 pub mod mapping_rows;
 pub mod reconcile;

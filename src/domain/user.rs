@@ -94,7 +94,7 @@ pub struct User {
 }
 
 /// What an administrator (or a source) supplies to create a user.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// Login name (required).
@@ -155,7 +155,7 @@ impl NewUser {
 }
 
 /// A partial change to a user: absent fields stay as they are, `null` clears a field.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     /// New login name.

@@ -1,0 +1,538 @@
+//! LDAP and Active Directory sources: where a source's people and groups are read from, how
+//! their LDAP attributes become the directory's profile (default and custom attributes), which
+//! entries count as disabled, and the presets for Active Directory and OpenLDAP. The entries a
+//! sync reads are [`LdapEntry`] values; what a sync does with them is decided by the pure
+//! planner in [`plan`]. No network and no SQL here.
+
+pub mod plan;
+
+use super::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The profile fields a source may map (besides the username, which has its own setting, and
+/// `active`, which the disabled rule decides). Any other key of [`LdapSettings::profile`] names a
+/// custom attribute.
+pub const PROFILE_FIELDS: [&str; 5] = ["given_name", "family_name", "display_name", "formatted_name", "email"];
+
+/// Most entries per page of a paged search.
+pub const MAX_PAGE_SIZE: u32 = 5_000;
+
+/// A configured source: its settings, without the bind password (stored encrypted, never shown).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LdapSource {
+    /// Stable identifier.
+    pub id: Uuid,
+    /// Unique name, shown in reports and the change log (`ldap:NAME`).
+    pub name: String,
+    /// Where and how to read.
+    pub settings: LdapSettings,
+    /// When the source was created.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When its settings last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// How group membership is written in the directory server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipStyle {
+    /// Groups list their members' DNs (`member`, `uniqueMember`): [`LdapSettings::member_attribute`]
+    /// is read on groups.
+    GroupMembers,
+    /// Users list their groups' DNs (`memberOf`): [`LdapSettings::member_attribute`] is read on
+    /// users.
+    UserMemberOf,
+}
+
+/// Which entries count as disabled (their users are deactivated in the hub).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DisabledRule {
+    /// No entry is disabled: only users gone from the source are deactivated.
+    Never,
+    /// Active Directory: bit 2 (`ACCOUNTDISABLE`) of `userAccountControl` is set.
+    AdAccountControl,
+    /// An attribute holds a value (compared ignoring case), e.g. `nsAccountLock` = `true`.
+    AttributeEquals {
+        /// The LDAP attribute.
+        attribute: String,
+        /// The value that means disabled.
+        value: String,
+    },
+}
+
+/// The attribute an incremental sync asks for entries changed since the last run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeMarker {
+    /// `modifyTimestamp` (OpenLDAP and most servers; one-second resolution).
+    ModifyTimestamp,
+    /// `uSNChanged` (Active Directory; per domain controller).
+    UsnChanged,
+}
+
+impl ChangeMarker {
+    /// The LDAP attribute.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            ChangeMarker::ModifyTimestamp => "modifyTimestamp",
+            ChangeMarker::UsnChanged => "uSNChanged",
+        }
+    }
+}
+
+/// Where and how a source is read, and how its entries become directory users and groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LdapSettings {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS before binding.
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM certificate(s) of the CA that signed the server's certificate, when it is not a
+    /// public one (used for `ldaps://` and StartTLS).
+    #[serde(default)]
+    pub ca_certificate: Option<String>,
+    /// The DN the hub binds as (a read-only service account).
+    pub bind_dn: String,
+    /// Where users are searched (subtree).
+    pub user_base: String,
+    /// Which entries below it are users.
+    pub user_filter: String,
+    /// Where groups are searched (subtree); no groups are read when absent.
+    #[serde(default)]
+    pub group_base: Option<String>,
+    /// Which entries below it are groups.
+    pub group_filter: String,
+    /// The attribute that identifies an entry for good, whatever its DN: `entryUUID`
+    /// (OpenLDAP), `objectGUID` (Active Directory).
+    pub unique_id: String,
+    /// The attribute that becomes the username: `uid`, `sAMAccountName`, `userPrincipalName`.
+    pub username_attribute: String,
+    /// The attribute that becomes a group's name (`cn`).
+    pub group_name_attribute: String,
+    /// Profile field (`given_name`, `family_name`, `display_name`, `formatted_name`, `email`) or
+    /// custom attribute name -> the LDAP attribute it is read from.
+    pub profile: BTreeMap<String, String>,
+    /// How membership is written.
+    pub membership: MembershipStyle,
+    /// The membership attribute: `member`, `uniqueMember` (on groups) or `memberOf` (on users).
+    pub member_attribute: String,
+    /// Which entries are disabled.
+    pub disabled: DisabledRule,
+    /// Entries per page of the paged search.
+    pub page_size: u32,
+    /// The attribute an incremental sync filters on; incremental syncs are refused without it.
+    #[serde(default)]
+    pub change_marker: Option<ChangeMarker>,
+    /// Users gone from the source (or outside its filter) are deactivated at once and deleted
+    /// after this many days; never deleted when absent.
+    #[serde(default)]
+    pub delete_after_days: Option<u32>,
+    /// Sync every this many minutes; only on demand when absent.
+    #[serde(default)]
+    pub sync_every_minutes: Option<u32>,
+}
+
+/// A preset: the settings an Active Directory or OpenLDAP server usually needs, which the
+/// administrator completes with the URL, bind DN and bases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LdapPreset {
+    /// Microsoft Active Directory.
+    ActiveDirectory,
+    /// OpenLDAP (and other servers with inetOrgPerson and groupOfNames).
+    Openldap,
+}
+
+impl LdapPreset {
+    /// The preset's settings, with empty URL, bind DN and user base.
+    pub fn settings(self) -> LdapSettings {
+        let profile = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(field, attribute)| ((*field).to_owned(), (*attribute).to_owned()))
+                .collect()
+        };
+        match self {
+            LdapPreset::ActiveDirectory => LdapSettings {
+                url: String::new(),
+                starttls: false,
+                ca_certificate: None,
+                bind_dn: String::new(),
+                user_base: String::new(),
+                user_filter: "(&(objectCategory=person)(objectClass=user))".into(),
+                group_base: None,
+                group_filter: "(objectClass=group)".into(),
+                unique_id: "objectGUID".into(),
+                username_attribute: "sAMAccountName".into(),
+                group_name_attribute: "cn".into(),
+                profile: profile(&[
+                    ("given_name", "givenName"),
+                    ("family_name", "sn"),
+                    ("display_name", "displayName"),
+                    ("email", "mail"),
+                ]),
+                membership: MembershipStyle::GroupMembers,
+                member_attribute: "member".into(),
+                disabled: DisabledRule::AdAccountControl,
+                page_size: 1000,
+                change_marker: Some(ChangeMarker::UsnChanged),
+                delete_after_days: None,
+                sync_every_minutes: None,
+            },
+            LdapPreset::Openldap => LdapSettings {
+                url: String::new(),
+                starttls: false,
+                ca_certificate: None,
+                bind_dn: String::new(),
+                user_base: String::new(),
+                user_filter: "(objectClass=inetOrgPerson)".into(),
+                group_base: None,
+                group_filter: "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))".into(),
+                unique_id: "entryUUID".into(),
+                username_attribute: "uid".into(),
+                group_name_attribute: "cn".into(),
+                profile: profile(&[
+                    ("given_name", "givenName"),
+                    ("family_name", "sn"),
+                    ("display_name", "cn"),
+                    ("email", "mail"),
+                ]),
+                membership: MembershipStyle::GroupMembers,
+                member_attribute: "member".into(),
+                disabled: DisabledRule::Never,
+                page_size: 500,
+                change_marker: Some(ChangeMarker::ModifyTimestamp),
+                delete_after_days: None,
+                sync_every_minutes: None,
+            },
+        }
+    }
+}
+
+impl LdapSettings {
+    /// Checks the settings that need no server: URL scheme, StartTLS only on `ldap://`, the
+    /// required DNs and attribute names, the page size, and that every profile key is a profile
+    /// field or one of the custom attributes `custom` names. Filters are checked by the LDAP
+    /// client's parser, which the service calls.
+    pub fn validate(&self, custom: &[String]) -> Result<()> {
+        let scheme = self
+            .url
+            .split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("ldap") => {}
+            Some("ldaps") if self.starttls => {
+                return Err(Error::invalid(
+                    "starttls",
+                    "StartTLS is for ldap:// URLs; ldaps:// is TLS from the start",
+                ));
+            }
+            Some("ldaps") => {}
+            _ => return Err(Error::invalid("url", "must start with ldap:// or ldaps://")),
+        }
+        if self
+            .url
+            .split_once("://")
+            .is_none_or(|(_, rest)| rest.trim_matches('/').is_empty())
+        {
+            return Err(Error::invalid("url", "names no host"));
+        }
+        for (field, value) in [
+            ("bind_dn", &self.bind_dn),
+            ("user_base", &self.user_base),
+            ("user_filter", &self.user_filter),
+            ("group_filter", &self.group_filter),
+            ("unique_id", &self.unique_id),
+            ("username_attribute", &self.username_attribute),
+            ("group_name_attribute", &self.group_name_attribute),
+            ("member_attribute", &self.member_attribute),
+        ] {
+            if value.trim().is_empty() {
+                return Err(Error::invalid(field, "is required"));
+            }
+        }
+        if self.group_base.as_deref().is_some_and(|base| base.trim().is_empty()) {
+            return Err(Error::invalid("group_base", "is empty: leave it out to read no groups"));
+        }
+        if self.page_size == 0 || self.page_size > MAX_PAGE_SIZE {
+            return Err(Error::invalid(
+                "page_size",
+                format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        if let DisabledRule::AttributeEquals { attribute, .. } = &self.disabled
+            && attribute.trim().is_empty()
+        {
+            return Err(Error::invalid("disabled.attribute", "is required"));
+        }
+        for (field, attribute) in &self.profile {
+            if !PROFILE_FIELDS.contains(&field.as_str()) && !custom.contains(field) {
+                return Err(Error::invalid(
+                    format!("profile.{field}"),
+                    format!(
+                        "is neither a profile field ({}) nor a custom attribute",
+                        PROFILE_FIELDS.join(", ")
+                    ),
+                ));
+            }
+            if attribute.trim().is_empty() {
+                return Err(Error::invalid(format!("profile.{field}"), "names no LDAP attribute"));
+            }
+        }
+        if self.sync_every_minutes == Some(0) {
+            return Err(Error::invalid("sync_every_minutes", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The attributes to ask for on user entries.
+    pub fn user_attributes(&self) -> Vec<String> {
+        let mut wanted = vec![self.unique_id.clone(), self.username_attribute.clone()];
+        wanted.extend(self.profile.values().cloned());
+        if self.membership == MembershipStyle::UserMemberOf {
+            wanted.push(self.member_attribute.clone());
+        }
+        match &self.disabled {
+            DisabledRule::Never => {}
+            DisabledRule::AdAccountControl => wanted.push("userAccountControl".into()),
+            DisabledRule::AttributeEquals { attribute, .. } => wanted.push(attribute.clone()),
+        }
+        if let Some(marker) = self.change_marker {
+            wanted.push(marker.attribute().into());
+        }
+        dedup_ignoring_case(wanted)
+    }
+
+    /// The attributes to ask for on group entries.
+    pub fn group_attributes(&self) -> Vec<String> {
+        let mut wanted = vec![self.unique_id.clone(), self.group_name_attribute.clone()];
+        if self.membership == MembershipStyle::GroupMembers {
+            wanted.push(self.member_attribute.clone());
+        }
+        dedup_ignoring_case(wanted)
+    }
+}
+
+fn dedup_ignoring_case(names: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .into_iter()
+        .filter(|name| seen.insert(name.to_ascii_lowercase()))
+        .collect()
+}
+
+/// One entry as the directory server returned it: its DN, its unique id (as text: a UUID for
+/// `entryUUID` and `objectGUID`), and its attributes by lower-cased name.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LdapEntry {
+    /// The distinguished name.
+    pub dn: String,
+    /// The unique id's value.
+    pub id: String,
+    /// Attribute values by lower-cased attribute name.
+    pub attributes: HashMap<String, Vec<String>>,
+}
+
+impl LdapEntry {
+    /// The first value of `attribute` (any case), if any.
+    pub fn first(&self, attribute: &str) -> Option<&str> {
+        self.values(attribute).first().map(String::as_str)
+    }
+
+    /// Every value of `attribute` (any case).
+    pub fn values(&self, attribute: &str) -> &[String] {
+        self.attributes
+            .get(&attribute.to_ascii_lowercase())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `rule` says this entry is disabled.
+    pub fn is_disabled(&self, rule: &DisabledRule) -> bool {
+        match rule {
+            DisabledRule::Never => false,
+            DisabledRule::AdAccountControl => self
+                .first("userAccountControl")
+                .and_then(|flags| flags.trim().parse::<i64>().ok())
+                .is_some_and(|flags| flags & 2 != 0),
+            DisabledRule::AttributeEquals { attribute, value } => self
+                .values(attribute)
+                .iter()
+                .any(|held| held.trim().eq_ignore_ascii_case(value.trim())),
+        }
+    }
+}
+
+/// A DN in the form used to compare DNs: lower-cased, with the spaces around `,` and `=`
+/// removed. (Enough for the DNs a server writes back as it stored them; escaped commas stay.)
+pub fn dn_key(dn: &str) -> String {
+    let mut key = String::with_capacity(dn.len());
+    let mut escaped = false;
+    let mut pending_space = false;
+    for c in dn.chars() {
+        if escaped {
+            key.extend(c.to_lowercase());
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                if pending_space {
+                    key.push(' ');
+                    pending_space = false;
+                }
+                key.push(c);
+                escaped = true;
+            }
+            ',' | '=' | '+' => {
+                pending_space = false;
+                while key.ends_with(' ') {
+                    key.pop();
+                }
+                key.push(c);
+            }
+            ' ' => {
+                if !(key.is_empty() || key.ends_with([',', '=', '+'])) {
+                    pending_space = true;
+                }
+            }
+            _ => {
+                if pending_space {
+                    key.push(' ');
+                    pending_space = false;
+                }
+                key.extend(c.to_lowercase());
+            }
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn openldap() -> LdapSettings {
+        LdapSettings {
+            url: "ldap://127.0.0.1:389".into(),
+            bind_dn: "cn=reader,dc=example,dc=org".into(),
+            user_base: "ou=people,dc=example,dc=org".into(),
+            ..LdapPreset::Openldap.settings()
+        }
+    }
+
+    #[test]
+    fn presets_completed_with_url_dn_and_base_are_valid() {
+        assert!(openldap().validate(&[]).is_ok());
+        let ad = LdapSettings {
+            url: "ldaps://dc1.corp.example".into(),
+            bind_dn: "CN=svc,CN=Users,DC=corp,DC=example".into(),
+            user_base: "DC=corp,DC=example".into(),
+            ..LdapPreset::ActiveDirectory.settings()
+        };
+        assert!(ad.validate(&[]).is_ok());
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_with_their_field() {
+        let field = |settings: LdapSettings| match settings.validate(&["title".into()]) {
+            Err(Error::Validation { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        };
+        assert_eq!(
+            field(LdapSettings {
+                url: "http://x".into(),
+                ..openldap()
+            }),
+            "url"
+        );
+        assert_eq!(
+            field(LdapSettings {
+                url: "ldap://".into(),
+                ..openldap()
+            }),
+            "url"
+        );
+        assert_eq!(
+            field(LdapSettings {
+                url: "ldaps://x".into(),
+                starttls: true,
+                ..openldap()
+            }),
+            "starttls"
+        );
+        assert_eq!(
+            field(LdapSettings {
+                unique_id: " ".into(),
+                ..openldap()
+            }),
+            "unique_id"
+        );
+        assert_eq!(
+            field(LdapSettings {
+                page_size: 0,
+                ..openldap()
+            }),
+            "page_size"
+        );
+        let mut profile = openldap().profile;
+        profile.insert("shoe_size".into(), "shoeSize".into());
+        assert_eq!(field(LdapSettings { profile, ..openldap() }), "profile.shoe_size");
+        let mut profile = openldap().profile;
+        profile.insert("title".into(), "title".into());
+        assert!(
+            LdapSettings { profile, ..openldap() }
+                .validate(&["title".into()])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn disabled_rules_read_the_entry() {
+        let entry = |name: &str, value: &str| LdapEntry {
+            attributes: HashMap::from([(name.to_ascii_lowercase(), vec![value.to_owned()])]),
+            ..LdapEntry::default()
+        };
+        assert!(entry("userAccountControl", "514").is_disabled(&DisabledRule::AdAccountControl));
+        assert!(!entry("userAccountControl", "512").is_disabled(&DisabledRule::AdAccountControl));
+        assert!(!entry("userAccountControl", "junk").is_disabled(&DisabledRule::AdAccountControl));
+        let lock = DisabledRule::AttributeEquals {
+            attribute: "nsAccountLock".into(),
+            value: "TRUE".into(),
+        };
+        assert!(entry("nsaccountlock", "true").is_disabled(&lock));
+        assert!(!entry("nsaccountlock", "false").is_disabled(&lock));
+        assert!(!LdapEntry::default().is_disabled(&lock));
+    }
+
+    #[test]
+    fn dn_keys_ignore_case_and_spaces_around_separators() {
+        assert_eq!(
+            dn_key("CN=Ann Lee, OU=People,DC=Example, DC=org"),
+            "cn=ann lee,ou=people,dc=example,dc=org"
+        );
+        assert_eq!(dn_key("uid=a\\2Cb , ou=x"), "uid=a\\2cb,ou=x");
+        assert_eq!(dn_key("cn = x"), "cn=x");
+    }
+
+    #[test]
+    fn attributes_asked_for_follow_the_settings() {
+        let mut settings = openldap();
+        settings.membership = MembershipStyle::UserMemberOf;
+        settings.member_attribute = "memberOf".into();
+        let asked = settings.user_attributes();
+        assert!(asked.contains(&"entryUUID".to_owned()));
+        assert!(asked.contains(&"memberOf".to_owned()));
+        assert!(asked.contains(&"modifyTimestamp".to_owned()));
+        assert_eq!(asked.iter().filter(|a| a.eq_ignore_ascii_case("cn")).count(), 1);
+        assert!(!settings.group_attributes().contains(&"member".to_owned()));
+    }
+}
