@@ -10,6 +10,7 @@ pub mod outbound;
 pub mod secrets;
 pub mod server;
 pub mod service;
+pub mod sources;
 pub mod store;
 pub mod telemetry;
 

@@ -47,6 +47,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         Error::TooManyOperations { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::LdapServer(_) => StatusCode::BAD_GATEWAY,
         Error::Config(_) | Error::Schema(_) | Error::Storage(_) | Error::Internal(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }

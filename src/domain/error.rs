@@ -92,6 +92,10 @@ pub enum Error {
     /// (which the service answers by applying the change again, unless `If-Match` was given).
     #[error("{0}")]
     PreconditionFailed(String),
+    /// An LDAP or Active Directory server refused or failed a source's connection, bind or
+    /// search; the message says which, in the administrator's words.
+    #[error("{0}")]
+    LdapServer(String),
 }
 
 /// Why the store cannot take work for now. Each clears by itself once the cause is gone.
@@ -173,6 +177,7 @@ impl Error {
             Error::PreconditionFailed(_) => "precondition_failed",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::TooManyOperations { .. } => "too_many_operations",
+            Error::LdapServer(_) => "ldap_server_error",
         }
     }
 
