@@ -9,6 +9,7 @@ pub mod disk;
 pub mod postgres;
 pub mod referee;
 pub mod runs;
+pub mod slapd;
 
 use provisio::config::{Config, DatabaseConfig, LogFormat};
 use provisio::service::AuthService;
