@@ -6,6 +6,7 @@ pub mod config;
 pub mod console;
 pub mod domain;
 pub mod health;
+pub mod ldap_runner;
 pub mod outbound;
 pub mod secrets;
 pub mod server;

@@ -59,8 +59,15 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
         &tasks,
         shutdown.clone(),
     );
+    let mut state = HubState::new(store.clone(), key, wake.clone(), metrics, config.max_body_bytes);
+    crate::ldap_runner::spawn(
+        state.ldap.clone(),
+        config.workers.node.clone(),
+        wake,
+        &tasks,
+        shutdown.clone(),
+    );
     tasks.close();
-    let mut state = HubState::new(store.clone(), key, wake, metrics, config.max_body_bytes);
     state.auth = crate::service::AuthService::with_policy(store.clone(), config.login_throttle, config.sessions);
     state.apps = state
         .apps

@@ -9,6 +9,7 @@ mod changes;
 pub mod error;
 mod extract;
 mod groups;
+mod ldap;
 mod mapping;
 mod reports;
 mod runs;
@@ -56,6 +57,8 @@ pub struct HubState {
     pub reports: ReportService<SqlStore>,
     /// The SCIM server that identity providers push into.
     pub scim: ScimService<SqlStore>,
+    /// LDAP and Active Directory sources.
+    pub ldap: crate::service::ldap::LdapService<SqlStore>,
     /// Wakes the engine after local changes.
     pub wake: Wake,
     /// The store, for readiness checks.
@@ -72,6 +75,7 @@ impl HubState {
         let directory = DirectoryService::new(store.clone());
         Self {
             scim: ScimService::with_directory(directory.clone(), store.clone(), ScimLimits::default()),
+            ldap: crate::service::ldap::LdapService::new(store.clone(), key.clone(), directory.clone()),
             apps: AppService::new(store.clone(), key).with_directory(directory.clone()),
             directory,
             auth: AuthService::new(store.clone()),
@@ -100,7 +104,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Provisio admin API", description = "Directory, apps and provisioning of a Provisio hub."),
     modifiers(&BearerAuth),
-    tags((name = "users"), (name = "groups"), (name = "attributes"), (name = "auth"), (name = "changes"), (name = "apps"), (name = "policies"), (name = "reports"), (name = "admins"))
+    tags((name = "users"), (name = "groups"), (name = "attributes"), (name = "auth"), (name = "changes"), (name = "apps"), (name = "policies"), (name = "reports"), (name = "admins"), (name = "ldap"))
 )]
 struct ApiDoc;
 
@@ -157,6 +161,13 @@ fn api_routes() -> OpenApiRouter<HubState> {
         .routes(routes!(runs::list_conflicts))
         .routes(routes!(runs::resolve_conflict))
         .routes(routes!(runs::schedule))
+        .routes(routes!(ldap::create_source, ldap::list_sources))
+        .routes(routes!(ldap::get_source, ldap::update_source, ldap::delete_source))
+        .routes(routes!(ldap::start_sync))
+        .routes(routes!(ldap::test_source))
+        .routes(routes!(ldap::list_runs))
+        .routes(routes!(ldap::get_run))
+        .routes(routes!(ldap::run_reports))
         .routes(routes!(reports::search))
         .routes(routes!(reports::timeline))
 }

@@ -34,6 +34,11 @@ pub enum Actor {
         /// The app's name.
         app: String,
     },
+    /// A sync of an LDAP or Active Directory source.
+    Ldap {
+        /// The source's name.
+        source: String,
+    },
 }
 
 impl Actor {
@@ -45,6 +50,7 @@ impl Actor {
             Actor::ScimSource { name, .. } => format!("scim:{name}"),
             Actor::System => "system".to_owned(),
             Actor::Import { app } => format!("import:{app}"),
+            Actor::Ldap { source } => format!("ldap:{source}"),
         }
     }
 }

@@ -68,6 +68,7 @@ const FINISH_BATCH: usize = 256;
 pub struct Wake {
     changes: Arc<Notify>,
     jobs: Arc<Notify>,
+    ldap: Arc<Notify>,
 }
 
 impl Wake {
@@ -79,6 +80,16 @@ impl Wake {
     /// Signals that jobs were queued.
     pub fn jobs_queued(&self) {
         self.jobs.notify_waiters();
+    }
+
+    /// Signals that an LDAP source's run was queued.
+    pub fn ldap_queued(&self) {
+        self.ldap.notify_one();
+    }
+
+    /// Resolves at the next [`Wake::ldap_queued`] (or at once if one came meanwhile).
+    pub async fn ldap_notified(&self) {
+        self.ldap.notified().await;
     }
 }
 

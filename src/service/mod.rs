@@ -9,6 +9,7 @@ pub mod cache;
 pub mod dashboard;
 pub mod directory;
 pub mod latest;
+pub mod ldap;
 pub mod reports;
 pub mod scim;
 

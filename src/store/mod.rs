@@ -16,6 +16,7 @@ mod group_writes;
 mod groups;
 mod index;
 mod jobs;
+mod ldap;
 mod nodelay;
 mod query;
 mod queue;
@@ -31,6 +32,7 @@ mod users;
 
 pub use commit::WriteBatchCounters;
 pub use dashboard::HOUR_MICROS;
+pub use ldap::LdapStore;
 pub use sql::{Backend, SqlStore, sqlite_url};
 
 use crate::domain::admin::{Actor, Admin, ApiToken, AuditRecord, Role, Session};

@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (7, "job_claims", include_str!("../../migrations/0007_job_claims.sql")),
     (8, "target_runs", include_str!("../../migrations/0008_target_runs.sql")),
+    (
+        9,
+        "ldap_sources",
+        include_str!("../../migrations/0009_ldap_sources.sql"),
+    ),
 ];
 
 /// The database kinds Provisio runs on; chosen once when connecting.

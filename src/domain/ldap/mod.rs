@@ -5,6 +5,7 @@
 //! planner in [`plan`]. No network and no SQL here.
 
 pub mod plan;
+pub mod run;
 
 use super::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -90,6 +91,7 @@ impl ChangeMarker {
 
 /// Where and how a source is read, and how its entries become directory users and groups.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LdapSettings {
     /// `ldap://host[:port]` or `ldaps://host[:port]`.
     pub url: String,
@@ -139,6 +141,73 @@ pub struct LdapSettings {
     /// Sync every this many minutes; only on demand when absent.
     #[serde(default)]
     pub sync_every_minutes: Option<u32>,
+}
+
+/// What an administrator sends to create a source: a name, the bind password, and settings,
+/// which complete the preset's when one is named.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLdapSource {
+    /// Unique name.
+    pub name: String,
+    /// Settings to start from.
+    #[serde(default)]
+    pub preset: Option<LdapPreset>,
+    /// The bind DN's password (stored encrypted, never shown).
+    pub bind_password: String,
+    /// Settings (see [`LdapSettings`]); with a preset, only those that differ from it.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A change to a source: the fields given replace the stored ones.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LdapSourceUpdate {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New bind password.
+    #[serde(default)]
+    pub bind_password: Option<String>,
+    /// Settings to change (see [`LdapSettings`]).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `base` with the keys of `changes` replaced, read as settings; a wrong or missing key is a
+/// validation error naming it.
+pub fn merge_settings(
+    base: serde_json::Value,
+    changes: &serde_json::Map<String, serde_json::Value>,
+) -> Result<LdapSettings> {
+    let mut merged = match base {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    for (key, value) in changes {
+        merged.insert(key.clone(), value.clone());
+    }
+    serde_json::from_value(serde_json::Value::Object(merged)).map_err(|e| Error::invalid("settings", e.to_string()))
+}
+
+/// Checks a source's name: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn validate_source_name(name: &str) -> Result<()> {
+    let fine = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if fine {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "name",
+            "must be 1 to 64 letters, digits, '-', '_' or '.'",
+        ))
+    }
 }
 
 /// A preset: the settings an Active Directory or OpenLDAP server usually needs, which the
@@ -328,6 +397,31 @@ fn dedup_ignoring_case(names: Vec<String>) -> Vec<String> {
         .into_iter()
         .filter(|name| seen.insert(name.to_ascii_lowercase()))
         .collect()
+}
+
+stored_enum!(
+    /// What a link ties an entry to.
+    LinkKind {
+        /// A directory user.
+        User => "user",
+        /// A directory group.
+        Group => "group",
+    }
+);
+
+/// A hub user or group a source owns, tied to the unique id of its entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapLink {
+    /// User or group.
+    pub kind: LinkKind,
+    /// The entry's unique id.
+    pub ldap_id: String,
+    /// The user's or group's id.
+    pub hub_id: Uuid,
+    /// The entry's DN when last read.
+    pub dn: String,
+    /// Since when the entry is missing from the source.
+    pub gone_since: Option<OffsetDateTime>,
 }
 
 /// One entry as the directory server returned it: its DN, its unique id (as text: a UUID for

@@ -124,6 +124,10 @@ pub enum UserStep {
     Deactivate {
         /// The entry's unique id.
         ldap_id: String,
+        /// Its DN when last read.
+        dn: String,
+        /// Since when it is missing, when that was noticed before (the grace period counts from then).
+        gone_since: Option<OffsetDateTime>,
         /// The user.
         user_id: Uuid,
         /// Its username.
@@ -282,6 +286,8 @@ pub fn plan_sync(
         } else if linked.gone_since.is_none() || linked.user.active {
             plan.users.push(UserStep::Deactivate {
                 ldap_id: ldap_id.clone(),
+                dn: linked.dn.clone(),
+                gone_since: linked.gone_since,
                 user_id: linked.user.id,
                 username: linked.user.username.clone(),
                 active: linked.user.active,

@@ -1,0 +1,610 @@
+//! SQL for LDAP sources: their settings and encrypted bind passwords, the links that say which
+//! hub users and groups each owns, and the queue of their runs (claimed under a lease by one
+//! node at a time; a source runs one run at a time).
+
+use super::run_rows::parse_json;
+use super::sql::{Sql, SqlStore, from_micros, get, get_bool, get_uuid, micros};
+use super::users::{attach_attributes, select_users, user_from_row};
+use crate::domain::ldap::run::{LdapRun, LdapRunKind, LdapRunStatus, SyncMode};
+use crate::domain::ldap::{LdapLink, LdapSource, LinkKind};
+use crate::domain::user::User;
+use crate::domain::{Error, Result};
+use sqlx::any::AnyRow;
+use std::collections::HashSet;
+use std::future::Future;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Ids per `IN` list.
+const CHUNK: usize = 500;
+
+/// LDAP sources, the users and groups they own, and the queue of their runs.
+pub trait LdapStore: Send + Sync {
+    /// Stores a new source with its encrypted bind password; refuses a name taken regardless of case.
+    fn insert_ldap_source(
+        &self,
+        source: &LdapSource,
+        password_ciphertext: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces a source's name and settings, and its password when one is given.
+    fn update_ldap_source(
+        &self,
+        source: &LdapSource,
+        password_ciphertext: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// One source by id.
+    fn get_ldap_source(&self, id: Uuid) -> impl Future<Output = Result<Option<LdapSource>>> + Send;
+    /// One source by name, regardless of case.
+    fn get_ldap_source_by_name(&self, name: &str) -> impl Future<Output = Result<Option<LdapSource>>> + Send;
+    /// Every source, by name.
+    fn list_ldap_sources(&self) -> impl Future<Output = Result<Vec<LdapSource>>> + Send;
+    /// Deletes a source with its links and runs (its users and groups stay, owned by nobody).
+    fn delete_ldap_source(&self, id: Uuid) -> impl Future<Output = Result<()>> + Send;
+    /// A source's encrypted bind password.
+    fn ldap_source_password(&self, id: Uuid) -> impl Future<Output = Result<String>> + Send;
+    /// Queues a run; a run of the same kind, mode and dryness already waiting is returned instead.
+    fn queue_ldap_run(&self, run: &LdapRun) -> impl Future<Output = Result<LdapRun>> + Send;
+    /// Takes the oldest queued run of a source with no running one, under a lease.
+    fn claim_ldap_run(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<LdapRun>>> + Send;
+    /// Extends a running run's lease; `false` when `owner` no longer holds it.
+    fn renew_ldap_run(
+        &self,
+        id: Uuid,
+        owner: &str,
+        lease_until: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Stores a run's end (status, counts, error), if `owner` still holds it.
+    fn finish_ldap_run(&self, run: &LdapRun, owner: &str) -> impl Future<Output = Result<()>> + Send;
+    /// One run.
+    fn get_ldap_run(&self, id: Uuid) -> impl Future<Output = Result<Option<LdapRun>>> + Send;
+    /// A source's newest runs, newest first.
+    fn list_ldap_runs(&self, source: Uuid, limit: u32) -> impl Future<Output = Result<Vec<LdapRun>>> + Send;
+    /// Puts runs whose node stopped (lease run out) back in the queue.
+    fn requeue_expired_ldap_runs(&self, now: OffsetDateTime) -> impl Future<Output = Result<u64>> + Send;
+    /// Queues the scheduled syncs that are due (once, whichever node asks first).
+    fn queue_due_ldap_syncs(&self, now: OffsetDateTime) -> impl Future<Output = Result<Vec<LdapRun>>> + Send;
+    /// The change marker the last sync saw.
+    fn ldap_watermark(&self, source: Uuid) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Stores the change marker a sync saw.
+    fn set_ldap_watermark(&self, source: Uuid, watermark: Option<&str>) -> impl Future<Output = Result<()>> + Send;
+    /// The users and groups a source owns.
+    fn ldap_links(&self, source: Uuid) -> impl Future<Output = Result<Vec<LdapLink>>> + Send;
+    /// Writes (inserts or updates) and removes a source's links in one transaction.
+    fn save_ldap_links(
+        &self,
+        source: Uuid,
+        links: &[LdapLink],
+        removed: &[(LinkKind, String)],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Which of `hub_ids` some source owns.
+    fn ldap_owned(&self, kind: LinkKind, hub_ids: &[Uuid]) -> impl Future<Output = Result<HashSet<Uuid>>> + Send;
+    /// The source that owns a user or group, if one does.
+    fn ldap_owner(&self, kind: LinkKind, hub_id: Uuid) -> impl Future<Output = Result<Option<LdapSource>>> + Send;
+    /// The users with these usernames (any case).
+    fn users_by_usernames(&self, usernames: &[String]) -> impl Future<Output = Result<Vec<User>>> + Send;
+    /// The users with these ids, however many.
+    fn users_by_ids(&self, ids: &[Uuid]) -> impl Future<Output = Result<Vec<User>>> + Send;
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Storage(format!("cannot encode: {e}")))
+}
+
+fn select_sources() -> Sql {
+    Sql::new("SELECT id, name, settings, created_at, updated_at FROM ldap_sources")
+}
+
+fn source_from_row(row: &AnyRow) -> Result<LdapSource> {
+    Ok(LdapSource {
+        id: get_uuid(row, "id")?,
+        name: get(row, "name")?,
+        settings: parse_json(row, "settings")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        updated_at: from_micros(get(row, "updated_at")?)?,
+    })
+}
+
+fn select_runs() -> Sql {
+    Sql::new(
+        "SELECT id, source_id, kind, mode, dry_run, status, cause, counts, error, created_at, started_at, finished_at FROM ldap_runs",
+    )
+}
+
+fn run_from_row(row: &AnyRow) -> Result<LdapRun> {
+    let time = |column: &str| -> Result<Option<OffsetDateTime>> {
+        get::<Option<i64>>(row, column)?.map(from_micros).transpose()
+    };
+    Ok(LdapRun {
+        id: get_uuid(row, "id")?,
+        source_id: get_uuid(row, "source_id")?,
+        kind: LdapRunKind::parse(&get::<String>(row, "kind")?)?,
+        mode: SyncMode::parse(&get::<String>(row, "mode")?)?,
+        dry_run: get_bool(row, "dry_run")?,
+        status: LdapRunStatus::parse(&get::<String>(row, "status")?)?,
+        cause: get(row, "cause")?,
+        counts: parse_json(row, "counts")?,
+        error: get(row, "error")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        started_at: time("started_at")?,
+        finished_at: time("finished_at")?,
+    })
+}
+
+fn name_taken(name: &str) -> Error {
+    Error::conflict("name", format!("an LDAP source named '{name}' already exists"))
+}
+
+fn insert_run_sql(run: &LdapRun) -> Result<Sql> {
+    Ok(Sql::new(
+        "INSERT INTO ldap_runs (id, source_id, kind, mode, dry_run, status, cause, counts, created_at) VALUES (",
+    )
+    .bind_text(run.id.to_string())
+    .push(", ")
+    .bind_text(run.source_id.to_string())
+    .push(", ")
+    .bind_text(run.kind.as_str())
+    .push(", ")
+    .bind_text(run.mode.as_str())
+    .push(", ")
+    .bind_bool(run.dry_run)
+    .push(", ")
+    .bind_text(run.status.as_str())
+    .push(", ")
+    .bind_text(run.cause.clone())
+    .push(", ")
+    .bind_text(to_json(&run.counts)?)
+    .push(", ")
+    .bind_int(micros(run.created_at))
+    .push(")"))
+}
+
+impl LdapStore for SqlStore {
+    async fn insert_ldap_source(&self, source: &LdapSource, password_ciphertext: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let taken = Sql::new("SELECT id FROM ldap_sources WHERE name_key = ")
+            .bind_text(source.name.to_lowercase())
+            .fetch_optional(tx.conn())
+            .await?;
+        if taken.is_some() {
+            return Err(name_taken(&source.name));
+        }
+        Sql::new("INSERT INTO ldap_sources (id, name, name_key, settings, password_ciphertext, next_sync_at, created_at, updated_at) VALUES (")
+            .bind_text(source.id.to_string())
+            .push(", ")
+            .bind_text(source.name.clone())
+            .push(", ")
+            .bind_text(source.name.to_lowercase())
+            .push(", ")
+            .bind_text(to_json(&source.settings)?)
+            .push(", ")
+            .bind_text(password_ciphertext.to_owned())
+            .push(", ")
+            .bind_opt_int(next_sync(source, source.created_at))
+            .push(", ")
+            .bind_int(micros(source.created_at))
+            .push(", ")
+            .bind_int(micros(source.updated_at))
+            .push(")")
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await
+    }
+
+    async fn update_ldap_source(&self, source: &LdapSource, password_ciphertext: Option<&str>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let taken = Sql::new("SELECT id FROM ldap_sources WHERE name_key = ")
+            .bind_text(source.name.to_lowercase())
+            .push(" AND id <> ")
+            .bind_text(source.id.to_string())
+            .fetch_optional(tx.conn())
+            .await?;
+        if taken.is_some() {
+            return Err(name_taken(&source.name));
+        }
+        let mut sql = Sql::new("UPDATE ldap_sources SET name = ")
+            .bind_text(source.name.clone())
+            .push(", name_key = ")
+            .bind_text(source.name.to_lowercase())
+            .push(", settings = ")
+            .bind_text(to_json(&source.settings)?)
+            .push(", next_sync_at = ")
+            .bind_opt_int(next_sync(source, source.updated_at))
+            .push(", updated_at = ")
+            .bind_int(micros(source.updated_at));
+        if let Some(ciphertext) = password_ciphertext {
+            sql = sql.push(", password_ciphertext = ").bind_text(ciphertext.to_owned());
+        }
+        let changed = sql
+            .push(" WHERE id = ")
+            .bind_text(source.id.to_string())
+            .execute(tx.conn())
+            .await?;
+        if changed == 0 {
+            return Err(Error::not_found("LDAP source", source.id));
+        }
+        tx.commit().await
+    }
+
+    async fn get_ldap_source(&self, id: Uuid) -> Result<Option<LdapSource>> {
+        let row = select_sources()
+            .push(" WHERE id = ")
+            .bind_text(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(source_from_row).transpose()
+    }
+
+    async fn get_ldap_source_by_name(&self, name: &str) -> Result<Option<LdapSource>> {
+        let row = select_sources()
+            .push(" WHERE name_key = ")
+            .bind_text(name.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(source_from_row).transpose()
+    }
+
+    async fn list_ldap_sources(&self) -> Result<Vec<LdapSource>> {
+        let rows = select_sources()
+            .push(" ORDER BY name_key")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(source_from_row).collect()
+    }
+
+    async fn delete_ldap_source(&self, id: Uuid) -> Result<()> {
+        let mut tx = self.begin().await?;
+        // Children first: SQLite enforces the cascades only with foreign keys switched on.
+        for table in [
+            Sql::new("DELETE FROM ldap_runs WHERE source_id = "),
+            Sql::new("DELETE FROM ldap_links WHERE source_id = "),
+        ] {
+            table.bind_text(id.to_string()).execute(tx.conn()).await?;
+        }
+        let deleted = Sql::new("DELETE FROM ldap_sources WHERE id = ")
+            .bind_text(id.to_string())
+            .execute(tx.conn())
+            .await?;
+        if deleted == 0 {
+            return Err(Error::not_found("LDAP source", id));
+        }
+        tx.commit().await
+    }
+
+    async fn ldap_source_password(&self, id: Uuid) -> Result<String> {
+        let row = Sql::new("SELECT password_ciphertext FROM ldap_sources WHERE id = ")
+            .bind_text(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::not_found("LDAP source", id))?;
+        get(&row, "password_ciphertext")
+    }
+
+    async fn queue_ldap_run(&self, run: &LdapRun) -> Result<LdapRun> {
+        let mut tx = self.begin().await?;
+        // A run of the same kind already waiting does the same work: it is the answer.
+        let waiting = select_runs()
+            .push(" WHERE source_id = ")
+            .bind_text(run.source_id.to_string())
+            .push(" AND kind = ")
+            .bind_text(run.kind.as_str())
+            .push(" AND mode = ")
+            .bind_text(run.mode.as_str())
+            .push(" AND dry_run = ")
+            .bind_bool(run.dry_run)
+            .push(" AND status = 'queued'")
+            .fetch_optional(tx.conn())
+            .await?;
+        if let Some(row) = waiting {
+            return run_from_row(&row);
+        }
+        insert_run_sql(run)?.execute(tx.conn()).await?;
+        tx.commit().await?;
+        Ok(run.clone())
+    }
+
+    async fn claim_ldap_run(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<LdapRun>> {
+        let mut tx = self.begin().await?;
+        let candidate = Sql::new(
+            "SELECT id FROM ldap_runs r WHERE status = 'queued' AND NOT EXISTS \
+             (SELECT 1 FROM ldap_runs o WHERE o.source_id = r.source_id AND o.status = 'running') \
+             ORDER BY created_at, id LIMIT 1",
+        )
+        .fetch_optional(tx.conn())
+        .await?;
+        let Some(candidate) = candidate else {
+            return Ok(None);
+        };
+        let id: String = get(&candidate, "id")?;
+        let taken = Sql::new("UPDATE ldap_runs SET status = 'running', lease_owner = ")
+            .bind_text(owner.to_owned())
+            .push(", lease_until = ")
+            .bind_int(micros(lease_until))
+            .push(", started_at = ")
+            .bind_int(micros(now))
+            .push(" WHERE id = ")
+            .bind_text(id.clone())
+            .push(" AND status = 'queued'")
+            .execute(tx.conn())
+            .await?;
+        if taken == 0 {
+            return Ok(None);
+        }
+        let row = select_runs()
+            .push(" WHERE id = ")
+            .bind_text(id)
+            .fetch_optional(tx.conn())
+            .await?
+            .ok_or_else(|| Error::Internal("a claimed LDAP run vanished".into()))?;
+        let run = run_from_row(&row)?;
+        tx.commit().await?;
+        Ok(Some(run))
+    }
+
+    async fn renew_ldap_run(&self, id: Uuid, owner: &str, lease_until: OffsetDateTime) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let renewed = Sql::new("UPDATE ldap_runs SET lease_until = ")
+            .bind_int(micros(lease_until))
+            .push(" WHERE id = ")
+            .bind_text(id.to_string())
+            .push(" AND status = 'running' AND lease_owner = ")
+            .bind_text(owner.to_owned())
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(renewed > 0)
+    }
+
+    async fn finish_ldap_run(&self, run: &LdapRun, owner: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        Sql::new("UPDATE ldap_runs SET status = ")
+            .bind_text(run.status.as_str())
+            .push(", counts = ")
+            .bind_text(to_json(&run.counts)?)
+            .push(", error = ")
+            .bind_opt_text(run.error.clone())
+            .push(", finished_at = ")
+            .bind_opt_int(run.finished_at.map(micros))
+            .push(", lease_owner = NULL, lease_until = NULL WHERE id = ")
+            .bind_text(run.id.to_string())
+            .push(" AND lease_owner = ")
+            .bind_text(owner.to_owned())
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await
+    }
+
+    async fn get_ldap_run(&self, id: Uuid) -> Result<Option<LdapRun>> {
+        let row = select_runs()
+            .push(" WHERE id = ")
+            .bind_text(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn list_ldap_runs(&self, source: Uuid, limit: u32) -> Result<Vec<LdapRun>> {
+        let rows = select_runs()
+            .push(" WHERE source_id = ")
+            .bind_text(source.to_string())
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .bind_int(i64::from(limit.clamp(1, 1000)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn requeue_expired_ldap_runs(&self, now: OffsetDateTime) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let requeued = Sql::new(
+            "UPDATE ldap_runs SET status = 'queued', lease_owner = NULL, lease_until = NULL WHERE status = 'running' AND lease_until < ",
+        )
+        .bind_int(micros(now))
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok(requeued)
+    }
+
+    async fn queue_due_ldap_syncs(&self, now: OffsetDateTime) -> Result<Vec<LdapRun>> {
+        let mut tx = self.begin().await?;
+        let rows = select_sources()
+            .push(" WHERE next_sync_at IS NOT NULL AND next_sync_at <= ")
+            .bind_int(micros(now))
+            .fetch_all(tx.conn())
+            .await?;
+        let mut queued = Vec::new();
+        for row in &rows {
+            let source = source_from_row(row)?;
+            // Moving the next time on first makes the queueing once-only across nodes.
+            let moved = Sql::new("UPDATE ldap_sources SET next_sync_at = ")
+                .bind_opt_int(next_sync(&source, now))
+                .push(" WHERE id = ")
+                .bind_text(source.id.to_string())
+                .push(" AND next_sync_at <= ")
+                .bind_int(micros(now))
+                .execute(tx.conn())
+                .await?;
+            if moved == 0 {
+                continue;
+            }
+            let mode = if source.settings.change_marker.is_some() {
+                SyncMode::Incremental
+            } else {
+                SyncMode::Full
+            };
+            let run = LdapRun::queued(source.id, LdapRunKind::Sync, mode, false, "schedule", now);
+            let waiting = Sql::new("SELECT id FROM ldap_runs WHERE source_id = ")
+                .bind_text(source.id.to_string())
+                .push(" AND kind = 'sync' AND status = 'queued'")
+                .fetch_optional(tx.conn())
+                .await?;
+            if waiting.is_none() {
+                insert_run_sql(&run)?.execute(tx.conn()).await?;
+                queued.push(run);
+            }
+        }
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn ldap_watermark(&self, source: Uuid) -> Result<Option<String>> {
+        let row = Sql::new("SELECT watermark FROM ldap_sources WHERE id = ")
+            .bind_text(source.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => get(&row, "watermark"),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_ldap_watermark(&self, source: Uuid, watermark: Option<&str>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        Sql::new("UPDATE ldap_sources SET watermark = ")
+            .bind_opt_text(watermark.map(str::to_owned))
+            .push(" WHERE id = ")
+            .bind_text(source.to_string())
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await
+    }
+
+    async fn ldap_links(&self, source: Uuid) -> Result<Vec<LdapLink>> {
+        let rows = Sql::new("SELECT kind, ldap_id, hub_id, dn, gone_since FROM ldap_links WHERE source_id = ")
+            .bind_text(source.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LdapLink {
+                    kind: LinkKind::parse(&get::<String>(row, "kind")?)?,
+                    ldap_id: get(row, "ldap_id")?,
+                    hub_id: get_uuid(row, "hub_id")?,
+                    dn: get(row, "dn")?,
+                    gone_since: get::<Option<i64>>(row, "gone_since")?.map(from_micros).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn save_ldap_links(&self, source: Uuid, links: &[LdapLink], removed: &[(LinkKind, String)]) -> Result<()> {
+        if links.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for (kind, ldap_id) in removed {
+            Sql::new("DELETE FROM ldap_links WHERE source_id = ")
+                .bind_text(source.to_string())
+                .push(" AND kind = ")
+                .bind_text(kind.as_str())
+                .push(" AND ldap_id = ")
+                .bind_text(ldap_id.clone())
+                .execute(tx.conn())
+                .await?;
+        }
+        for chunk in links.chunks(100) {
+            let mut sql = Sql::new("INSERT INTO ldap_links (source_id, kind, ldap_id, hub_id, dn, gone_since) VALUES ");
+            for (i, link) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql = sql.push(", ");
+                }
+                sql = sql
+                    .push("(")
+                    .bind_text(source.to_string())
+                    .push(", ")
+                    .bind_text(link.kind.as_str())
+                    .push(", ")
+                    .bind_text(link.ldap_id.clone())
+                    .push(", ")
+                    .bind_text(link.hub_id.to_string())
+                    .push(", ")
+                    .bind_text(link.dn.clone())
+                    .push(", ")
+                    .bind_opt_int(link.gone_since.map(micros))
+                    .push(")");
+            }
+            sql.push(
+                " ON CONFLICT (source_id, kind, ldap_id) DO UPDATE SET hub_id = excluded.hub_id, dn = excluded.dn, gone_since = excluded.gone_since",
+            )
+            .execute(tx.conn())
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn ldap_owned(&self, kind: LinkKind, hub_ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+        let mut owned = HashSet::new();
+        for chunk in hub_ids.chunks(CHUNK) {
+            let rows = Sql::new("SELECT hub_id FROM ldap_links WHERE kind = ")
+                .bind_text(kind.as_str())
+                .push(" AND hub_id IN ")
+                .bind_text_list(chunk.iter().map(Uuid::to_string))
+                .fetch_all(&self.pool)
+                .await?;
+            for row in &rows {
+                owned.insert(get_uuid(row, "hub_id")?);
+            }
+        }
+        Ok(owned)
+    }
+
+    async fn ldap_owner(&self, kind: LinkKind, hub_id: Uuid) -> Result<Option<LdapSource>> {
+        let row = select_sources()
+            .push(" WHERE id IN (SELECT source_id FROM ldap_links WHERE kind = ")
+            .bind_text(kind.as_str())
+            .push(" AND hub_id = ")
+            .bind_text(hub_id.to_string())
+            .push(")")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(source_from_row).transpose()
+    }
+
+    async fn users_by_usernames(&self, usernames: &[String]) -> Result<Vec<User>> {
+        let mut users = Vec::new();
+        for chunk in usernames.chunks(CHUNK) {
+            let rows = select_users()
+                .push(" WHERE username_key IN ")
+                .bind_text_list(chunk.iter().map(|name| name.to_lowercase()))
+                .fetch_all(&self.pool)
+                .await?;
+            let mut found = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
+            attach_attributes(&self.pool, &mut found).await?;
+            users.extend(found);
+        }
+        Ok(users)
+    }
+
+    async fn users_by_ids(&self, ids: &[Uuid]) -> Result<Vec<User>> {
+        let mut users = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let rows = select_users()
+                .push(" WHERE id IN ")
+                .bind_text_list(chunk.iter().map(Uuid::to_string))
+                .fetch_all(&self.pool)
+                .await?;
+            let mut found = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
+            attach_attributes(&self.pool, &mut found).await?;
+            users.extend(found);
+        }
+        Ok(users)
+    }
+}
+
+/// When a source's next scheduled sync is due, counted from `from`.
+fn next_sync(source: &LdapSource, from: OffsetDateTime) -> Option<i64> {
+    source
+        .settings
+        .sync_every_minutes
+        .map(|minutes| micros(from + time::Duration::minutes(i64::from(minutes))))
+}

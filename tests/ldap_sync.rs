@@ -1,0 +1,299 @@
+//! LDAP sources end to end: a hub on each database syncs a private OpenLDAP server (slapd) through
+//! the admin API, an app on a real SCIM server (scim2-server) gets the accounts of a synced group,
+//! and after LDAP changes (a user added, modified, renamed and moved, disabled, deleted; a
+//! membership ended) the next sync brings the directory and the app in line with each. Wrong
+//! settings (password, address, filter, unique id) get a clear error and change nothing.
+
+mod common;
+
+use common::referee::ScimTarget;
+use common::slapd::{self, Slapd};
+use common::{Backend, TestHub, eventually};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+backend_tests!(directory_and_app_follow_the_source, wrong_settings_change_nothing);
+
+/// Creates the source `name` over `server` (OpenLDAP preset, groups read, `employeeType:
+/// disabled` marks a disabled user) with `settings` on top.
+async fn create_source(
+    hub: &TestHub,
+    server: &Slapd,
+    name: &str,
+    password: &str,
+    settings: Value,
+) -> (StatusCode, Value) {
+    let mut all = json!({
+        "url": server.url(),
+        "bind_dn": slapd::READER_DN,
+        "user_base": slapd::BASE_DN,
+        "group_base": slapd::GROUPS_DN,
+        "disabled": {"kind": "attribute_equals", "attribute": "employeeType", "value": "disabled"},
+        "delete_after_days": 30,
+    });
+    for (key, value) in settings.as_object().cloned().unwrap_or_default() {
+        all[key] = value;
+    }
+    hub.call(
+        Method::POST,
+        "/api/v1/ldap-sources",
+        Some(json!({"name": name, "preset": "openldap", "bind_password": password, "settings": all})),
+    )
+    .await
+}
+
+/// Queues a run (`syncs` or `test`) of `source` and waits for its end.
+async fn run(hub: &TestHub, source: &str, what: &str) -> Value {
+    let path = format!("/api/v1/ldap-sources/{source}/{what}");
+    let body = if what == "syncs" { Some(json!({})) } else { None };
+    let (status, queued) = hub.call(Method::POST, &path, body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let id = queued["id"].as_str().expect("run id").to_owned();
+    eventually(60, "the LDAP run to end", || async {
+        let run = hub.get(&format!("/api/v1/ldap-runs/{id}")).await;
+        matches!(run["status"].as_str(), Some("done" | "failed")).then_some(run)
+    })
+    .await
+}
+
+async fn user(hub: &TestHub, username: &str) -> Option<Value> {
+    let (status, body) = hub.call(Method::GET, &format!("/api/v1/users/{username}"), None).await;
+    (status == StatusCode::OK).then_some(body)
+}
+
+async fn member_names(hub: &TestHub, group: &str) -> Vec<String> {
+    let page = hub.get(&format!("/api/v1/groups/{group}/members?limit=100")).await;
+    let mut names: Vec<String> = page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("members of {group}: {page}"))
+        .iter()
+        .filter_map(|u| u["username"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether the app's target holds an active account for `username` (`None`: no account).
+async fn account(target: &ScimTarget, username: &str) -> Option<bool> {
+    target.user(username).await.map(|u| u["active"] == json!(true))
+}
+
+async fn directory_and_app_follow_the_source(backend: Backend) {
+    let server = Slapd::start();
+    server.add(&format!(
+        "dn: ou=staff,{}\nobjectClass: organizationalUnit\nou: staff\n\n{}{}{}{}{}",
+        slapd::BASE_DN,
+        slapd::person_ldif("ann", "Ann", "Lee", "ann@example.org"),
+        slapd::person_ldif("bob", "Bob", "Kim", "bob@example.org"),
+        slapd::person_ldif("cy", "Cy", "Ng", "cy@example.org"),
+        slapd::group_ldif("Staff", &[slapd::person_dn("ann"), slapd::person_dn("bob")]),
+        slapd::group_ldif("Sales", &[slapd::person_dn("cy")]),
+    ));
+    let hub = TestHub::start(backend).await;
+    let (status, source) = create_source(&hub, &server, "corp", slapd::READER_PASSWORD, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{source}");
+    assert!(source.get("bind_password").is_none() && !source.to_string().contains(slapd::READER_PASSWORD));
+
+    // A dry run plans and changes nothing.
+    let (status, dry) = hub
+        .call(
+            Method::POST,
+            "/api/v1/ldap-sources/corp/syncs",
+            Some(json!({"dry_run": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{dry}");
+    let dry_id = dry["id"].as_str().unwrap().to_owned();
+    let dry = eventually(60, "the dry run", || async {
+        let run = hub.get(&format!("/api/v1/ldap-runs/{dry_id}")).await;
+        (run["status"] == "done").then_some(run)
+    })
+    .await;
+    assert_eq!(dry["counts"]["users_created"], 3, "{dry}");
+    assert!(user(&hub, "ann").await.is_none(), "a dry run creates nobody");
+    let planned = hub.get(&format!("/api/v1/ldap-runs/{dry_id}/reports")).await;
+    assert!(
+        planned
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["username"] == "ann" && r["outcome"] == "dry_run"),
+        "{planned}"
+    );
+
+    let first = run(&hub, "corp", "syncs").await;
+    assert_eq!(first["status"], "done", "{first}");
+    let counts = &first["counts"];
+    assert_eq!(
+        (counts["users_created"].as_u64(), counts["groups_created"].as_u64()),
+        (Some(3), Some(2)),
+        "{first}"
+    );
+    assert_eq!(counts["members_added"], 3, "{first}");
+    let ann = user(&hub, "ann").await.expect("ann synced");
+    assert_eq!(
+        (ann["email"].as_str(), ann["source"].as_str()),
+        (Some("ann@example.org"), Some("ldap"))
+    );
+    assert_eq!(ann["display_name"], "Ann Lee");
+    assert_eq!(member_names(&hub, "Staff").await, ["ann", "bob"]);
+    assert_eq!(member_names(&hub, "Sales").await, ["cy"]);
+    // The change log names the source.
+    let changes = hub.changes().await;
+    assert!(changes.iter().any(|c| c["actor"] == "ldap:corp"), "{changes:?}");
+
+    // Staff gets an app on scim2-server.
+    let target = ScimTarget::start().await;
+    let app = hub
+        .connect_app(json!({"name": "App", "base_url": target.base_url, "token": target.token}))
+        .await;
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    hub.post("/api/v1/policies", json!({"app": "App", "group": "Staff"}))
+        .await;
+    hub.settle(&app_id).await;
+    assert_eq!(account(&target, "ann").await, Some(true));
+    assert_eq!(account(&target, "bob").await, Some(true));
+    assert_eq!(account(&target, "cy").await, None);
+
+    // The directory server changes.
+    server.add(&slapd::person_ldif("dan", "Dan", "Oh", "dan@example.org"));
+    server.add(&slapd::person_ldif("eve", "Eve", "Ma", "eve@example.org"));
+    server.modify(&format!(
+        "dn: {}\nchangetype: modify\nadd: member\nmember: {}\nmember: {}\n\n\
+         dn: {}\nchangetype: modify\nreplace: mail\nmail: robert@example.org\n\n\
+         dn: {}\nchangetype: modify\nadd: employeeType\nemployeeType: disabled\n\n\
+         dn: {}\nchangetype: modrdn\nnewrdn: uid=anne\ndeleteoldrdn: 1\nnewsuperior: ou=staff,{}\n",
+        slapd::group_dn("Staff"),
+        slapd::person_dn("dan"),
+        slapd::person_dn("eve"),
+        slapd::person_dn("bob"),
+        slapd::person_dn("cy"),
+        slapd::person_dn("ann"),
+        slapd::BASE_DN,
+    ));
+    server.modify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n\ndn: {}\nchangetype: delete\n",
+        slapd::group_dn("Staff"),
+        slapd::person_dn("eve"),
+        slapd::person_dn("dan"),
+    ));
+    // ann (now anne, moved to ou=staff) leaves Staff; the overlay rewrote her DN in it first.
+    server.modify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: uid=anne,ou=staff,{}\n",
+        slapd::group_dn("Staff"),
+        slapd::BASE_DN,
+    ));
+
+    let second = run(&hub, "corp", "syncs").await;
+    assert_eq!(second["status"], "done", "{second}");
+    // Added: eve exists, not in Staff (added and removed); dan came and went between the syncs.
+    assert!(user(&hub, "eve").await.is_some_and(|u| u["active"] == true));
+    assert!(user(&hub, "dan").await.is_none(), "dan was never seen");
+    // Modified.
+    let bob = user(&hub, "bob").await.expect("bob");
+    assert_eq!(bob["email"], "robert@example.org");
+    // Renamed and moved: the same user, under the new name.
+    assert!(user(&hub, "ann").await.is_none());
+    let anne = user(&hub, "anne").await.expect("ann renamed to anne");
+    assert_eq!(anne["id"], ann["id"]);
+    // Disabled.
+    assert_eq!(user(&hub, "cy").await.expect("cy")["active"], false);
+    // Membership.
+    assert_eq!(member_names(&hub, "Staff").await, ["bob"]);
+
+    // Deleted from LDAP: deactivated in the hub.
+    server.modify(&format!("dn: {}\nchangetype: delete\n", slapd::person_dn("bob")));
+    let third = run(&hub, "corp", "syncs").await;
+    assert_eq!(third["counts"]["users_deactivated"], 1, "{third}");
+    assert_eq!(user(&hub, "bob").await.expect("bob kept")["active"], false);
+
+    // The app followed: bob's account carries his new email and is deactivated, anne (out of
+    // Staff) is deactivated there too.
+    hub.settle(&app_id).await;
+    let bob_account = target.user("bob").await.expect("bob's account");
+    assert_eq!(bob_account["active"], false, "{bob_account}");
+    assert_eq!(
+        account(&target, "anne").await.or(account(&target, "ann").await),
+        Some(false)
+    );
+
+    // Every run and its outcomes are in the provisioning reports, searchable by user and source.
+    let reports = hub.get("/api/v1/reports?user=bob").await;
+    let items = reports["items"].as_array().expect("report items");
+    assert!(
+        items
+            .iter()
+            .any(|r| r["app_name"] == "corp" && r["operation"] == "deactivate"),
+        "{reports}"
+    );
+    let runs = hub.get("/api/v1/ldap-sources/corp/runs").await;
+    assert_eq!(runs.as_array().map(Vec::len), Some(4), "{runs}");
+    hub.stop().await;
+}
+
+async fn wrong_settings_change_nothing(backend: Backend) {
+    let mut server = Slapd::start();
+    server.add(&slapd::person_ldif("ann", "Ann", "Lee", "ann@example.org"));
+    let hub = TestHub::start(backend).await;
+
+    // Refused when saved, with the field named.
+    let (status, body) = create_source(&hub, &server, "bad-filter", "x", json!({"user_filter": "(uid=ann"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("user_filter"), "{body}");
+    let (status, body) = create_source(&hub, &server, "bad-url", "x", json!({"url": "http://127.0.0.1"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = create_source(&hub, &server, "typo", "x", json!({"user_bsae": "dc=x"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let sources = hub.get("/api/v1/ldap-sources").await;
+    assert_eq!(sources, json!([]), "nothing stored");
+
+    // Wrong password: the test and the sync fail with the server's reason, and nothing changes.
+    let (status, _) = create_source(&hub, &server, "wrong-password", "not-it", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let test = run(&hub, "wrong-password", "test").await;
+    assert_eq!(test["status"], "failed", "{test}");
+    assert!(
+        test["error"].as_str().unwrap_or("").contains("invalid credentials"),
+        "{test}"
+    );
+    let sync = run(&hub, "wrong-password", "syncs").await;
+    assert_eq!(sync["status"], "failed", "{sync}");
+
+    // A unique id attribute the entries lack.
+    let (status, _) = create_source(
+        &hub,
+        &server,
+        "no-id",
+        slapd::READER_PASSWORD,
+        json!({"unique_id": "employeeNumber"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let sync = run(&hub, "no-id", "syncs").await;
+    assert_eq!(sync["status"], "failed", "{sync}");
+    assert!(
+        sync["error"].as_str().unwrap_or("").contains("employeeNumber"),
+        "{sync}"
+    );
+
+    // The right settings pass the test and count what they find.
+    let (status, _) = create_source(&hub, &server, "good", slapd::READER_PASSWORD, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let test = run(&hub, "good", "test").await;
+    assert_eq!(test["status"], "done", "{test}");
+    assert_eq!(test["counts"]["users_read"], 1, "{test}");
+
+    // The server is down.
+    server.stop();
+    let sync = run(&hub, "good", "syncs").await;
+    assert_eq!(sync["status"], "failed", "{sync}");
+    assert!(
+        sync["error"].as_str().unwrap_or("").contains("refused the connection"),
+        "{sync}"
+    );
+
+    assert!(user(&hub, "ann").await.is_none(), "no failed run created anyone");
+    let users = hub.get("/api/v1/users").await;
+    assert_eq!(users["items"], json!([]), "{users}");
+    hub.stop().await;
+}
