@@ -12,7 +12,11 @@ use common::{Backend, TestHub, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-backend_tests!(directory_and_app_follow_the_source, wrong_settings_change_nothing);
+backend_tests!(
+    directory_and_app_follow_the_source,
+    incremental_syncs_read_what_changed,
+    wrong_settings_change_nothing
+);
 
 /// Creates the source `name` over `server` (OpenLDAP preset, groups read, `employeeType:
 /// disabled` marks a disabled user) with `settings` on top.
@@ -44,8 +48,17 @@ async fn create_source(
 
 /// Queues a run (`syncs` or `test`) of `source` and waits for its end.
 async fn run(hub: &TestHub, source: &str, what: &str) -> Value {
+    let body = (what == "syncs").then(|| json!({}));
+    run_with(hub, source, what, body).await
+}
+
+/// Queues an incremental sync of `source` and waits for its end.
+async fn incremental(hub: &TestHub, source: &str) -> Value {
+    run_with(hub, source, "syncs", Some(json!({"mode": "incremental"}))).await
+}
+
+async fn run_with(hub: &TestHub, source: &str, what: &str, body: Option<Value>) -> Value {
     let path = format!("/api/v1/ldap-sources/{source}/{what}");
-    let body = if what == "syncs" { Some(json!({})) } else { None };
     let (status, queued) = hub.call(Method::POST, &path, body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
     let id = queued["id"].as_str().expect("run id").to_owned();
@@ -228,6 +241,68 @@ async fn directory_and_app_follow_the_source(backend: Backend) {
     );
     let runs = hub.get("/api/v1/ldap-sources/corp/runs").await;
     assert_eq!(runs.as_array().map(Vec::len), Some(4), "{runs}");
+    hub.stop().await;
+}
+
+async fn incremental_syncs_read_what_changed(backend: Backend) {
+    let server = Slapd::start();
+    let people: String = ["ann", "bob", "cy", "dan"]
+        .iter()
+        .map(|uid| slapd::person_ldif(uid, "Pat", uid, &format!("{uid}@example.org")))
+        .collect();
+    server.add(&people);
+    // modifyTimestamp has whole seconds, and an incremental sync reads again the entries of the
+    // latest second it saw (a change later in that second must not be missed): the group goes in
+    // a second after the people, so that the people are not read again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    server.add(&slapd::group_ldif("Staff", &[slapd::person_dn("ann")]));
+    let hub = TestHub::start(backend).await;
+    let (status, body) = create_source(&hub, &server, "corp", slapd::READER_PASSWORD, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Before any sync an incremental sync reads everything.
+    let first = incremental(&hub, "corp").await;
+    assert_eq!(
+        (first["status"].as_str(), first["counts"]["users_created"].as_u64()),
+        (Some("done"), Some(4)),
+        "{first}"
+    );
+
+    let unchanged = incremental(&hub, "corp").await;
+    assert_eq!(
+        unchanged["counts"]["users_read"], 0,
+        "only entries changed since: {unchanged}"
+    );
+    assert_eq!(
+        unchanged["counts"]["groups_read"], 1,
+        "the group of the latest second: {unchanged}"
+    );
+    assert_eq!(unchanged["counts"]["users_deactivated"], 0, "{unchanged}");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    server.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: mail\nmail: robert@example.org\n\n\
+         dn: {}\nchangetype: modify\nadd: member\nmember: {}\n\n\
+         dn: {}\nchangetype: delete\n",
+        slapd::person_dn("bob"),
+        slapd::group_dn("Staff"),
+        slapd::person_dn("cy"),
+        slapd::person_dn("dan"),
+    ));
+    let changed = incremental(&hub, "corp").await;
+    let counts = &changed["counts"];
+    assert_eq!(changed["status"], "done", "{changed}");
+    let read = counts["users_read"].as_u64().unwrap_or(0);
+    assert!(
+        (1..=2).contains(&read),
+        "bob (and cy, whose memberOf changed): {changed}"
+    );
+    assert_eq!(counts["users_updated"], 1, "{changed}");
+    assert_eq!(counts["users_deactivated"], 1, "dan, gone: {changed}");
+    assert_eq!(counts["members_added"], 1, "{changed}");
+    assert_eq!(user(&hub, "bob").await.expect("bob")["email"], "robert@example.org");
+    assert_eq!(user(&hub, "dan").await.expect("dan")["active"], false);
+    assert_eq!(member_names(&hub, "Staff").await, ["ann", "cy"]);
     hub.stop().await;
 }
 

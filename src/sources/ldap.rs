@@ -5,7 +5,7 @@
 //! everything or fails: a sync never plans from half a directory.
 
 use crate::domain::ldap::plan::SourceRead;
-use crate::domain::ldap::{LdapEntry, LdapSettings};
+use crate::domain::ldap::{ChangeMarker, LdapEntry, LdapSettings};
 use crate::domain::{Error, Result};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
@@ -118,6 +118,63 @@ impl Connection {
         Ok(SourceRead {
             present_users: users.iter().map(|e| (e.id.clone(), e.dn.clone())).collect(),
             present_groups: groups.iter().map(|e| (e.id.clone(), e.dn.clone())).collect(),
+            users,
+            groups,
+            groups_read: settings.group_base.is_some(),
+        })
+    }
+
+    /// Reads what changed since `since` (the source's change marker): the users and groups
+    /// changed (whole), and every entry's unique id and DN, so that the plan sees who is gone.
+    pub async fn read_changes(
+        &mut self,
+        settings: &LdapSettings,
+        marker: ChangeMarker,
+        since: &str,
+    ) -> Result<SourceRead> {
+        let ids_only = [settings.unique_id.clone()];
+        let users = self
+            .search(
+                &settings.user_base,
+                &marker.changed_since(&settings.user_filter, since),
+                &settings.user_attributes(),
+                settings.page_size,
+                &settings.unique_id,
+            )
+            .await?;
+        let present_users = self
+            .search(
+                &settings.user_base,
+                &settings.user_filter,
+                &ids_only,
+                settings.page_size,
+                &settings.unique_id,
+            )
+            .await?;
+        let (groups, present_groups) = match &settings.group_base {
+            Some(base) => (
+                self.search(
+                    base,
+                    &marker.changed_since(&settings.group_filter, since),
+                    &settings.group_attributes(),
+                    settings.page_size,
+                    &settings.unique_id,
+                )
+                .await?,
+                self.search(
+                    base,
+                    &settings.group_filter,
+                    &ids_only,
+                    settings.page_size,
+                    &settings.unique_id,
+                )
+                .await?,
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(SourceRead {
+            present_users: present_users.into_iter().map(|e| (e.id, e.dn)).collect(),
+            present_groups: present_groups.into_iter().map(|e| (e.id, e.dn)).collect(),
             users,
             groups,
             groups_read: settings.group_base.is_some(),

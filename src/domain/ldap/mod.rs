@@ -87,6 +87,47 @@ impl ChangeMarker {
             ChangeMarker::UsnChanged => "uSNChanged",
         }
     }
+
+    /// The later of two marker values: numbers for `uSNChanged`, generalized times (which sort
+    /// as text when written alike) for `modifyTimestamp`.
+    pub fn later<'a>(self, a: &'a str, b: &'a str) -> &'a str {
+        let a_first = match self {
+            ChangeMarker::UsnChanged => match (a.trim().parse::<u64>(), b.trim().parse::<u64>()) {
+                (Ok(x), Ok(y)) => x >= y,
+                (Ok(_), Err(_)) => true,
+                (Err(_), _) => false,
+            },
+            ChangeMarker::ModifyTimestamp => a >= b,
+        };
+        if a_first { a } else { b }
+    }
+
+    /// The latest marker value the entries carry, and `since` when none is later.
+    pub fn latest<'a>(
+        self,
+        entries: impl IntoIterator<Item = &'a LdapEntry>,
+        since: Option<&'a str>,
+    ) -> Option<String> {
+        let mut latest = since;
+        for entry in entries {
+            if let Some(value) = entry.first(self.attribute()) {
+                latest = Some(match latest {
+                    Some(current) => self.later(current, value),
+                    None => value,
+                });
+            }
+        }
+        latest.map(str::to_owned)
+    }
+
+    /// The filter that selects entries changed at or after `since`, within `filter`.
+    pub fn changed_since(self, filter: &str, since: &str) -> String {
+        let escaped: String = since
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ',' | '-' | '+'))
+            .collect();
+        format!("(&{filter}({}>={escaped}))", self.attribute())
+    }
 }
 
 /// Where and how a source is read, and how its entries become directory users and groups.
@@ -387,6 +428,9 @@ impl LdapSettings {
         if self.membership == MembershipStyle::GroupMembers {
             wanted.push(self.member_attribute.clone());
         }
+        if let Some(marker) = self.change_marker {
+            wanted.push(marker.attribute().into());
+        }
         dedup_ignoring_case(wanted)
     }
 }
@@ -605,6 +649,34 @@ mod tests {
         assert!(entry("nsaccountlock", "true").is_disabled(&lock));
         assert!(!entry("nsaccountlock", "false").is_disabled(&lock));
         assert!(!LdapEntry::default().is_disabled(&lock));
+    }
+
+    #[test]
+    fn change_markers_compare_as_their_kind() {
+        assert_eq!(ChangeMarker::UsnChanged.later("999", "1000"), "1000");
+        assert_eq!(
+            ChangeMarker::ModifyTimestamp.later("20261201120000Z", "20261130235959Z"),
+            "20261201120000Z"
+        );
+        let entry = |marker: &str| LdapEntry {
+            attributes: HashMap::from([("modifytimestamp".to_owned(), vec![marker.to_owned()])]),
+            ..LdapEntry::default()
+        };
+        let entries = [entry("20261201120000Z"), entry("20261201120005Z")];
+        assert_eq!(
+            ChangeMarker::ModifyTimestamp
+                .latest(&entries, Some("20261201110000Z"))
+                .as_deref(),
+            Some("20261201120005Z")
+        );
+        assert_eq!(
+            ChangeMarker::ModifyTimestamp.changed_since("(objectClass=x)", "20261201120005Z"),
+            "(&(objectClass=x)(modifyTimestamp>=20261201120005Z))"
+        );
+        assert_eq!(
+            ChangeMarker::UsnChanged.changed_since("(a=b)", "12)(x=*"),
+            "(&(a=b)(uSNChanged>=12x))"
+        );
     }
 
     #[test]

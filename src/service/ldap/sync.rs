@@ -10,7 +10,7 @@ use crate::domain::job::{Operation, Outcome, Report, SubjectKind};
 use crate::domain::ldap::plan::{
     Current, GroupStep, Holder, LinkedGroup, LinkedUser, MembershipStep, SourceRead, SyncPlan, UserStep, plan_sync,
 };
-use crate::domain::ldap::run::{LdapRun, LdapRunCounts, LdapRunKind, LdapRunStatus};
+use crate::domain::ldap::run::{LdapRun, LdapRunCounts, LdapRunKind, LdapRunStatus, SyncMode};
 use crate::domain::ldap::{LdapLink, LdapSource, LinkKind};
 use crate::domain::scim::members::MemberOp;
 use crate::domain::user::{User, UserSource};
@@ -62,8 +62,19 @@ where
     async fn carry_out_for(&self, source: &LdapSource, run: &mut LdapRun) -> Result<()> {
         let ciphertext = self.store.ldap_source_password(source.id).await?;
         let password = self.key.decrypt(&ciphertext, &password_context(source.id))?;
+        // An incremental sync reads the entries changed since the last sync's latest marker;
+        // without one (no sync yet), it reads everything.
+        let since = match (run.mode, source.settings.change_marker) {
+            (SyncMode::Incremental, Some(marker)) => {
+                self.store.ldap_watermark(source.id).await?.map(|since| (marker, since))
+            }
+            _ => None,
+        };
         let mut connection = Connection::open(&source.settings, &password).await?;
-        let read = connection.read_source(&source.settings).await;
+        let read = match &since {
+            Some((marker, since)) => connection.read_changes(&source.settings, *marker, since).await,
+            None => connection.read_source(&source.settings).await,
+        };
         connection.close().await;
         let read = read?;
         run.counts.users_read = read.users.len() as u64;
@@ -84,6 +95,15 @@ where
             },
         };
         let counts = applier.apply(plan, &current, stale).await?;
+        if !run.dry_run
+            && let Some(marker) = source.settings.change_marker
+        {
+            let previous = since.as_ref().map(|(_, since)| since.as_str());
+            let latest = marker.latest(read.users.iter().chain(&read.groups), previous);
+            if latest.as_deref() != previous {
+                self.store.set_ldap_watermark(source.id, latest.as_deref()).await?;
+            }
+        }
         run.counts = LdapRunCounts {
             users_read: run.counts.users_read,
             groups_read: run.counts.groups_read,
