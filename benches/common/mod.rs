@@ -1,12 +1,19 @@
 //! What the benchmarks share: their command line (flags with values, only under `cargo bench`), a
 //! repeatable random generator, percentiles of timings, child processes that die with the
-//! benchmark, the hub (`hub.rs`), the SCIM targets (`target.rs`) and the seeding of the directory (`seed.rs`).
+//! benchmark, the hub (`hub.rs`), the SCIM targets (`target.rs`), the seeding of the directory (`seed.rs`) and a private OpenLDAP
+//! server (the tests' `slapd.rs`).
 
 #![allow(dead_code)]
 
 pub mod hub;
 pub mod seed;
+/// The tests' private OpenLDAP server (slapd), for the LDAP benchmark.
+#[path = "../../tests/common/slapd.rs"]
+pub mod slapd;
 pub mod target;
+
+/// The name the slapd harness gives [`die_with_bench`].
+pub use die_with_bench as tied_to_test;
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -96,6 +103,15 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Reads a child's output on a thread, so that a chatty child never blocks on a full pipe.
+pub fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut output = String::new();
+        let _ = pipe.read_to_string(&mut output);
+        output
+    })
 }
 
 /// A free loopback port.

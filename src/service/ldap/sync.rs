@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 /// Changes applied at once: concurrent writers share the directory's group commit.
-const CONCURRENT_CHANGES: usize = 32;
+const CONCURRENT_CHANGES: usize = 128;
 
 /// The outcome of one applied (or planned) change.
 struct Done {
@@ -82,7 +82,9 @@ where
         if run.kind == LdapRunKind::Test {
             return Ok(());
         }
+        tracing::debug!(users = read.users.len(), groups = read.groups.len(), "LDAP sync: read");
         let (current, stale) = self.current(source, &read).await?;
+        tracing::debug!("LDAP sync: current state loaded");
         let definitions = self.directory.attribute_definitions().await?;
         let plan = plan_sync(&source.settings, &definitions, &read, &current, now());
         let applier = Applier {
@@ -266,9 +268,11 @@ where
         for step in &users {
             count_user(&mut counts, step);
         }
+        let phase = std::time::Instant::now();
         let done = self
             .run_all(users, |applier, step| async move { applier.user_step(step).await })
             .await;
+        tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "LDAP sync: users applied");
         for outcome in done {
             collect(
                 outcome,
@@ -282,9 +286,11 @@ where
         for step in &groups {
             count_group(&mut counts, step);
         }
+        let phase = std::time::Instant::now();
         let done = self
             .run_all(groups, |applier, step| async move { applier.group_step(step).await })
             .await;
+        tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "LDAP sync: groups applied");
         for outcome in done {
             collect(
                 outcome,
@@ -301,6 +307,7 @@ where
             counts.members_added += step.add.len() as u64;
             counts.members_removed += step.remove.len() as u64;
         }
+        let phase = std::time::Instant::now();
         let done = self
             .run_all(memberships, move |applier, step| {
                 let user_of = user_of.clone();
@@ -308,10 +315,15 @@ where
                 async move { applier.membership_step(step, &user_of, &group_of).await }
             })
             .await;
+        tracing::debug!(
+            seconds = phase.elapsed().as_secs_f64(),
+            "LDAP sync: memberships applied"
+        );
         let mut none = HashMap::new();
         for outcome in done {
             collect(outcome, &mut counts, &mut links, &mut unlinks, &mut reports, &mut none);
         }
+        let phase = std::time::Instant::now();
         if !self.dry_run {
             self.service
                 .store
@@ -321,6 +333,10 @@ where
         for chunk in reports.chunks(1000) {
             self.service.store.insert_reports(chunk).await?;
         }
+        tracing::debug!(
+            seconds = phase.elapsed().as_secs_f64(),
+            "LDAP sync: links and reports stored"
+        );
         Ok(counts)
     }
 
