@@ -155,6 +155,40 @@ async fn directory_and_app_follow_the_source(backend: Backend) {
     let changes = hub.changes().await;
     assert!(changes.iter().any(|c| c["actor"] == "ldap:corp"), "{changes:?}");
 
+    // What the source maps is read-only through the API; the rest is not.
+    let (status, body) = hub
+        .call(
+            Method::PATCH,
+            "/api/v1/users/ann",
+            Some(json!({"email": "ann@elsewhere.org"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("email") && message.contains("LDAP source 'corp'"),
+        "{body}"
+    );
+    let (status, body) = hub
+        .call(
+            Method::PATCH,
+            "/api/v1/users/ann",
+            Some(json!({"email": "ann@example.org", "formatted_name": "Ms Ann Lee"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an unchanged mapped value and an unmapped field pass: {body}"
+    );
+    let (status, body) = hub.call(Method::POST, "/api/v1/users/ann/deactivate", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = hub
+        .call(Method::PATCH, "/api/v1/groups/Staff", Some(json!({"name": "Team"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(user(&hub, "ann").await.expect("ann")["email"], "ann@example.org");
+
     // Staff gets an app on scim2-server.
     let target = ScimTarget::start().await;
     let app = hub

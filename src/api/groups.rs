@@ -88,6 +88,7 @@ pub async fn get_group(State(state): State<HubState>, _: Reader, Path(group): Pa
 #[utoipa::path(patch, path = "/api/v1/groups/{group}", tag = "groups", request_body = GroupRename,
     params(("group" = String, Path, description = "Group id or name")),
     responses(
+        (status = 409, description = "The name is taken, or an LDAP source owns the group and names it", body = ErrorBody),
         (status = 200, description = "The group under its new name", body = Group),
         (status = 404, description = "No group has this id or name", body = ErrorBody),
         (status = 409, description = "Another group already has this name (compared regardless of case)", body = ErrorBody),
@@ -99,6 +100,7 @@ pub async fn rename_group(
     Path(group): Path<String>,
     ApiJson(input): ApiJson<GroupRename>,
 ) -> ApiResult<Json<Group>> {
+    state.ldap.guard_group_rename(&group).await?;
     Ok(Json(state.directory.rename_group(&group, &input.name, &actor).await?))
 }
 

@@ -87,7 +87,7 @@ pub async fn get_user(State(state): State<HubState>, _: Reader, Path(user): Path
     responses(
         (status = 200, description = "The user after the change", body = User),
         (status = 404, description = "No user has this id or username", body = ErrorBody),
-        (status = 409, description = "Another user already has this username (compared regardless of case)", body = ErrorBody),
+        (status = 409, description = "Another user already has this username (compared regardless of case), or a changed field is read from an LDAP source", body = ErrorBody),
         (status = 422, description = "The input is invalid; `error.field` names the field", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -97,6 +97,7 @@ pub async fn update_user(
     Path(user): Path<String>,
     ApiJson(update): ApiJson<UserUpdate>,
 ) -> ApiResult<Json<User>> {
+    state.ldap.guard_user_update(&user, &update).await?;
     Ok(Json(state.directory.update_user(&user, update, &actor).await?))
 }
 
@@ -104,6 +105,7 @@ pub async fn update_user(
 #[utoipa::path(post, path = "/api/v1/users/{user}/deactivate", tag = "users",
     params(("user" = String, Path, description = "User id or username")),
     responses(
+        (status = 409, description = "An LDAP source owns the user: its entry decides whether it is active", body = ErrorBody),
         (status = 200, description = "The user, now inactive", body = User),
         (status = 404, description = "No user has this id or username", body = ErrorBody),
     ),
@@ -113,6 +115,7 @@ pub async fn deactivate_user(
     Admin(actor): Admin,
     Path(user): Path<String>,
 ) -> ApiResult<Json<User>> {
+    state.ldap.guard_user_active(&user, false).await?;
     Ok(Json(state.directory.set_active(&user, false, &actor).await?))
 }
 
@@ -120,6 +123,7 @@ pub async fn deactivate_user(
 #[utoipa::path(post, path = "/api/v1/users/{user}/activate", tag = "users",
     params(("user" = String, Path, description = "User id or username")),
     responses(
+        (status = 409, description = "An LDAP source owns the user: its entry decides whether it is active", body = ErrorBody),
         (status = 200, description = "The user, now active", body = User),
         (status = 404, description = "No user has this id or username", body = ErrorBody),
     ),
@@ -129,6 +133,7 @@ pub async fn activate_user(
     Admin(actor): Admin,
     Path(user): Path<String>,
 ) -> ApiResult<Json<User>> {
+    state.ldap.guard_user_active(&user, true).await?;
     Ok(Json(state.directory.set_active(&user, true, &actor).await?))
 }
 

@@ -8,8 +8,9 @@ use super::directory::DirectoryService;
 use crate::domain::job::Report;
 use crate::domain::ldap::run::{LdapRun, LdapRunKind, SyncMode};
 use crate::domain::ldap::{
-    LdapSettings, LdapSource, LdapSourceUpdate, NewLdapSource, merge_settings, validate_source_name,
+    LdapSettings, LdapSource, LdapSourceUpdate, LinkKind, NewLdapSource, merge_settings, validate_source_name,
 };
+use crate::domain::user::UserUpdate;
 use crate::domain::{Error, Result, now};
 use crate::secrets::SecretKey;
 use crate::sources::ldap::{check_ca_certificate, check_filter};
@@ -164,6 +165,56 @@ where
     pub async fn run_reports(&self, id: &str) -> Result<Vec<Report>> {
         let run = self.get_run(id).await?;
         self.store.reports_for_correlation(&run.id.to_string()).await
+    }
+
+    /// Refuses a change, by anyone but the source, to what an LDAP source owns of a user: the
+    /// username, `active` and the mapped fields. Only fields the change really changes count, so
+    /// a form that sends a user's values back unchanged passes. A change that is invalid anyway
+    /// passes here and is refused by the directory with its own reason.
+    pub async fn guard_user_update(&self, reference: &str, update: &UserUpdate) -> Result<()> {
+        let user = self.directory.get_user(reference).await?;
+        let Some(source) = self.store.ldap_owner(LinkKind::User, user.id).await? else {
+            return Ok(());
+        };
+        let definitions = self.directory.attribute_definitions().await?;
+        let Ok((_, changed)) = user.apply(update.clone(), &definitions, now()) else {
+            return Ok(());
+        };
+        let owned = source.settings.owned_user_fields();
+        match changed.iter().find(|field| owned.contains(field)) {
+            Some(field) => Err(Error::conflict(
+                field.clone(),
+                format!(
+                    "{field} of {} is read from the LDAP source '{}': change it in the directory server",
+                    user.username, source.name
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses activating or deactivating a user an LDAP source owns: its entry decides.
+    pub async fn guard_user_active(&self, reference: &str, active: bool) -> Result<()> {
+        let update = UserUpdate {
+            active: Some(active),
+            ..UserUpdate::default()
+        };
+        self.guard_user_update(reference, &update).await
+    }
+
+    /// Refuses renaming a group an LDAP source owns: its entry names it.
+    pub async fn guard_group_rename(&self, reference: &str) -> Result<()> {
+        let group = self.directory.get_group(reference).await?;
+        match self.store.ldap_owner(LinkKind::Group, group.id).await? {
+            Some(source) => Err(Error::conflict(
+                "name",
+                format!(
+                    "the name of group {} is read from the LDAP source '{}': rename it in the directory server",
+                    group.name, source.name
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The store, for the source runner.

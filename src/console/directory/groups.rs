@@ -237,12 +237,15 @@ pub async fn show(
 
 /// `POST /console/groups/{id}/rename`.
 pub async fn rename(editor: Editor, Path(id): Path<String>, Form(form): Form<NameForm>) -> Result<Response, PageError> {
-    let renamed = editor
-        .console
-        .app
-        .directory
-        .rename_group(&id, &form.name, &editor.principal().actor)
-        .await;
+    let app = &editor.console.app;
+    let renamed = match app.ldap.guard_group_rename(&id).await {
+        Ok(()) => {
+            app.directory
+                .rename_group(&id, &form.name, &editor.principal().actor)
+                .await
+        }
+        Err(e) => Err(e),
+    };
     match renamed {
         Ok(group) => {
             changed(&editor);

@@ -276,10 +276,16 @@ pub async fn edit(
     let definitions = directory.list_attributes().await?;
     let form = UserForm::from_pairs(pairs, &definitions);
     let reference = user.id.to_string();
-    match directory
-        .update_user(&reference, form.to_update(&definitions), &editor.principal().actor)
-        .await
-    {
+    let update = form.to_update(&definitions);
+    let saved = match editor.console.app.ldap.guard_user_update(&reference, &update).await {
+        Ok(()) => {
+            directory
+                .update_user(&reference, update, &editor.principal().actor)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match saved {
         Ok(saved) => {
             changed(&editor);
             Ok(editor.redirect(
@@ -316,6 +322,7 @@ impl Back {
 }
 
 async fn set_active(editor: Editor, id: String, back: Back, active: bool) -> Result<Response, PageError> {
+    editor.console.app.ldap.guard_user_active(&id, active).await?;
     let user = editor
         .console
         .app

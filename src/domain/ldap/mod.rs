@@ -404,6 +404,20 @@ impl LdapSettings {
         Ok(())
     }
 
+    /// The user fields a source owns, named as `User::apply` names changed fields: the username,
+    /// `active`, and each mapped profile field (custom attributes as `attributes.NAME`).
+    pub fn owned_user_fields(&self) -> Vec<String> {
+        let mut owned = vec!["username".to_owned(), "active".to_owned()];
+        owned.extend(self.profile.keys().map(|field| {
+            if PROFILE_FIELDS.contains(&field.as_str()) {
+                field.clone()
+            } else {
+                format!("attributes.{field}")
+            }
+        }));
+        owned
+    }
+
     /// The attributes to ask for on user entries.
     pub fn user_attributes(&self) -> Vec<String> {
         let mut wanted = vec![self.unique_id.clone(), self.username_attribute.clone()];
