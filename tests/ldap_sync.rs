@@ -406,3 +406,59 @@ async fn wrong_settings_change_nothing(backend: Backend) {
     assert_eq!(users["items"], json!([]), "{users}");
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_tests_and_syncs_a_source() {
+    let server = Slapd::start();
+    server.add(&slapd::person_ldif("ann", "Ann", "Lee", "ann@example.org"));
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let password = dir.path().join("password");
+    std::fs::write(&password, format!("{}\n", slapd::READER_PASSWORD)).expect("password file");
+    let url = server.url();
+    let password = password.display().to_string();
+    let created = common::ok(hub.cli(&[
+        "ldap-sources",
+        "create",
+        "corp",
+        "--preset",
+        "openldap",
+        "--url",
+        &url,
+        "--bind-dn",
+        slapd::READER_DN,
+        "--user-base",
+        slapd::PEOPLE_DN,
+        "--set",
+        "page_size=100",
+        "--password-file",
+        &password,
+    ]));
+    assert!(
+        created.contains("corp") && !created.contains(slapd::READER_PASSWORD),
+        "{created}"
+    );
+    let tested = common::ok(hub.cli(&["ldap-sources", "test", "corp"]));
+    assert!(tested.contains("1 users"), "{tested}");
+    let planned = common::ok(hub.cli(&["ldap-sources", "sync", "corp", "--dry-run"]));
+    assert!(
+        planned.contains("create") && planned.contains("ann") && planned.contains("dry_run"),
+        "{planned}"
+    );
+    assert!(user(&hub, "ann").await.is_none(), "the dry run changed nothing");
+    let synced = common::ok(hub.cli(&["ldap-sources", "sync", "corp"]));
+    assert!(synced.contains("1 created"), "{synced}");
+    assert!(user(&hub, "ann").await.is_some());
+    let listed = common::ok(hub.cli(&["ldap-sources", "list"]));
+    assert!(listed.contains("corp") && listed.contains(&url), "{listed}");
+
+    // A wrong password: the test fails with the server's reason and a non-zero exit status.
+    std::fs::write(dir.path().join("wrong"), "not-it\n").expect("file");
+    let wrong = dir.path().join("wrong").display().to_string();
+    common::ok(hub.cli(&["ldap-sources", "update", "corp", "--password-file", &wrong]));
+    let failed = hub.cli(&["ldap-sources", "test", "corp"]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("invalid credentials"), "{stderr}");
+    hub.stop().await;
+}

@@ -7,6 +7,7 @@ mod attributes;
 pub mod client;
 mod groups;
 mod impact;
+mod ldap;
 mod mapping;
 pub mod output;
 mod prompt;
@@ -181,6 +182,13 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// LDAP and Active Directory sources the directory is read from.
+    LdapSources {
+        #[command(subcommand)]
+        command: ldap::LdapCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Reconcile every user and group of an app, or print the plan with --dry-run.
     Sync {
         /// App id or name.
@@ -247,5 +255,6 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Reconcile { app, apply, remote } => runs::reconcile(&remote, &app, apply).await,
         Command::Conflicts { command, remote } => runs::conflicts(&remote, command).await,
         Command::Reports { args, remote } => reports::reports(&remote, args).await,
+        Command::LdapSources { command, remote } => ldap::ldap_sources(&remote, command).await,
     }
 }
