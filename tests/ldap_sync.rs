@@ -462,3 +462,76 @@ async fn the_cli_creates_tests_and_syncs_a_source() {
     assert!(stderr.contains("invalid credentials"), "{stderr}");
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_adds_tests_and_syncs_a_source() {
+    use common::console::{ConsoleClient, PASSWORD, account};
+    use provisio::domain::admin::Role;
+    let server = Slapd::start();
+    server.add(&slapd::person_ldif("ann", "Ann", "Lee", "ann@example.org"));
+    let hub = TestHub::start(Backend::Sqlite).await;
+    account(&hub, "root", Role::Administrator).await;
+    account(&hub, "audrey", Role::Auditor).await;
+    let mut console = ConsoleClient::new(&hub);
+    console.log_in("root", PASSWORD).await;
+    let (status, _, page) = console.get("/console/ldap-sources").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("No LDAP source yet") && page.contains("id=\"create-source\""),
+        "{page}"
+    );
+
+    // A wrong URL is shown beside the form, with the typed values kept but not the password.
+    let url = server.url();
+    let mut fields = vec![
+        ("name", "corp"),
+        ("preset", "openldap"),
+        ("url", "http://nowhere"),
+        ("bind_dn", slapd::READER_DN),
+        ("bind_password", slapd::READER_PASSWORD),
+        ("user_base", slapd::PEOPLE_DN),
+    ];
+    let (status, _, page) = console.post("/console/ldap-sources", &fields).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("ldap://") && page.contains(slapd::PEOPLE_DN), "{page}");
+    assert!(
+        !page.contains(slapd::READER_PASSWORD),
+        "the password is never sent back"
+    );
+    fields[2] = ("url", &url);
+    let (status, location, page) = console.post("/console/ldap-sources", &fields).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(location.as_deref(), Some("/console/ldap-sources"));
+
+    let source = hub.get("/api/v1/ldap-sources/corp").await;
+    let id = source["id"].as_str().expect("id").to_owned();
+    let (status, _, _) = console
+        .post(&format!("/console/ldap-sources/{id}/runs"), &[("run", "sync")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    eventually(30, "ann synced", || async { user(&hub, "ann").await }).await;
+    let runs = format!("/api/v1/ldap-sources/{id}/runs");
+    eventually(30, "the run done", || async {
+        let runs = hub.get(&runs).await;
+        (runs[0]["status"] == "done").then_some(())
+    })
+    .await;
+    let (_, _, page) = console.get("/console/ldap-sources").await;
+    assert!(page.contains("badge ok\">done"), "{page}");
+    assert!(page.contains("users +1"), "{page}");
+
+    // An auditor reads the page but sees no form and cannot queue a run.
+    let mut auditor = ConsoleClient::new(&hub);
+    auditor.log_in("audrey", PASSWORD).await;
+    let (status, _, page) = auditor.get("/console/ldap-sources").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("corp") && !page.contains("id=\"create-source\""),
+        "{page}"
+    );
+    let (status, _, _) = auditor
+        .post(&format!("/console/ldap-sources/{id}/runs"), &[("run", "sync")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    hub.stop().await;
+}

@@ -88,6 +88,7 @@ pub const MENU: &[(&str, &str, &str)] = &[
     ("/console/policies", "Policies", "policies"),
     ("/console/reports", "Provisioning Reports", "reports"),
     ("/console/identity-providers", "Identity providers", "identity"),
+    ("/console/ldap-sources", "LDAP sources", "ldap"),
     ("/console/admins", "Administrators", "admins"),
     ("/console/audit", "Audit log", "audit"),
     ("/console/api-docs", "API", "api"),

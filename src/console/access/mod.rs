@@ -1,11 +1,13 @@
-//! Console pages about who reaches the hub: identity providers (SCIM tokens for IdPs pushing into
-//! `/scim/v2`), administrator accounts, the audit log (all three for the administrator role
-//! only: they show credentials and account changes), and the API documentation (any role).
+//! Console pages about who reaches the hub and what it reads: identity providers (SCIM tokens
+//! for IdPs pushing into `/scim/v2`), administrator accounts and the audit log (these three for
+//! the administrator role only: they show credentials and account changes), LDAP sources and
+//! the API documentation (any role reads them).
 
 mod admins;
 mod api_docs;
 mod audit;
 mod identity;
+mod ldap;
 
 use super::ConsoleState;
 use axum::Router;
@@ -19,6 +21,9 @@ pub fn routes() -> Router<ConsoleState> {
             get(identity::list).post(identity::create),
         )
         .route("/console/identity-providers/{id}/revoke", post(identity::revoke))
+        .route("/console/ldap-sources", get(ldap::list).post(ldap::create))
+        .route("/console/ldap-sources/{id}/runs", post(ldap::start))
+        .route("/console/ldap-sources/{id}/delete", post(ldap::delete))
         .route("/console/admins", get(admins::list).post(admins::create))
         .route("/console/admins/{username}/password", post(admins::reset_password))
         .route("/console/admins/{username}/disable", post(admins::disable))
