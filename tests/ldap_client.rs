@@ -144,3 +144,58 @@ async fn each_wrong_setting_gets_a_clear_error() {
     let message = ldap_error(Connection::open(&good, &reader_password()).await);
     assert!(message.contains("refused the connection"), "{message}");
 }
+
+#[tokio::test]
+async fn ldaps_and_starttls_trust_the_configured_ca_only() {
+    let server = Slapd::start_with_tls();
+    server.add(&slapd::person_ldif("ann", "Ann", "Lee", "ann@example.org"));
+    let ca = server.ca_pem();
+    let read_with = |settings: LdapSettings| async move {
+        let mut connection = Connection::open(&settings, &reader_password()).await?;
+        let read = connection.read_source(&settings).await;
+        connection.close().await;
+        read
+    };
+
+    // TLS from the start, trusting the test CA.
+    let ldaps = LdapSettings {
+        url: server.ldaps_url(),
+        ca_certificate: Some(ca.clone()),
+        ..settings(&server)
+    };
+    assert_eq!(
+        read_with(ldaps.clone()).await.expect("ldaps with the CA").users.len(),
+        1
+    );
+    // StartTLS on the plain port, trusting the test CA.
+    let starttls = LdapSettings {
+        starttls: true,
+        ca_certificate: Some(ca),
+        ..settings(&server)
+    };
+    assert_eq!(
+        read_with(starttls.clone())
+            .await
+            .expect("StartTLS with the CA")
+            .users
+            .len(),
+        1
+    );
+    // Without the CA the server's certificate is not trusted.
+    let message = ldap_error(
+        read_with(LdapSettings {
+            ca_certificate: None,
+            ..ldaps
+        })
+        .await,
+    );
+    assert!(message.contains("TLS handshake failed"), "{message}");
+    let message = ldap_error(
+        read_with(LdapSettings {
+            ca_certificate: None,
+            ..starttls
+        })
+        .await,
+    );
+    assert!(message.contains("TLS"), "{message}");
+}

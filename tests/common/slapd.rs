@@ -56,6 +56,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// A private slapd: started by [`Slapd::start`], killed and deleted (data and all) when dropped.
 pub struct Slapd {
     port: u16,
+    /// The `ldaps://` port, when the server was started with TLS.
+    tls_port: Option<u16>,
     process: Option<Running>,
     dir: tempfile::TempDir,
 }
@@ -127,6 +129,77 @@ memberof-refint true
     )
 }
 
+/// Makes `ca.pem` (a CA for this server alone) and `server.pem` / `server.key` (127.0.0.1 and
+/// localhost, signed by it) in `dir` with the `openssl` command.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run openssl (scripts/ensure-slapd installs it): {e}"));
+        assert!(
+            output.status.success(),
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("certificate extensions");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Provisio test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+}
+
 /// The suffix, the two organizational units and the reader.
 fn base_ldif() -> String {
     format!(
@@ -144,25 +217,61 @@ impl Slapd {
     /// a runtime worker, not in `spawn_blocking`: slapd dies with the thread that started it
     /// ([`tied_to_test`]).
     pub fn start() -> Self {
+        Self::start_configured(false)
+    }
+
+    /// Like [`Slapd::start`], with TLS as well: a CA and a server certificate for 127.0.0.1
+    /// made with `openssl` for this server alone; StartTLS on [`Slapd::url`] and TLS from the
+    /// start on [`Slapd::ldaps_url`]. [`Slapd::ca_pem`] is the CA a client must trust.
+    pub fn start_with_tls() -> Self {
+        Self::start_configured(true)
+    }
+
+    fn start_configured(tls: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("provisio-slapd-")
             .tempdir()
             .expect("slapd directory");
         std::fs::create_dir(dir.path().join("data")).expect("slapd data directory");
-        std::fs::write(dir.path().join("slapd.conf"), config(dir.path())).expect("write slapd.conf");
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .expect("bind a free port")
-            .local_addr()
-            .expect("local address")
-            .port();
+        let mut conf = String::new();
+        if tls {
+            make_certificates(dir.path());
+            conf.push_str(&format!(
+                "TLSCACertificateFile {0}/ca.pem\nTLSCertificateFile {0}/server.pem\nTLSCertificateKeyFile {0}/server.key\n",
+                dir.path().display()
+            ));
+        }
+        conf.push_str(&config(dir.path()));
+        std::fs::write(dir.path().join("slapd.conf"), conf).expect("write slapd.conf");
+        let free_port = || {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .expect("bind a free port")
+                .local_addr()
+                .expect("local address")
+                .port()
+        };
         let mut slapd = Slapd {
-            port,
+            port: free_port(),
+            tls_port: tls.then(free_port),
             process: None,
             dir,
         };
         slapd.launch();
         slapd.add(&base_ldif());
         slapd
+    }
+
+    /// The server's `ldaps://` URL (started with [`Slapd::start_with_tls`] only).
+    pub fn ldaps_url(&self) -> String {
+        format!(
+            "ldaps://127.0.0.1:{}",
+            self.tls_port.expect("a server started with TLS")
+        )
+    }
+
+    /// The PEM of the CA that signed the server's certificate (started with TLS only).
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ca.pem")).expect("the test CA")
     }
 
     /// The server's URL, `ldap://127.0.0.1:PORT`.
@@ -234,7 +343,10 @@ impl Slapd {
             .arg("-f")
             .arg(self.dir.path().join("slapd.conf"))
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{}/", self.port))
+            .arg(match self.tls_port {
+                Some(tls) => format!("ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{tls}/", self.port),
+                None => format!("ldap://127.0.0.1:{}/", self.port),
+            })
             // Any -d keeps slapd in the foreground, our child; level `none` shows only what is
             // logged at every level, such as configuration errors.
             .args(["-d", "none"])
