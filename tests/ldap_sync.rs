@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 backend_tests!(
     directory_and_app_follow_the_source,
     incremental_syncs_read_what_changed,
+    scheduled_syncs_and_deletion_after_the_grace_period,
     wrong_settings_change_nothing
 );
 
@@ -337,6 +338,67 @@ async fn incremental_syncs_read_what_changed(backend: Backend) {
     assert_eq!(user(&hub, "bob").await.expect("bob")["email"], "robert@example.org");
     assert_eq!(user(&hub, "dan").await.expect("dan")["active"], false);
     assert_eq!(member_names(&hub, "Staff").await, ["ann", "cy"]);
+    hub.stop().await;
+}
+
+/// Waits until `source` has `count` runs queued by its schedule, the newest done; returns it.
+async fn scheduled_run(hub: &TestHub, source: &str, count: usize) -> Value {
+    let path = format!("/api/v1/ldap-sources/{source}/runs");
+    eventually(30, "a scheduled sync", || async {
+        let runs = hub.get(&path).await;
+        let scheduled: Vec<Value> = runs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["cause"] == "schedule")
+            .cloned()
+            .collect();
+        (scheduled.len() == count && scheduled[0]["status"] == "done").then(|| scheduled[0].clone())
+    })
+    .await
+}
+
+async fn scheduled_syncs_and_deletion_after_the_grace_period(backend: Backend) {
+    let server = Slapd::start();
+    server.add(&format!(
+        "{}{}",
+        slapd::person_ldif("ann", "Ann", "Lee", "ann@example.org"),
+        slapd::person_ldif("bob", "Bob", "Kim", "bob@example.org")
+    ));
+    let hub = TestHub::start(backend).await;
+    let (status, body) =
+        create_source(&hub, &server, "corp", slapd::READER_PASSWORD, json!({"sync_every_minutes": 60, "delete_after_days": 7})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The first scheduled sync is an hour away: make it due now.
+    let due = "UPDATE ldap_sources SET next_sync_at = 0";
+    hub.store.execute_raw(due).await.expect("make the sync due");
+    let first = scheduled_run(&hub, "corp", 1).await;
+    assert_eq!(first["counts"]["users_created"], 2, "{first}");
+    assert_eq!(first["mode"], "incremental", "the source has a change marker: {first}");
+    // Queued once: the next one is an hour later again.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let runs = hub.get("/api/v1/ldap-sources/corp/runs").await;
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+
+    // bob leaves the directory: the next scheduled sync deactivates him.
+    server.modify(&format!("dn: {}\nchangetype: delete\n", slapd::person_dn("bob")));
+    hub.store.execute_raw(due).await.expect("make the sync due");
+    let second = scheduled_run(&hub, "corp", 2).await;
+    assert_eq!(second["counts"]["users_deactivated"], 1, "{second}");
+    assert_eq!(user(&hub, "bob").await.expect("bob kept")["active"], false);
+    let synced = run(&hub, "corp", "syncs").await;
+    assert_eq!(synced["counts"]["users_deleted"], 0, "within the grace period: {synced}");
+
+    // Eight days later (the clock made short by backdating when he went missing), he is deleted.
+    let eight_days = 8 * 86_400 * 1_000_000_i64;
+    hub.store
+        .execute_raw(&format!("UPDATE ldap_links SET gone_since = gone_since - {eight_days} WHERE gone_since IS NOT NULL"))
+        .await
+        .expect("backdate");
+    let deleted = run(&hub, "corp", "syncs").await;
+    assert_eq!(deleted["counts"]["users_deleted"], 1, "{deleted}");
+    assert!(user(&hub, "bob").await.is_none(), "bob deleted");
+    assert!(user(&hub, "ann").await.is_some_and(|u| u["active"] == true));
     hub.stop().await;
 }
 
