@@ -366,8 +366,14 @@ async fn scheduled_syncs_and_deletion_after_the_grace_period(backend: Backend) {
         slapd::person_ldif("bob", "Bob", "Kim", "bob@example.org")
     ));
     let hub = TestHub::start(backend).await;
-    let (status, body) =
-        create_source(&hub, &server, "corp", slapd::READER_PASSWORD, json!({"sync_every_minutes": 60, "delete_after_days": 7})).await;
+    let (status, body) = create_source(
+        &hub,
+        &server,
+        "corp",
+        slapd::READER_PASSWORD,
+        json!({"sync_every_minutes": 60, "delete_after_days": 7}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // The first scheduled sync is an hour away: make it due now.
     let due = "UPDATE ldap_sources SET next_sync_at = 0";
@@ -387,12 +393,17 @@ async fn scheduled_syncs_and_deletion_after_the_grace_period(backend: Backend) {
     assert_eq!(second["counts"]["users_deactivated"], 1, "{second}");
     assert_eq!(user(&hub, "bob").await.expect("bob kept")["active"], false);
     let synced = run(&hub, "corp", "syncs").await;
-    assert_eq!(synced["counts"]["users_deleted"], 0, "within the grace period: {synced}");
+    assert_eq!(
+        synced["counts"]["users_deleted"], 0,
+        "within the grace period: {synced}"
+    );
 
     // Eight days later (the clock made short by backdating when he went missing), he is deleted.
     let eight_days = 8 * 86_400 * 1_000_000_i64;
     hub.store
-        .execute_raw(&format!("UPDATE ldap_links SET gone_since = gone_since - {eight_days} WHERE gone_since IS NOT NULL"))
+        .execute_raw(&format!(
+            "UPDATE ldap_links SET gone_since = gone_since - {eight_days} WHERE gone_since IS NOT NULL"
+        ))
         .await
         .expect("backdate");
     let deleted = run(&hub, "corp", "syncs").await;

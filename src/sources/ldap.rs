@@ -151,11 +151,17 @@ impl Connection {
                 &settings.unique_id,
             )
             .await?;
+        // Nested groups need every group's members to expand a changed one: read them all.
+        let group_filter = if settings.nested_groups {
+            settings.group_filter.clone()
+        } else {
+            marker.changed_since(&settings.group_filter, since)
+        };
         let (groups, present_groups) = match &settings.group_base {
             Some(base) => (
                 self.search(
                     base,
-                    &marker.changed_since(&settings.group_filter, since),
+                    &group_filter,
                     &settings.group_attributes(),
                     settings.page_size,
                     &settings.unique_id,

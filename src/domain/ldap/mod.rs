@@ -168,6 +168,10 @@ pub struct LdapSettings {
     pub membership: MembershipStyle,
     /// The membership attribute: `member`, `uniqueMember` (on groups) or `memberOf` (on users).
     pub member_attribute: String,
+    /// Members of member groups count as members (Active Directory's nested groups), with
+    /// membership written on groups.
+    #[serde(default)]
+    pub nested_groups: bool,
     /// Which entries are disabled.
     pub disabled: DisabledRule,
     /// Entries per page of the paged search.
@@ -292,6 +296,7 @@ impl LdapPreset {
                 ]),
                 membership: MembershipStyle::GroupMembers,
                 member_attribute: "member".into(),
+                nested_groups: true,
                 disabled: DisabledRule::AdAccountControl,
                 page_size: 1000,
                 change_marker: Some(ChangeMarker::UsnChanged),
@@ -318,6 +323,7 @@ impl LdapPreset {
                 ]),
                 membership: MembershipStyle::GroupMembers,
                 member_attribute: "member".into(),
+                nested_groups: false,
                 disabled: DisabledRule::Never,
                 page_size: 500,
                 change_marker: Some(ChangeMarker::ModifyTimestamp),

@@ -558,6 +558,8 @@ fn plan_groups(
         .collect();
     // The ldap id of each member the source owns, by hub user id.
     let owned_user: HashMap<Uuid, &String> = current.users.iter().map(|(id, linked)| (linked.user.id, id)).collect();
+    // Each group entry read, by DN, for nested groups.
+    let group_by_dn: HashMap<String, &LdapEntry> = read.groups.iter().map(|entry| (dn_key(&entry.dn), entry)).collect();
     let mut names_taken = HashSet::new();
     let mut group_ok: HashSet<String> = HashSet::new();
     for entry in &read.groups {
@@ -628,11 +630,7 @@ fn plan_groups(
         plan.groups.extend(step);
         group_ok.insert(entry.id.clone());
         if settings.membership == MembershipStyle::GroupMembers {
-            let wanted: BTreeSet<&String> = entry
-                .values(&settings.member_attribute)
-                .iter()
-                .filter_map(|dn| user_by_dn.get(&dn_key(dn)).copied())
-                .collect();
+            let wanted = member_entries(settings, entry, &user_by_dn, &group_by_dn);
             let held: BTreeSet<&String> = current
                 .groups
                 .get(&entry.id)
@@ -664,6 +662,33 @@ fn plan_groups(
             name: linked.name.clone(),
         });
     }
+}
+
+/// The user entries a group entry's member attribute names; with nested groups, also those of
+/// the groups it names, and theirs, each group once (a cycle ends where it started).
+fn member_entries<'a>(
+    settings: &LdapSettings,
+    group: &LdapEntry,
+    user_by_dn: &HashMap<String, &'a String>,
+    group_by_dn: &HashMap<String, &LdapEntry>,
+) -> BTreeSet<&'a String> {
+    let mut members = BTreeSet::new();
+    let mut seen = HashSet::from([dn_key(&group.dn)]);
+    let mut pending = vec![group];
+    while let Some(group) = pending.pop() {
+        for dn in group.values(&settings.member_attribute) {
+            let key = dn_key(dn);
+            if let Some(user) = user_by_dn.get(&key) {
+                members.insert(*user);
+            } else if settings.nested_groups
+                && let Some(nested) = group_by_dn.get(&key)
+                && seen.insert(key)
+            {
+                pending.push(nested);
+            }
+        }
+    }
+    members
 }
 
 /// Membership from the users' `memberOf`: each group read gets the owned users (among those

@@ -405,3 +405,40 @@ fn generalized_times_read_as_rfc3339() {
     );
     assert_eq!(generalized_to_rfc3339("2026-12-01"), None);
 }
+
+#[test]
+fn nested_groups_count_their_members_once_even_in_a_cycle() {
+    let ann = person("1", "ann", "ann@example.org");
+    let bob = person("2", "bob", "bob@example.org");
+    let mut staff = group("g1", "Staff", &[&ann]);
+    let mut team = group("g2", "Team", &[&bob]);
+    // Staff contains Team, and Team (a cycle) contains Staff.
+    staff.attributes.get_mut("member").unwrap().push(team.dn.clone());
+    team.attributes.get_mut("member").unwrap().push(staff.dn.clone());
+    let users = vec![ann, bob];
+    let nested = LdapSettings {
+        nested_groups: true,
+        ..settings()
+    };
+    let plan = plan_sync(
+        &nested,
+        &[],
+        &read(users.clone(), vec![staff.clone(), team.clone()]),
+        &Current::default(),
+        now(),
+    );
+    let staff_members = plan.memberships.iter().find(|m| m.group == "g1").unwrap();
+    assert_eq!(staff_members.add, vec!["1".to_owned(), "2".to_owned()]);
+    let team_members = plan.memberships.iter().find(|m| m.group == "g2").unwrap();
+    assert_eq!(team_members.add, vec!["1".to_owned(), "2".to_owned()]);
+    // Without nesting, only direct members.
+    let plan = plan_sync(
+        &settings(),
+        &[],
+        &read(users, vec![staff, team]),
+        &Current::default(),
+        now(),
+    );
+    let staff_members = plan.memberships.iter().find(|m| m.group == "g1").unwrap();
+    assert_eq!(staff_members.add, vec!["1".to_owned()]);
+}
