@@ -6,7 +6,7 @@
 use crate::domain::now;
 use crate::outbound::worker::Wake;
 use crate::service::ldap::LdapService;
-use crate::store::{LdapStore, SqlStore};
+use crate::store::{LdapRunStore, SqlStore};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

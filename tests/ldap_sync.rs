@@ -94,13 +94,15 @@ async fn account(target: &ScimTarget, username: &str) -> Option<bool> {
 
 async fn directory_and_app_follow_the_source(backend: Backend) {
     let server = Slapd::start();
+    let staff = ["ann", "bob", "cy", "dan"].map(slapd::person_dn);
     server.add(&format!(
-        "dn: ou=staff,{}\nobjectClass: organizationalUnit\nou: staff\n\n{}{}{}{}{}",
+        "dn: ou=staff,{}\nobjectClass: organizationalUnit\nou: staff\n\n{}{}{}{}{}{}",
         slapd::BASE_DN,
         slapd::person_ldif("ann", "Ann", "Lee", "ann@example.org"),
         slapd::person_ldif("bob", "Bob", "Kim", "bob@example.org"),
         slapd::person_ldif("cy", "Cy", "Ng", "cy@example.org"),
-        slapd::group_ldif("Staff", &[slapd::person_dn("ann"), slapd::person_dn("bob")]),
+        slapd::person_ldif("dan", "Dan", "Oh", "dan@example.org"),
+        slapd::group_ldif("Staff", &staff),
         slapd::group_ldif("Sales", &[slapd::person_dn("cy")]),
     ));
     let hub = TestHub::start(backend).await;
@@ -123,7 +125,7 @@ async fn directory_and_app_follow_the_source(backend: Backend) {
         (run["status"] == "done").then_some(run)
     })
     .await;
-    assert_eq!(dry["counts"]["users_created"], 3, "{dry}");
+    assert_eq!(dry["counts"]["users_created"], 4, "{dry}");
     assert!(user(&hub, "ann").await.is_none(), "a dry run creates nobody");
     let planned = hub.get(&format!("/api/v1/ldap-runs/{dry_id}/reports")).await;
     assert!(
@@ -140,17 +142,17 @@ async fn directory_and_app_follow_the_source(backend: Backend) {
     let counts = &first["counts"];
     assert_eq!(
         (counts["users_created"].as_u64(), counts["groups_created"].as_u64()),
-        (Some(3), Some(2)),
+        (Some(4), Some(2)),
         "{first}"
     );
-    assert_eq!(counts["members_added"], 3, "{first}");
+    assert_eq!(counts["members_added"], 5, "{first}");
     let ann = user(&hub, "ann").await.expect("ann synced");
     assert_eq!(
         (ann["email"].as_str(), ann["source"].as_str()),
         (Some("ann@example.org"), Some("ldap"))
     );
     assert_eq!(ann["display_name"], "Ann Lee");
-    assert_eq!(member_names(&hub, "Staff").await, ["ann", "bob"]);
+    assert_eq!(member_names(&hub, "Staff").await, ["ann", "bob", "cy", "dan"]);
     assert_eq!(member_names(&hub, "Sales").await, ["cy"]);
     // The change log names the source.
     let changes = hub.changes().await;
@@ -199,71 +201,64 @@ async fn directory_and_app_follow_the_source(backend: Backend) {
     hub.post("/api/v1/policies", json!({"app": "App", "group": "Staff"}))
         .await;
     hub.settle(&app_id).await;
-    assert_eq!(account(&target, "ann").await, Some(true));
-    assert_eq!(account(&target, "bob").await, Some(true));
-    assert_eq!(account(&target, "cy").await, None);
+    for name in ["ann", "bob", "cy", "dan"] {
+        assert_eq!(account(&target, name).await, Some(true), "{name} provisioned");
+    }
 
-    // The directory server changes.
-    server.add(&slapd::person_ldif("dan", "Dan", "Oh", "dan@example.org"));
+    // The directory server changes: eve joins (and Staff), bob's email changes, ann is renamed
+    // to anne and moved to ou=staff, cy is disabled, dan leaves Staff.
     server.add(&slapd::person_ldif("eve", "Eve", "Ma", "eve@example.org"));
     server.modify(&format!(
-        "dn: {}\nchangetype: modify\nadd: member\nmember: {}\nmember: {}\n\n\
+        "dn: {}\nchangetype: modify\nadd: member\nmember: {}\n-\ndelete: member\nmember: {}\n\n\
          dn: {}\nchangetype: modify\nreplace: mail\nmail: robert@example.org\n\n\
          dn: {}\nchangetype: modify\nadd: employeeType\nemployeeType: disabled\n\n\
          dn: {}\nchangetype: modrdn\nnewrdn: uid=anne\ndeleteoldrdn: 1\nnewsuperior: ou=staff,{}\n",
         slapd::group_dn("Staff"),
-        slapd::person_dn("dan"),
         slapd::person_dn("eve"),
+        slapd::person_dn("dan"),
         slapd::person_dn("bob"),
         slapd::person_dn("cy"),
         slapd::person_dn("ann"),
         slapd::BASE_DN,
     ));
-    server.modify(&format!(
-        "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n\ndn: {}\nchangetype: delete\n",
-        slapd::group_dn("Staff"),
-        slapd::person_dn("eve"),
-        slapd::person_dn("dan"),
-    ));
-    // ann (now anne, moved to ou=staff) leaves Staff; the overlay rewrote her DN in it first.
-    server.modify(&format!(
-        "dn: {}\nchangetype: modify\ndelete: member\nmember: uid=anne,ou=staff,{}\n",
-        slapd::group_dn("Staff"),
-        slapd::BASE_DN,
-    ));
 
     let second = run(&hub, "corp", "syncs").await;
     assert_eq!(second["status"], "done", "{second}");
-    // Added: eve exists, not in Staff (added and removed); dan came and went between the syncs.
+    // Added.
     assert!(user(&hub, "eve").await.is_some_and(|u| u["active"] == true));
-    assert!(user(&hub, "dan").await.is_none(), "dan was never seen");
     // Modified.
-    let bob = user(&hub, "bob").await.expect("bob");
-    assert_eq!(bob["email"], "robert@example.org");
+    assert_eq!(user(&hub, "bob").await.expect("bob")["email"], "robert@example.org");
     // Renamed and moved: the same user, under the new name.
     assert!(user(&hub, "ann").await.is_none());
     let anne = user(&hub, "anne").await.expect("ann renamed to anne");
     assert_eq!(anne["id"], ann["id"]);
     // Disabled.
     assert_eq!(user(&hub, "cy").await.expect("cy")["active"], false);
-    // Membership.
-    assert_eq!(member_names(&hub, "Staff").await, ["bob"]);
+    // Membership: dan left Staff (and stays an active user), eve joined.
+    assert_eq!(user(&hub, "dan").await.expect("dan")["active"], true);
+    assert_eq!(member_names(&hub, "Staff").await, ["anne", "bob", "cy", "eve"]);
 
-    // Deleted from LDAP: deactivated in the hub.
+    // The app followed each change.
+    hub.settle(&app_id).await;
+    assert_eq!(account(&target, "eve").await, Some(true), "eve provisioned");
+    let bob_account = target.user("bob").await.expect("bob's account");
+    assert!(bob_account.to_string().contains("robert@example.org"), "{bob_account}");
+    assert_eq!(
+        account(&target, "anne").await,
+        Some(true),
+        "ann's account renamed to anne"
+    );
+    assert_eq!(account(&target, "ann").await, None, "no second account for anne");
+    assert_eq!(account(&target, "cy").await, Some(false), "cy deactivated");
+    assert_eq!(account(&target, "dan").await, Some(false), "dan deprovisioned");
+
+    // Deleted from LDAP: deactivated in the hub, and in the app.
     server.modify(&format!("dn: {}\nchangetype: delete\n", slapd::person_dn("bob")));
     let third = run(&hub, "corp", "syncs").await;
     assert_eq!(third["counts"]["users_deactivated"], 1, "{third}");
     assert_eq!(user(&hub, "bob").await.expect("bob kept")["active"], false);
-
-    // The app followed: bob's account carries his new email and is deactivated, anne (out of
-    // Staff) is deactivated there too.
     hub.settle(&app_id).await;
-    let bob_account = target.user("bob").await.expect("bob's account");
-    assert_eq!(bob_account["active"], false, "{bob_account}");
-    assert_eq!(
-        account(&target, "anne").await.or(account(&target, "ann").await),
-        Some(false)
-    );
+    assert_eq!(account(&target, "bob").await, Some(false), "bob deactivated in the app");
 
     // Every run and its outcomes are in the provisioning reports, searchable by user and source.
     let reports = hub.get("/api/v1/reports?user=bob").await;

@@ -2,6 +2,8 @@
 //! password encrypted at rest), queueing their syncs and connection tests, and carrying a run out
 //! for the source runner (`sync.rs`). A request only queues: the server is read by the runner.
 
+mod apply;
+mod steps;
 mod sync;
 
 use super::directory::DirectoryService;
@@ -14,7 +16,9 @@ use crate::domain::user::UserUpdate;
 use crate::domain::{Error, Result, now};
 use crate::secrets::SecretKey;
 use crate::sources::ldap::{check_ca_certificate, check_filter};
-use crate::store::{AttributeStore, ChangeLogStore, GroupStore, LdapStore, ReportStore, ScimStore, UserStore};
+use crate::store::{
+    AttributeStore, ChangeLogStore, GroupStore, LdapRunStore, LdapStore, ReportStore, ScimStore, UserStore,
+};
 use uuid::Uuid;
 
 /// LDAP sources over any store with the directory, source and report traits.
@@ -27,7 +31,16 @@ pub struct LdapService<S> {
 
 impl<S> LdapService<S>
 where
-    S: LdapStore + AttributeStore + UserStore + GroupStore + ChangeLogStore + ScimStore + ReportStore + Clone + 'static,
+    S: LdapStore
+        + LdapRunStore
+        + AttributeStore
+        + UserStore
+        + GroupStore
+        + ChangeLogStore
+        + ScimStore
+        + ReportStore
+        + Clone
+        + 'static,
 {
     /// Wraps a store; `key` encrypts bind passwords; `directory` applies the syncs' changes (its
     /// turns and caches shared with the other services).

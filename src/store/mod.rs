@@ -17,6 +17,7 @@ mod groups;
 mod index;
 mod jobs;
 mod ldap;
+mod ldap_runs;
 mod nodelay;
 mod query;
 mod queue;
@@ -33,6 +34,7 @@ mod users;
 pub use commit::WriteBatchCounters;
 pub use dashboard::HOUR_MICROS;
 pub use ldap::LdapStore;
+pub use ldap_runs::LdapRunStore;
 pub use sql::{Backend, SqlStore, sqlite_url};
 
 use crate::domain::admin::{Actor, Admin, ApiToken, AuditRecord, Role, Session};

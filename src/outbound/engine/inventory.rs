@@ -118,18 +118,22 @@ impl Inventories {
 
     /// The inventory of `app`, read once by the first job that asks while `queued` user jobs
     /// wait; `None` when reading it does not pay (few jobs, a large target) or failed: then each
-    /// create looks its user up.
+    /// create looks its user up. Also the `Retry-After` of a 429 the read met (this node's
+    /// requests to the app are paused already; the caller tells the other nodes).
     pub(super) async fn get(
         &self,
         app: Uuid,
         queued: u64,
         client: &ScimClient,
         flow: &AppFlow,
-    ) -> Option<Arc<Inventory>> {
+    ) -> (Option<Arc<Inventory>>, Option<Duration>) {
         if queued < MIN_QUEUED_FOR_INVENTORY {
-            return None;
+            return (None, None);
         }
-        let slot = self.slot(app)?;
+        let Some(slot) = self.slot(app) else {
+            return (None, None);
+        };
+        let mut throttled = None;
         let inventory = slot
             .cell
             .get_or_init(|| async {
@@ -137,10 +141,16 @@ impl Inventories {
                 if let Ok(mut at) = slot.at.lock() {
                     *at = Some(Instant::now());
                 }
-                read.map(Arc::new)
+                match read {
+                    Ok(inventory) => inventory.map(Arc::new),
+                    Err(delay) => {
+                        throttled = Some(delay);
+                        None
+                    }
+                }
             })
             .await;
-        inventory.clone()
+        (inventory.clone(), throttled)
     }
 }
 
@@ -152,19 +162,25 @@ fn total_results(body: &Value) -> Option<u64> {
 /// Pages through the target's users. The first page also tells the total: when the target holds
 /// too many for the read to pay, that page is all that is read (one request, as a count alone
 /// would cost). Stops at an empty page, when `totalResults` is reached, or at the page guard;
-/// `None` when the target is too large for the read to pay or a page failed.
-async fn read(client: &ScimClient, flow: &AppFlow, queued: u64) -> Option<Inventory> {
+/// `None` when the target is too large for the read to pay or a page failed; `Err` with its
+/// `Retry-After` when the target answered 429.
+async fn read(client: &ScimClient, flow: &AppFlow, queued: u64) -> Result<Option<Inventory>, Duration> {
     let mut inventory = Inventory::default();
     let mut start = 1u64;
     let mut first_total = None;
     for _ in 0..MAX_PAGES {
-        let page = get(client, flow, &format!("/Users?startIndex={start}&count={PAGE}")).await?;
+        let page = match get(client, flow, &format!("/Users?startIndex={start}&count={PAGE}")).await {
+            Ok(page) => page,
+            Err(throttled) => return throttled.map_or(Ok(None), Err),
+        };
         let total = match first_total {
             Some(total) => total,
             None => {
-                let total = total_results(&page)?;
+                let Some(total) = total_results(&page) else {
+                    return Ok(None);
+                };
                 if total > queued.saturating_mul(MAX_ACCOUNTS_PER_QUEUED_JOB) {
-                    return None;
+                    return Ok(None);
                 }
                 first_total = Some(total);
                 total
@@ -192,18 +208,28 @@ async fn read(client: &ScimClient, flow: &AppFlow, queued: u64) -> Option<Invent
         users = inventory.len(),
         "read the target's users once for the creates queued"
     );
-    Some(inventory)
+    Ok(Some(inventory))
 }
 
-async fn get(client: &ScimClient, flow: &AppFlow, path: &str) -> Option<Value> {
+/// One page; `Err` when it failed, with the `Retry-After` of a 429, which pauses the app's
+/// requests on this node before its slot is freed (as every request's 429 does).
+async fn get(client: &ScimClient, flow: &AppFlow, path: &str) -> Result<Value, Option<Duration>> {
     let permit = flow.admit().await;
     let answer = client.send(Method::GET, path, None).await;
+    let throttled = match &answer {
+        Err(e) if e.status() == Some(429) => {
+            let delay = e.retry_after().unwrap_or(Duration::from_secs(1));
+            flow.pause(delay);
+            Some(delay)
+        }
+        _ => None,
+    };
     drop(permit);
     match answer {
-        Ok(response) => Some(response.body),
+        Ok(response) => Ok(response.body),
         Err(e) => {
             tracing::debug!(error = %e, "reading the target's users failed; each create looks its user up");
-            None
+            Err(throttled)
         }
     }
 }

@@ -510,7 +510,14 @@ where
             .get(app.id, || async { self.store.queued_user_jobs(app.id).await.ok() })
             .await?;
         let flow = self.flows.get(app.id, app.flow);
-        self.inventories.get(app.id, queued, client, &flow).await
+        let (inventory, throttled) = self.inventories.get(app.id, queued, client, &flow).await;
+        if let Some(delay) = throttled
+            && let Err(e) = self.store.throttle(app.id, now() + delay).await
+        {
+            // This node pauses the app already; other nodes learn of the 429 from the next one.
+            tracing::debug!(error = %e, "recording a target's 429 for the other nodes failed");
+        }
+        inventory
     }
 
     /// Remembers that the target lacks PATCH, so later writes go straight to PUT.

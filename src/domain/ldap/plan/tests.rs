@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::ldap::{DisabledRule, LdapPreset};
+use crate::domain::ldap::{DisabledRule, LdapPreset, MembershipStyle};
 
 const NOW: i64 = 1_790_000_000;
 
@@ -441,4 +441,74 @@ fn nested_groups_count_their_members_once_even_in_a_cycle() {
     );
     let staff_members = plan.memberships.iter().find(|m| m.group == "g1").unwrap();
     assert_eq!(staff_members.add, vec!["1".to_owned()]);
+}
+
+#[test]
+fn custom_attributes_are_read_as_their_type() {
+    use crate::domain::attribute::AttributeType;
+    let def = |name: &str, kind: AttributeType| AttributeDefinition {
+        name: name.into(),
+        display_name: name.into(),
+        kind,
+        required: false,
+        description: None,
+        created_at: now(),
+        updated_at: now(),
+    };
+    let definitions = vec![
+        def("title", AttributeType::String),
+        def("languages", AttributeType::StringList),
+        def("remote", AttributeType::Boolean),
+        def("floor", AttributeType::Integer),
+        def("hired", AttributeType::Datetime),
+    ];
+    let mut mapped = settings();
+    for (field, attribute) in [
+        ("title", "title"),
+        ("languages", "preferredLanguage"),
+        ("remote", "remoteWorker"),
+        ("floor", "roomNumber"),
+        ("hired", "hireDate"),
+    ] {
+        mapped.profile.insert(field.into(), attribute.into());
+    }
+    let mut ann = person("1", "ann", "ann@example.org");
+    for (name, values) in [
+        ("title", vec!["Engineer"]),
+        ("preferredlanguage", vec!["en", "fr"]),
+        ("remoteworker", vec!["TRUE"]),
+        ("roomnumber", vec!["4"]),
+        ("hiredate", vec!["20240102030405Z"]),
+    ] {
+        ann.attributes
+            .insert(name.into(), values.into_iter().map(str::to_owned).collect());
+    }
+    let plan = plan_sync(
+        &mapped,
+        &definitions,
+        &read(vec![ann.clone()], vec![]),
+        &Current::default(),
+        now(),
+    );
+    let [UserStep::Create { user, .. }] = plan.users.as_slice() else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(user.attributes["title"], serde_json::json!("Engineer"));
+    assert_eq!(user.attributes["languages"], serde_json::json!(["en", "fr"]));
+    assert_eq!(user.attributes["remote"], serde_json::json!(true));
+    assert_eq!(user.attributes["floor"], serde_json::json!(4));
+    assert_eq!(user.attributes["hired"], serde_json::json!("2024-01-02T03:04:05Z"));
+    // A value of the wrong type refuses the entry alone.
+    ann.attributes.insert("roomnumber".into(), vec!["fourth".into()]);
+    let plan = plan_sync(
+        &mapped,
+        &definitions,
+        &read(vec![ann], vec![]),
+        &Current::default(),
+        now(),
+    );
+    assert!(
+        matches!(plan.users.as_slice(), [UserStep::Refuse { reason, .. }] if reason.contains("fourth")),
+        "{plan:?}"
+    );
 }
