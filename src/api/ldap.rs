@@ -33,7 +33,7 @@ pub struct SyncRequest {
         (status = 422, description = "A setting is wrong (the field says which)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create_source(
+pub async fn create_ldap_source(
     State(state): State<HubState>,
     _: Admin,
     ApiJson(input): ApiJson<NewLdapSource>,
@@ -45,7 +45,7 @@ pub async fn create_source(
 #[utoipa::path(get, path = "/api/v1/ldap-sources", tag = "ldap",
     responses((status = 200, description = "The sources", body = Vec<LdapSource>)),
     security(("bearer" = [])))]
-pub async fn list_sources(State(state): State<HubState>, _: Reader) -> ApiResult<Json<Vec<LdapSource>>> {
+pub async fn list_ldap_sources(State(state): State<HubState>, _: Reader) -> ApiResult<Json<Vec<LdapSource>>> {
     Ok(Json(state.ldap.list_sources().await?))
 }
 
@@ -57,7 +57,7 @@ pub async fn list_sources(State(state): State<HubState>, _: Reader) -> ApiResult
         (status = 404, description = "No source has this id or name", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get_source(
+pub async fn get_ldap_source(
     State(state): State<HubState>,
     _: Reader,
     Path(source): Path<String>,
@@ -74,7 +74,7 @@ pub async fn get_source(
         (status = 422, description = "A setting is wrong", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn update_source(
+pub async fn update_ldap_source(
     State(state): State<HubState>,
     _: Admin,
     Path(source): Path<String>,
@@ -91,7 +91,7 @@ pub async fn update_source(
         (status = 404, description = "No source has this id or name", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn delete_source(
+pub async fn delete_ldap_source(
     State(state): State<HubState>,
     _: Admin,
     Path(source): Path<String>,
@@ -108,7 +108,7 @@ pub async fn delete_source(
         (status = 422, description = "An incremental sync without a change marker", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn start_sync(
+pub async fn start_ldap_sync(
     State(state): State<HubState>,
     _: Admin,
     Path(source): Path<String>,
@@ -128,7 +128,7 @@ pub async fn start_sync(
         (status = 404, description = "No source has this id or name", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn test_source(
+pub async fn test_ldap_source(
     State(state): State<HubState>,
     _: Admin,
     Path(source): Path<String>,
@@ -146,7 +146,7 @@ pub async fn test_source(
         (status = 404, description = "No source has this id or name", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn list_runs(
+pub async fn list_ldap_runs(
     State(state): State<HubState>,
     _: Reader,
     Path(source): Path<String>,
@@ -162,7 +162,11 @@ pub async fn list_runs(
         (status = 404, description = "No run has this id", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get_run(State(state): State<HubState>, _: Reader, Path(run): Path<String>) -> ApiResult<Json<LdapRun>> {
+pub async fn get_ldap_run(
+    State(state): State<HubState>,
+    _: Reader,
+    Path(run): Path<String>,
+) -> ApiResult<Json<LdapRun>> {
     Ok(Json(state.ldap.get_run(&run).await?))
 }
 
@@ -174,7 +178,7 @@ pub async fn get_run(State(state): State<HubState>, _: Reader, Path(run): Path<S
         (status = 404, description = "No run has this id", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn run_reports(
+pub async fn ldap_run_reports(
     State(state): State<HubState>,
     _: Reader,
     Path(run): Path<String>,

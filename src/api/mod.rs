@@ -161,13 +161,17 @@ fn api_routes() -> OpenApiRouter<HubState> {
         .routes(routes!(runs::list_conflicts))
         .routes(routes!(runs::resolve_conflict))
         .routes(routes!(runs::schedule))
-        .routes(routes!(ldap::create_source, ldap::list_sources))
-        .routes(routes!(ldap::get_source, ldap::update_source, ldap::delete_source))
-        .routes(routes!(ldap::start_sync))
-        .routes(routes!(ldap::test_source))
-        .routes(routes!(ldap::list_runs))
-        .routes(routes!(ldap::get_run))
-        .routes(routes!(ldap::run_reports))
+        .routes(routes!(ldap::create_ldap_source, ldap::list_ldap_sources))
+        .routes(routes!(
+            ldap::get_ldap_source,
+            ldap::update_ldap_source,
+            ldap::delete_ldap_source
+        ))
+        .routes(routes!(ldap::start_ldap_sync))
+        .routes(routes!(ldap::test_ldap_source))
+        .routes(routes!(ldap::list_ldap_runs))
+        .routes(routes!(ldap::get_ldap_run))
+        .routes(routes!(ldap::ldap_run_reports))
         .routes(routes!(reports::search))
         .routes(routes!(reports::timeline))
 }

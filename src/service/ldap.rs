@@ -21,6 +21,35 @@ use crate::store::{
 };
 use uuid::Uuid;
 
+/// The stores an LDAP source's service works with: its own, the directory's, and the reports'.
+pub trait SourceStores:
+    LdapStore
+    + LdapRunStore
+    + AttributeStore
+    + UserStore
+    + GroupStore
+    + ChangeLogStore
+    + ScimStore
+    + ReportStore
+    + Clone
+    + 'static
+{
+}
+
+impl<S> SourceStores for S where
+    S: LdapStore
+        + LdapRunStore
+        + AttributeStore
+        + UserStore
+        + GroupStore
+        + ChangeLogStore
+        + ScimStore
+        + ReportStore
+        + Clone
+        + 'static
+{
+}
+
 /// LDAP sources over any store with the directory, source and report traits.
 #[derive(Debug, Clone)]
 pub struct LdapService<S> {
@@ -31,16 +60,7 @@ pub struct LdapService<S> {
 
 impl<S> LdapService<S>
 where
-    S: LdapStore
-        + LdapRunStore
-        + AttributeStore
-        + UserStore
-        + GroupStore
-        + ChangeLogStore
-        + ScimStore
-        + ReportStore
-        + Clone
-        + 'static,
+    S: SourceStores,
 {
     /// Wraps a store; `key` encrypts bind passwords; `directory` applies the syncs' changes (its
     /// turns and caches shared with the other services).

@@ -3,16 +3,13 @@
 //! commit; each leaves one report record, and the links of the entries it created, adopted or
 //! moved. The steps themselves are in `steps.rs`.
 
-use super::LdapService;
+use super::{LdapService, SourceStores};
 use crate::domain::admin::Actor;
 use crate::domain::job::{Operation, Outcome, Report, SubjectKind};
 use crate::domain::ldap::plan::{Current, GroupStep, SyncPlan, UserStep};
 use crate::domain::ldap::run::LdapRunCounts;
 use crate::domain::ldap::{LdapLink, LdapSource, LinkKind};
 use crate::domain::{Result, now};
-use crate::store::{
-    AttributeStore, ChangeLogStore, GroupStore, LdapRunStore, LdapStore, ReportStore, ScimStore, UserStore,
-};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +28,16 @@ pub(super) struct Done {
     /// The entry's user or group id once it exists (creates and adoptions).
     pub(super) owned: Option<(String, Uuid)>,
     pub(super) failed: bool,
+}
+
+impl Done {
+    /// After a deletion that worked, the entry's link goes too.
+    pub(super) fn unlinking(mut self, kind: LinkKind, ldap_id: &str) -> Self {
+        if !self.failed {
+            self.unlink = Some((kind, ldap_id.to_owned()));
+        }
+        self
+    }
 }
 
 /// Applies (or, in a dry run, records) a plan.
@@ -59,16 +66,7 @@ where
 
 impl<S> Applier<S>
 where
-    S: LdapStore
-        + LdapRunStore
-        + AttributeStore
-        + UserStore
-        + GroupStore
-        + ChangeLogStore
-        + ScimStore
-        + ReportStore
-        + Clone
-        + 'static,
+    S: SourceStores,
 {
     pub(super) async fn apply(
         &self,
@@ -81,10 +79,10 @@ where
             groups,
             memberships,
         } = plan;
-        let mut counts = LdapRunCounts::default();
-        let mut links = Vec::new();
-        let mut unlinks = stale;
-        let mut reports = Vec::new();
+        let mut totals = Totals {
+            unlinks: stale,
+            ..Totals::default()
+        };
         // Entry -> user id, for memberships: owned users, then those created or adopted now.
         let mut user_of: HashMap<String, Uuid> = current
             .users
@@ -97,46 +95,28 @@ where
             .map(|(id, linked)| (id.clone(), linked.id))
             .collect();
         for step in &users {
-            count_user(&mut counts, step);
+            count_user(&mut totals.counts, step);
         }
         let phase = std::time::Instant::now();
         let done = self
             .run_all(users, |applier, step| async move { applier.user_step(step).await })
             .await;
         tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "LDAP sync: users applied");
-        for outcome in done {
-            collect(
-                outcome,
-                &mut counts,
-                &mut links,
-                &mut unlinks,
-                &mut reports,
-                &mut user_of,
-            );
-        }
+        totals.take(done, &mut user_of);
         for step in &groups {
-            count_group(&mut counts, step);
+            count_group(&mut totals.counts, step);
         }
         let phase = std::time::Instant::now();
         let done = self
             .run_all(groups, |applier, step| async move { applier.group_step(step).await })
             .await;
         tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "LDAP sync: groups applied");
-        for outcome in done {
-            collect(
-                outcome,
-                &mut counts,
-                &mut links,
-                &mut unlinks,
-                &mut reports,
-                &mut group_of,
-            );
-        }
+        totals.take(done, &mut group_of);
         let user_of = Arc::new(user_of);
         let group_of = Arc::new(group_of);
         for step in &memberships {
-            counts.members_added += step.add.len() as u64;
-            counts.members_removed += step.remove.len() as u64;
+            totals.counts.members_added += step.add.len() as u64;
+            totals.counts.members_removed += step.remove.len() as u64;
         }
         let phase = std::time::Instant::now();
         let done = self
@@ -150,25 +130,22 @@ where
             seconds = phase.elapsed().as_secs_f64(),
             "LDAP sync: memberships applied"
         );
-        let mut none = HashMap::new();
-        for outcome in done {
-            collect(outcome, &mut counts, &mut links, &mut unlinks, &mut reports, &mut none);
-        }
+        totals.take(done, &mut HashMap::new());
         let phase = std::time::Instant::now();
         if !self.dry_run {
             self.service
                 .store
-                .save_ldap_links(self.source.id, &links, &unlinks)
+                .save_ldap_links(self.source.id, &totals.links, &totals.unlinks)
                 .await?;
         }
-        for chunk in reports.chunks(1000) {
+        for chunk in totals.reports.chunks(1000) {
             self.service.store.insert_reports(chunk).await?;
         }
         tracing::debug!(
             seconds = phase.elapsed().as_secs_f64(),
             "LDAP sync: links and reports stored"
         );
-        Ok(counts)
+        Ok(totals.counts)
     }
 
     /// Runs `apply` on every step, [`CONCURRENT_CHANGES`] at a time, in no particular order.
@@ -314,23 +291,29 @@ fn count_group(counts: &mut LdapRunCounts, step: &GroupStep) {
     }
 }
 
-/// Adds a step's outcome to the run's totals.
-fn collect(
-    done: Done,
-    counts: &mut LdapRunCounts,
-    links: &mut Vec<LdapLink>,
-    unlinks: &mut Vec<(LinkKind, String)>,
-    reports: &mut Vec<Report>,
-    owned: &mut HashMap<String, Uuid>,
-) {
-    // Refusals are counted by the plan; a failure to apply is counted here.
-    if done.failed && done.report.operation != Operation::Skip {
-        counts.failed += 1;
+/// What a run's steps left: counts, links to write and to remove, report records.
+#[derive(Default)]
+struct Totals {
+    counts: LdapRunCounts,
+    links: Vec<LdapLink>,
+    unlinks: Vec<(LinkKind, String)>,
+    reports: Vec<Report>,
+}
+
+impl Totals {
+    /// Adds the steps' outcomes; the entries they made users or groups of go to `owned`.
+    fn take(&mut self, done: Vec<Done>, owned: &mut HashMap<String, Uuid>) {
+        for done in done {
+            // Refusals are counted by the plan; a failure to apply is counted here.
+            if done.failed && done.report.operation != Operation::Skip {
+                self.counts.failed += 1;
+            }
+            self.links.extend(done.link);
+            self.unlinks.extend(done.unlink);
+            if let Some((ldap_id, id)) = done.owned {
+                owned.insert(ldap_id, id);
+            }
+            self.reports.push(done.report);
+        }
     }
-    links.extend(done.link);
-    unlinks.extend(done.unlink);
-    if let Some((ldap_id, id)) = done.owned {
-        owned.insert(ldap_id, id);
-    }
-    reports.push(done.report);
 }

@@ -1,6 +1,7 @@
 //! The steps of a sync's plan, one at a time: each user, group and membership change through the
 //! directory service, and what it leaves (report record, link, the entry's new user or group).
 
+use super::SourceStores;
 use super::apply::{Applier, Done};
 use crate::domain::group::NewGroup;
 use crate::domain::job::{Operation, Outcome, SubjectKind};
@@ -9,24 +10,12 @@ use crate::domain::ldap::plan::{GroupStep, MembershipStep, UserStep};
 use crate::domain::scim::members::MemberOp;
 use crate::domain::user::UserSource;
 use crate::domain::{Error, now};
-use crate::store::{
-    AttributeStore, ChangeLogStore, GroupStore, LdapRunStore, LdapStore, ReportStore, ScimStore, UserStore,
-};
 use std::collections::HashMap;
 use uuid::Uuid;
 
 impl<S> Applier<S>
 where
-    S: LdapStore
-        + LdapRunStore
-        + AttributeStore
-        + UserStore
-        + GroupStore
-        + ChangeLogStore
-        + ScimStore
-        + ReportStore
-        + Clone
-        + 'static,
+    S: SourceStores,
 {
     pub(super) async fn user_step(self, step: UserStep) -> Done {
         let started = std::time::Instant::now();
@@ -170,24 +159,10 @@ where
                         .await
                         .map(|_| None)
                 };
-                let mut done = self.finish(report, result, |_| (None, None));
-                if !done.failed {
-                    done.unlink = Some((LinkKind::User, ldap_id.clone()));
-                }
-                done
+                self.finish(report, result, |_| (None, None))
+                    .unlinking(LinkKind::User, ldap_id)
             }
-            UserStep::Refuse { ldap_id, dn, reason } => {
-                let mut report = self.report(SubjectKind::User, String::new(), None, Operation::Skip);
-                report.outcome = Outcome::Failure;
-                report.message = Some(format!("{dn} ({ldap_id}) was not synced: {reason}"));
-                Done {
-                    report,
-                    link: None,
-                    unlink: None,
-                    owned: None,
-                    failed: true,
-                }
-            }
+            UserStep::Refuse { ldap_id, dn, reason } => self.refused(SubjectKind::User, ldap_id, dn, reason),
         };
         done.report.duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         done
@@ -283,24 +258,10 @@ where
                         .await
                         .map(|_| None)
                 };
-                let mut done = self.finish(report, result, |_| (None, None));
-                if !done.failed {
-                    done.unlink = Some((LinkKind::Group, ldap_id.clone()));
-                }
-                done
+                self.finish(report, result, |_| (None, None))
+                    .unlinking(LinkKind::Group, ldap_id)
             }
-            GroupStep::Refuse { ldap_id, dn, reason } => {
-                let mut report = self.report(SubjectKind::Group, String::new(), None, Operation::Skip);
-                report.outcome = Outcome::Failure;
-                report.message = Some(format!("{dn} ({ldap_id}) was not synced: {reason}"));
-                Done {
-                    report,
-                    link: None,
-                    unlink: None,
-                    owned: None,
-                    failed: true,
-                }
-            }
+            GroupStep::Refuse { ldap_id, dn, reason } => self.refused(SubjectKind::Group, ldap_id, dn, reason),
         }
     }
 
@@ -352,5 +313,19 @@ where
             }
         };
         self.finish(report, result, |_| (None, None))
+    }
+
+    /// An entry the plan refused: a failure record saying why, nothing changed.
+    fn refused(&self, kind: SubjectKind, ldap_id: &str, dn: &str, reason: &str) -> Done {
+        let mut report = self.report(kind, String::new(), None, Operation::Skip);
+        report.outcome = Outcome::Failure;
+        report.message = Some(format!("{dn} ({ldap_id}) was not synced: {reason}"));
+        Done {
+            report,
+            link: None,
+            unlink: None,
+            owned: None,
+            failed: true,
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! plan to the applier (`apply.rs`).
 
 use super::apply::Applier;
-use super::{LdapService, password_context};
+use super::{LdapService, SourceStores, password_context};
 use crate::domain::admin::Actor;
 use crate::domain::ldap::plan::{Current, Holder, LinkedGroup, LinkedUser, SourceRead, plan_sync};
 use crate::domain::ldap::run::{LdapRun, LdapRunCounts, LdapRunKind, LdapRunStatus, SyncMode};
@@ -11,25 +11,13 @@ use crate::domain::ldap::{LdapSource, LinkKind};
 use crate::domain::user::User;
 use crate::domain::{Error, Result, now};
 use crate::sources::ldap::Connection;
-use crate::store::{
-    AttributeStore, ChangeLogStore, GroupStore, LdapRunStore, LdapStore, ReportStore, ScimStore, UserStore,
-};
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
 impl<S> LdapService<S>
 where
-    S: LdapStore
-        + LdapRunStore
-        + AttributeStore
-        + UserStore
-        + GroupStore
-        + ChangeLogStore
-        + ScimStore
-        + ReportStore
-        + Clone
-        + 'static,
+    S: SourceStores,
 {
     /// Carries out a claimed run and returns it finished (done or failed, with its counts).
     pub async fn carry_out(&self, mut run: LdapRun) -> LdapRun {
