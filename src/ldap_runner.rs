@@ -4,9 +4,11 @@
 //! renews while the run works, so that a source runs on one node at a time.
 
 use crate::domain::now;
+use crate::health::StoreHealth;
 use crate::outbound::worker::Wake;
 use crate::service::ldap::LdapService;
 use crate::store::{LdapRunStore, SqlStore};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,6 +23,7 @@ const POLL: Duration = Duration::from_secs(1);
 /// its lease).
 pub fn spawn(
     service: LdapService<SqlStore>,
+    health: Arc<StoreHealth>,
     node: String,
     wake: Wake,
     tracker: &TaskTracker,
@@ -33,12 +36,12 @@ pub fn spawn(
             }
             let store = service.store();
             if let Err(e) = store.requeue_expired_ldap_runs(now()).await {
-                tracing::warn!(error = %e, "taking back LDAP runs whose node stopped failed");
+                health.background_error("taking back LDAP runs whose node stopped failed", &e);
             }
             match store.queue_due_ldap_syncs(now()).await {
                 Ok(runs) if !runs.is_empty() => tracing::info!(runs = runs.len(), "scheduled LDAP syncs queued"),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "queueing scheduled LDAP syncs failed"),
+                Err(e) => health.background_error("queueing scheduled LDAP syncs failed", &e),
             }
             let lease_until = now() + LEASE;
             match store.claim_ldap_run(&node, now(), lease_until).await {
@@ -55,12 +58,12 @@ pub fn spawn(
                     renewing.abort();
                     tracing::info!(run = %id, status = finished.status.as_str(), counts = ?finished.counts, error = ?finished.error, "LDAP run finished");
                     if let Err(e) = store.finish_ldap_run(&finished, &node).await {
-                        tracing::error!(run = %id, error = %e, "storing the end of an LDAP run failed: it runs again after its lease");
+                        health.background_error("storing the end of an LDAP run failed: it runs again after its lease", &e);
                     }
                     continue;
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "claiming an LDAP run failed"),
+                Err(e) => health.background_error("claiming an LDAP run failed", &e),
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,

@@ -59,9 +59,11 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
         &tasks,
         shutdown.clone(),
     );
+    let health = metrics.store.clone();
     let mut state = HubState::new(store.clone(), key, wake.clone(), metrics, config.max_body_bytes);
     crate::ldap_runner::spawn(
         state.ldap.clone(),
+        health,
         config.workers.node.clone(),
         wake,
         &tasks,
