@@ -126,6 +126,14 @@ impl LdapRunStore for SqlStore {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<Option<LdapRun>> {
+        // Idle runners look often: only a queued run is worth a write transaction.
+        if Sql::new("SELECT 1 AS n FROM ldap_runs WHERE status = 'queued' LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
         let mut tx = self.begin().await?;
         let candidate = Sql::new(
             "SELECT id FROM ldap_runs r WHERE status = 'queued' AND NOT EXISTS \
@@ -217,6 +225,14 @@ impl LdapRunStore for SqlStore {
     }
 
     async fn requeue_expired_ldap_runs(&self, now: OffsetDateTime) -> Result<u64> {
+        let expired = Sql::new("SELECT 1 AS n FROM ldap_runs WHERE status = 'running' AND lease_until < ")
+            .bind_int(micros(now))
+            .push(" LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        if expired.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.begin().await?;
         let requeued = Sql::new(
             "UPDATE ldap_runs SET status = 'queued', lease_owner = NULL, lease_until = NULL WHERE status = 'running' AND lease_until < ",
@@ -229,6 +245,14 @@ impl LdapRunStore for SqlStore {
     }
 
     async fn queue_due_ldap_syncs(&self, now: OffsetDateTime) -> Result<Vec<LdapRun>> {
+        let due = Sql::new("SELECT 1 AS n FROM ldap_sources WHERE next_sync_at IS NOT NULL AND next_sync_at <= ")
+            .bind_int(micros(now))
+            .push(" LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin().await?;
         let rows = select_sources()
             .push(" WHERE next_sync_at IS NOT NULL AND next_sync_at <= ")
