@@ -55,8 +55,6 @@ pub trait LdapStore: Send + Sync {
     fn ldap_owner(&self, kind: LinkKind, hub_id: Uuid) -> impl Future<Output = Result<Option<LdapSource>>> + Send;
     /// The users with these usernames (any case).
     fn users_by_usernames(&self, usernames: &[String]) -> impl Future<Output = Result<Vec<User>>> + Send;
-    /// The users with these ids, however many.
-    fn users_by_ids(&self, ids: &[Uuid]) -> impl Future<Output = Result<Vec<User>>> + Send;
 }
 
 pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
@@ -299,21 +297,6 @@ impl LdapStore for SqlStore {
             let rows = select_users()
                 .push(" WHERE username_key IN ")
                 .bind_text_list(chunk.iter().map(|name| name.to_lowercase()))
-                .fetch_all(&self.pool)
-                .await?;
-            let mut found = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
-            attach_attributes(&self.pool, &mut found).await?;
-            users.extend(found);
-        }
-        Ok(users)
-    }
-
-    async fn users_by_ids(&self, ids: &[Uuid]) -> Result<Vec<User>> {
-        let mut users = Vec::new();
-        for chunk in ids.chunks(CHUNK) {
-            let rows = select_users()
-                .push(" WHERE id IN ")
-                .bind_text_list(chunk.iter().map(Uuid::to_string))
                 .fetch_all(&self.pool)
                 .await?;
             let mut found = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;

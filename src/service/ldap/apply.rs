@@ -41,27 +41,13 @@ impl Done {
 }
 
 /// Applies (or, in a dry run, records) a plan.
+#[derive(Clone)]
 pub(super) struct Applier<S> {
     pub(super) service: LdapService<S>,
     pub(super) source: Arc<LdapSource>,
     pub(super) run_id: Uuid,
     pub(super) dry_run: bool,
     pub(super) actor: Actor,
-}
-
-impl<S> Clone for Applier<S>
-where
-    S: Clone,
-{
-    fn clone(&self) -> Self {
-        Self {
-            service: self.service.clone(),
-            source: self.source.clone(),
-            run_id: self.run_id,
-            dry_run: self.dry_run,
-            actor: self.actor.clone(),
-        }
-    }
 }
 
 impl<S> Applier<S>

@@ -15,6 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// Ids per batch read of users or memberships.
+const LOOKUP_CHUNK: usize = 500;
+
 impl<S> LdapService<S>
 where
     S: SourceStores,
@@ -103,20 +106,24 @@ where
             .filter(|l| l.kind == LinkKind::User)
             .map(|l| l.hub_id)
             .collect();
-        let users: HashMap<Uuid, User> = self
-            .store
-            .users_by_ids(&user_ids)
-            .await?
-            .into_iter()
-            .map(|user| (user.id, user))
-            .collect();
+        // The directory's own batch read, a bounded number of ids at a time.
+        let mut users: HashMap<Uuid, User> = HashMap::with_capacity(user_ids.len());
+        for chunk in user_ids.chunks(LOOKUP_CHUNK) {
+            users.extend(
+                self.store
+                    .get_users(chunk)
+                    .await?
+                    .into_iter()
+                    .map(|user| (user.id, user)),
+            );
+        }
         let group_ids: Vec<Uuid> = links
             .iter()
             .filter(|l| l.kind == LinkKind::Group)
             .map(|l| l.hub_id)
             .collect();
         let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        for chunk in group_ids.chunks(500) {
+        for chunk in group_ids.chunks(LOOKUP_CHUNK) {
             for (group, user) in self.store.member_ids(chunk).await? {
                 members.entry(group).or_default().push(user);
             }
