@@ -6,12 +6,19 @@
 mod common;
 
 use common::{Backend, TestHub};
+use provisio::domain::Error;
+use provisio::domain::admin::Actor;
+use provisio::domain::user::{NewUser, UserSource};
+use provisio::service::DirectoryService;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-backend_tests!(concurrent_writers_share_commits_and_a_failing_one_harms_none);
+backend_tests!(
+    concurrent_writers_share_commits_and_a_failing_one_harms_none,
+    a_batch_of_new_users_is_one_write_and_a_clash_fails_alone,
+);
 
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
@@ -164,4 +171,110 @@ async fn concurrent_writers_share_commits_and_a_failing_one_harms_none(backend: 
         batches < writes,
         "{writes} writes in {batches} batches: some shared one"
     );
+}
+
+fn new_user(body: serde_json::Value) -> NewUser {
+    serde_json::from_value(body).expect("a new user")
+}
+
+/// `DirectoryService::create_users` (an LDAP source's first sync creates thousands this way):
+/// a batch is one write whose users are stored with their attribute values, SCIM index rows and
+/// change events; when one of a batch is refused, the others are still created, one by one.
+async fn a_batch_of_new_users_is_one_write_and_a_clash_fails_alone(backend: Backend) {
+    let hub = TestHub::start(backend).await;
+    hub.post("/api/v1/attributes", json!({"name": "title", "type": "string"}))
+        .await;
+    let issued = hub.post("/api/v1/scim-tokens", json!({"name": "okta"})).await;
+    let scim_token = issued["secret"].as_str().expect("secret").to_owned();
+    let directory = DirectoryService::new(hub.store.clone());
+    let actor = Actor::System;
+    let counters = hub.store.write_batch_counters();
+
+    let inputs: Vec<NewUser> = (0..120)
+        .map(|i| {
+            new_user(json!({
+                "username": format!("bulk{i:03}"),
+                "email": format!("bulk{i:03}@example.com"),
+                "given_name": "Bulk",
+                "family_name": format!("User {i}"),
+                "attributes": {"title": format!("Engineer {i}")}
+            }))
+        })
+        .collect();
+    let writes_before = counters.writes.get();
+    let created = directory.create_users(inputs, UserSource::Ldap, &actor).await;
+    assert_eq!(counters.writes.get() - writes_before, 1, "the batch is one write");
+    let created: Vec<_> = created
+        .into_iter()
+        .map(|outcome| outcome.expect("every user of the batch is created"))
+        .collect();
+    assert_eq!(created.len(), 120);
+
+    // Stored with the attribute values: the admin API reads them back.
+    let bulk7 = hub.get(&format!("/api/v1/users/{}", created[7].id)).await;
+    assert_eq!(bulk7["username"], "bulk007");
+    assert_eq!(bulk7["attributes"]["title"], "Engineer 7");
+    assert_eq!(bulk7["source"], "ldap");
+    // Indexed: the SCIM server's filters find them.
+    let (status, found) = hub
+        .call_with(
+            Method::GET,
+            "/scim/v2/Users?filter=emails%20eq%20%22bulk042@example.com%22",
+            None,
+            Some(&scim_token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["totalResults"], 1, "{found}");
+    assert_eq!(found["Resources"][0]["userName"], "bulk042");
+    // Logged: one creation per user, in the change log the outbound engine follows.
+    let changes = hub.changes().await;
+    let creations = changes
+        .iter()
+        .filter(|c| c["entity"] == "user" && c["operation"] == "created")
+        .filter(|c| {
+            c["entity_id"]
+                .as_str()
+                .is_some_and(|id| created.iter().any(|u| u.id.to_string() == id))
+        })
+        .count();
+    assert_eq!(creations, 120, "one change event per user");
+
+    // A batch with a name taken before it (in another case), a name twice within it, and an
+    // invalid input: only those fail, each with its own error; the others are created.
+    let inputs = vec![
+        new_user(json!({"username": "fresh1"})),
+        new_user(json!({"username": "BULK005"})),
+        new_user(json!({"username": "fresh2"})),
+        new_user(json!({"username": "FRESH2"})),
+        new_user(json!({"username": "fresh3", "attributes": {"unknown": "x"}})),
+    ];
+    let outcomes = directory.create_users(inputs, UserSource::Ldap, &actor).await;
+    assert_eq!(outcomes.len(), 5);
+    assert_eq!(outcomes[0].as_ref().expect("fresh1").username, "fresh1");
+    assert!(
+        matches!(outcomes[1], Err(Error::Conflict { .. })),
+        "{:?}",
+        outcomes[1].as_ref().err()
+    );
+    assert_eq!(outcomes[2].as_ref().expect("fresh2").username, "fresh2");
+    assert!(
+        matches!(outcomes[3], Err(Error::Conflict { .. })),
+        "{:?}",
+        outcomes[3].as_ref().err()
+    );
+    assert!(
+        matches!(outcomes[4], Err(Error::Validation { .. })),
+        "{:?}",
+        outcomes[4].as_ref().err()
+    );
+    for (name, stored) in [("fresh1", true), ("fresh2", true), ("FRESH2", true), ("fresh3", false)] {
+        let (status, body) = hub.call(Method::GET, &format!("/api/v1/users/{name}"), None).await;
+        let expected = if stored { StatusCode::OK } else { StatusCode::NOT_FOUND };
+        assert_eq!(status, expected, "{name}: {body}");
+        if stored {
+            assert_eq!(body["username"], name.to_lowercase(), "one fresh2 only, as first asked");
+        }
+    }
+    hub.stop().await;
 }

@@ -179,6 +179,36 @@ where
         Ok(user)
     }
 
+    /// Creates many users, sharing the store's statements: each input gets its own outcome, in
+    /// order. When the batch is refused as a whole (a username taken meanwhile), its users are
+    /// created one by one, so that only the refused ones fail.
+    pub async fn create_users(&self, inputs: Vec<NewUser>, source: UserSource, actor: &Actor) -> Vec<Result<User>> {
+        let definitions = match self.attribute_definitions().await {
+            Ok(definitions) => definitions,
+            Err(err) => {
+                let message = err.to_string();
+                return inputs.iter().map(|_| Err(Error::Storage(message.clone()))).collect();
+            }
+        };
+        let at = now();
+        let outcomes: Vec<Result<User>> = inputs
+            .into_iter()
+            .map(|input| User::create(input, &definitions, source, at))
+            .collect();
+        let valid: Vec<User> = outcomes.iter().filter_map(|o| o.as_ref().ok().cloned()).collect();
+        if self.store.insert_users(valid, actor).await.is_ok() {
+            return outcomes;
+        }
+        let mut singles = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            singles.push(match outcome {
+                Ok(user) => self.store.insert_user(&user, actor).await.map(|()| user),
+                Err(err) => Err(err),
+            });
+        }
+        singles
+    }
+
     /// Finds a user by id or, failing that, by username.
     pub async fn get_user(&self, reference: &str) -> Result<User> {
         if let Ok(id) = Uuid::parse_str(reference)

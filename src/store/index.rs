@@ -31,25 +31,35 @@ async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry], stored: St
             .execute(tx.conn())
             .await?;
     }
+    let id = id.to_string();
+    let rows: Vec<(&str, &IndexEntry)> = rows.iter().map(|row| (id.as_str(), row)).collect();
+    insert_index_rows(tx, rows).await
+}
+
+/// Inserts index rows of any number of resources, [`INDEX_CHUNK`] to a statement.
+async fn insert_index_rows(tx: &mut WriteTx, rows: Vec<(&str, &IndexEntry)>) -> Result<()> {
     // Rows with text, numbers and dateTimes go in separate statements, each binding one kind in
     // every row: PostgreSQL's driver declares a NULL number differently from a number, and a
     // prepared statement keeps the types it was first declared with.
-    let kind = |r: &&IndexEntry| match (r.num, r.tim) {
+    let kind = |r: &IndexEntry| match (r.num, r.tim) {
         (Some(_), _) => 1,
         (None, Some(_)) => 2,
         (None, None) => 0,
     };
-    for wanted in 0..3 {
-        let group: Vec<&IndexEntry> = rows.iter().filter(|r| kind(r) == wanted).collect();
+    let mut by_kind: [Vec<(&str, &IndexEntry)>; 3] = Default::default();
+    for (id, row) in rows {
+        by_kind[kind(row)].push((id, row));
+    }
+    for (wanted, group) in by_kind.iter().enumerate() {
         for chunk_rows in group.chunks(INDEX_CHUNK) {
             let mut sql = Sql::new("INSERT INTO scim_index (resource_id, attr, elem, sub, txt, num, tim) VALUES ");
-            for (i, row) in chunk_rows.iter().enumerate() {
+            for (i, (id, row)) in chunk_rows.iter().enumerate() {
                 if i > 0 {
                     sql = sql.push(", ");
                 }
                 sql = sql
                     .push("(")
-                    .bind_text(id.to_string())
+                    .bind_text((*id).to_owned())
                     .push(", ")
                     .bind_text(row.attr.clone())
                     .push(", ")
@@ -69,26 +79,45 @@ async fn write_index(tx: &mut WriteTx, id: Uuid, rows: &[IndexEntry], stored: St
     Ok(())
 }
 
+/// The user resource schema a write transaction indexes with, read once per transaction.
+async fn user_schema(tx: &mut WriteTx) -> Result<crate::domain::scim::schema::ResourceSchema> {
+    if let Some(schema) = tx.user_schema.take() {
+        return Ok(schema);
+    }
+    let rows = super::attributes::select_attributes()
+        .push(" ORDER BY name")
+        .fetch_all(tx.conn())
+        .await?;
+    let definitions = rows
+        .iter()
+        .map(super::attributes::attribute_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    user_resource_schema(&definitions)
+}
+
 /// Rewrites the index rows of `user` inside the write transaction that stores it.
 pub(super) async fn index_user(tx: &mut WriteTx, user: &User, stored: Stored) -> Result<()> {
-    let schema = match tx.user_schema.take() {
-        Some(schema) => schema,
-        None => {
-            let rows = super::attributes::select_attributes()
-                .push(" ORDER BY name")
-                .fetch_all(tx.conn())
-                .await?;
-            let definitions = rows
-                .iter()
-                .map(super::attributes::attribute_from_row)
-                .collect::<Result<Vec<_>>>()?;
-            user_resource_schema(&definitions)?
-        }
-    };
+    let schema = user_schema(tx).await?;
     let resource = user_resource(user, &[], "");
     let rows = entries(&resource, &schema, &["groups"]);
     tx.user_schema = Some(schema);
     write_index(tx, user.id, &rows, stored).await
+}
+
+/// Writes the index rows of `users`, all inserted by this transaction, in shared statements.
+pub(super) async fn index_new_users(tx: &mut WriteTx, users: &[User]) -> Result<()> {
+    let schema = user_schema(tx).await?;
+    let ids: Vec<String> = users.iter().map(|user| user.id.to_string()).collect();
+    let rows: Vec<Vec<IndexEntry>> = users
+        .iter()
+        .map(|user| entries(&user_resource(user, &[], ""), &schema, &["groups"]))
+        .collect();
+    tx.user_schema = Some(schema);
+    let mut all: Vec<(&str, &IndexEntry)> = Vec::new();
+    for (id, rows) in ids.iter().zip(&rows) {
+        all.extend(rows.iter().map(|row| (id.as_str(), row)));
+    }
+    insert_index_rows(tx, all).await
 }
 
 /// Rewrites the index rows of `group` inside the write transaction that stores it.

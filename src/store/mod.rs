@@ -101,6 +101,9 @@ pub trait AttributeStore: Send + Sync {
 pub trait UserStore: Send + Sync {
     /// Stores a new user; refuses a username taken regardless of case.
     fn insert_user(&self, user: &User, actor: &Actor) -> impl Future<Output = Result<()>> + Send;
+    /// Stores new users in one write, sharing its statements: all of them, or none when one is
+    /// refused (a username taken, by a stored user or by another of `users`).
+    fn insert_users(&self, users: Vec<User>, actor: &Actor) -> impl Future<Output = Result<()>> + Send;
     /// One user by id.
     fn get_user(&self, id: Uuid) -> impl Future<Output = Result<Option<User>>> + Send;
     /// The users among `ids` that exist, in no particular order (two statements, however many).

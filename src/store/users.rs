@@ -91,8 +91,7 @@ impl SqlStore {
     }
 }
 
-/// Writes the custom attribute values of `user` (its old ones first, unless it is new), all in
-/// one statement.
+/// Writes the custom attribute values of `user` (its old ones first, unless it is new).
 async fn write_attribute_values(tx: &mut WriteTx, user: &User, stored: Stored) -> Result<()> {
     if stored == Stored::Before {
         Sql::new("DELETE FROM user_attribute_values WHERE user_id = ")
@@ -100,21 +99,37 @@ async fn write_attribute_values(tx: &mut WriteTx, user: &User, stored: Stored) -
             .execute(tx.conn())
             .await?;
     }
-    if user.attributes.is_empty() {
-        return Ok(());
+    insert_attribute_values(tx, std::slice::from_ref(user)).await
+}
+
+/// Attribute values are inserted this many per statement.
+const VALUE_CHUNK: usize = 100;
+
+/// Inserts the custom attribute values of `users`, which have none stored, in shared statements.
+async fn insert_attribute_values(tx: &mut WriteTx, users: &[User]) -> Result<()> {
+    let values: Vec<(String, &String, &Value)> = users
+        .iter()
+        .flat_map(|user| {
+            let id = user.id.to_string();
+            user.attributes
+                .iter()
+                .map(move |(name, value)| (id.clone(), name, value))
+        })
+        .collect();
+    for chunk in values.chunks(VALUE_CHUNK) {
+        let mut sql = Sql::new("INSERT INTO user_attribute_values (user_id, name, value) VALUES ");
+        for (i, (id, name, value)) in chunk.iter().enumerate() {
+            sql = sql
+                .push(if i == 0 { "(" } else { ", (" })
+                .bind_text(id.clone())
+                .push(", ")
+                .bind_text((*name).clone())
+                .push(", ")
+                .bind_text(value.to_string())
+                .push(")");
+        }
+        sql.execute(tx.conn()).await?;
     }
-    let mut sql = Sql::new("INSERT INTO user_attribute_values (user_id, name, value) VALUES ");
-    for (i, (name, value)) in user.attributes.iter().enumerate() {
-        sql = sql
-            .push(if i == 0 { "(" } else { ", (" })
-            .bind_text(user.id.to_string())
-            .push(", ")
-            .bind_text(name.clone())
-            .push(", ")
-            .bind_text(value.to_string())
-            .push(")");
-    }
-    sql.execute(tx.conn()).await?;
     Ok(())
 }
 
@@ -162,39 +177,100 @@ pub(super) async fn record_membership_removals(tx: &mut WriteTx, user_id: Uuid, 
     Ok(groups)
 }
 
-/// Stores a new user, its attribute values, index rows and change event.
-async fn insert_user(tx: &mut WriteTx, user: &User, actor: &Actor) -> Result<()> {
-    username_taken(tx, user).await?;
-    Sql::new("INSERT INTO users (id, username, username_key, given_name, family_name, display_name, display_key, formatted_name, email, email_key, active, external_id, source, extensions, version, created_at, updated_at) VALUES (")
-        .bind_text(user.id.to_string()).push(", ")
-        .bind_text(user.username.clone()).push(", ")
-        .bind_text(user.username_key()).push(", ")
-        .bind_opt_text(user.given_name.clone()).push(", ")
-        .bind_opt_text(user.family_name.clone()).push(", ")
-        .bind_opt_text(user.display_name.clone()).push(", ")
-        .bind_opt_text(user.display_name.as_ref().map(|d| d.to_lowercase())).push(", ")
-        .bind_opt_text(user.formatted_name.clone()).push(", ")
-        .bind_opt_text(user.email.clone()).push(", ")
-        .bind_opt_text(user.email_key()).push(", ")
-        .bind_bool(user.active).push(", ")
-        .bind_opt_text(user.external_id.clone()).push(", ")
-        .bind_text(user.source.as_str()).push(", ")
-        .bind_text(Value::Object(user.extensions.clone()).to_string()).push(", ")
-        .bind_int(user.version).push(", ")
-        .bind_int(micros(user.created_at)).push(", ")
-        .bind_int(micros(user.updated_at)).push(")")
-        .execute(tx.conn())
-        .await?;
-    write_attribute_values(tx, user, Stored::New).await?;
-    super::index::index_user(tx, user, Stored::New).await?;
-    tx.record(NewChange {
-        entity: EntityKind::User,
-        entity_id: user.id.to_string(),
-        related_id: None,
-        operation: ChangeOp::Created,
-        actor: actor.label(),
-        data: json!({"user": snapshot(user)}),
-    })
+/// Users are inserted this many per statement (17 values each).
+const USER_CHUNK: usize = 50;
+
+/// Refuses the batch when a username of `users` is taken, by a stored user or by another of
+/// `users`, regardless of case.
+async fn new_usernames_taken(tx: &mut WriteTx, users: &[User]) -> Result<()> {
+    let taken = |username: &str| {
+        Error::conflict(
+            "username",
+            format!("the username '{username}' is already taken (usernames are compared regardless of case)"),
+        )
+    };
+    let mut keys = std::collections::HashSet::with_capacity(users.len());
+    for user in users {
+        if !keys.insert(user.username_key()) {
+            return Err(taken(&user.username));
+        }
+    }
+    for chunk in users.chunks(500) {
+        let clash = Sql::new("SELECT username FROM users WHERE username_key IN ")
+            .bind_text_list(chunk.iter().map(User::username_key))
+            .push(" LIMIT 1")
+            .fetch_optional(tx.conn())
+            .await?;
+        if let Some(row) = clash {
+            return Err(taken(&get::<String>(&row, "username")?));
+        }
+    }
+    Ok(())
+}
+
+/// Stores new users with their attribute values, index rows and change events, in statements
+/// shared by the whole batch: all of them, or (on the first refusal) none.
+async fn insert_users(tx: &mut WriteTx, users: &[User], actor: &Actor) -> Result<()> {
+    new_usernames_taken(tx, users).await?;
+    for chunk in users.chunks(USER_CHUNK) {
+        let mut sql = Sql::new(
+            "INSERT INTO users (id, username, username_key, given_name, family_name, display_name, display_key, formatted_name, email, email_key, active, external_id, source, extensions, version, created_at, updated_at) VALUES ",
+        );
+        for (i, user) in chunk.iter().enumerate() {
+            sql = sql
+                .push(if i == 0 { "(" } else { ", (" })
+                .bind_text(user.id.to_string())
+                .push(", ")
+                .bind_text(user.username.clone())
+                .push(", ")
+                .bind_text(user.username_key())
+                .push(", ")
+                .bind_opt_text(user.given_name.clone())
+                .push(", ")
+                .bind_opt_text(user.family_name.clone())
+                .push(", ")
+                .bind_opt_text(user.display_name.clone())
+                .push(", ")
+                .bind_opt_text(user.display_name.as_ref().map(|d| d.to_lowercase()))
+                .push(", ")
+                .bind_opt_text(user.formatted_name.clone())
+                .push(", ")
+                .bind_opt_text(user.email.clone())
+                .push(", ")
+                .bind_opt_text(user.email_key())
+                .push(", ")
+                .bind_bool(user.active)
+                .push(", ")
+                .bind_opt_text(user.external_id.clone())
+                .push(", ")
+                .bind_text(user.source.as_str())
+                .push(", ")
+                .bind_text(Value::Object(user.extensions.clone()).to_string())
+                .push(", ")
+                .bind_int(user.version)
+                .push(", ")
+                .bind_int(micros(user.created_at))
+                .push(", ")
+                .bind_int(micros(user.updated_at))
+                .push(")");
+        }
+        sql.execute(tx.conn()).await?;
+    }
+    insert_attribute_values(tx, users).await?;
+    super::index::index_new_users(tx, users).await?;
+    tx.record_all(
+        users
+            .iter()
+            .map(|user| NewChange {
+                entity: EntityKind::User,
+                entity_id: user.id.to_string(),
+                related_id: None,
+                operation: ChangeOp::Created,
+                actor: actor.label(),
+                data: json!({"user": snapshot(user)}),
+            })
+            .collect(),
+    )
     .await?;
     Ok(())
 }
@@ -306,7 +382,16 @@ async fn delete_user(tx: &mut WriteTx, id: Uuid, actor: &Actor) -> Result<User> 
 impl UserStore for SqlStore {
     async fn insert_user(&self, user: &User, actor: &Actor) -> Result<()> {
         let (user, actor) = (user.clone(), actor.clone());
-        self.write(move |tx| Box::pin(async move { insert_user(tx, &user, &actor).await }))
+        self.write(move |tx| Box::pin(async move { insert_users(tx, std::slice::from_ref(&user), &actor).await }))
+            .await
+    }
+
+    async fn insert_users(&self, users: Vec<User>, actor: &Actor) -> Result<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let actor = actor.clone();
+        self.write(move |tx| Box::pin(async move { insert_users(tx, &users, &actor).await }))
             .await
     }
 

@@ -20,6 +20,13 @@ use uuid::Uuid;
 /// Changes applied at once: concurrent writers share the directory's group commit.
 const CONCURRENT_CHANGES: usize = 128;
 
+/// New users are stored this many to a write, sharing its statements (a first sync creates
+/// thousands).
+const CREATES_PER_WRITE: usize = 250;
+
+/// Writes of new users in flight at once: one is written while the next is prepared.
+const CONCURRENT_CREATE_WRITES: usize = 2;
+
 /// The outcome of one applied (or planned) change.
 pub(super) struct Done {
     pub(super) report: Report,
@@ -84,9 +91,28 @@ where
             count_user(&mut totals.counts, step);
         }
         let phase = std::time::Instant::now();
-        let done = self
-            .run_all(users, |applier, step| async move { applier.user_step(step).await })
-            .await;
+        let (creates, users): (Vec<UserStep>, Vec<UserStep>) = users
+            .into_iter()
+            .partition(|step| matches!(step, UserStep::Create { .. }));
+        let mut chunks = Vec::new();
+        let mut creates = creates.into_iter().peekable();
+        while creates.peek().is_some() {
+            chunks.push(creates.by_ref().take(CREATES_PER_WRITE).collect::<Vec<_>>());
+        }
+        let mut done: Vec<Done> = self
+            .run_all(chunks, CONCURRENT_CREATE_WRITES, |applier, chunk| async move {
+                applier.create_users(chunk).await
+            })
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        done.extend(
+            self.run_all(users, CONCURRENT_CHANGES, |applier, step| async move {
+                applier.user_step(step).await
+            })
+            .await,
+        );
         tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "LDAP sync: users applied");
         totals.take(done, &mut user_of);
         for step in &groups {
@@ -94,7 +120,9 @@ where
         }
         let phase = std::time::Instant::now();
         let done = self
-            .run_all(groups, |applier, step| async move { applier.group_step(step).await })
+            .run_all(groups, CONCURRENT_CHANGES, |applier, step| async move {
+                applier.group_step(step).await
+            })
             .await;
         tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "LDAP sync: groups applied");
         totals.take(done, &mut group_of);
@@ -106,7 +134,7 @@ where
         }
         let phase = std::time::Instant::now();
         let done = self
-            .run_all(memberships, move |applier, step| {
+            .run_all(memberships, CONCURRENT_CHANGES, move |applier, step| {
                 let user_of = user_of.clone();
                 let group_of = group_of.clone();
                 async move { applier.membership_step(step, &user_of, &group_of).await }
@@ -134,17 +162,18 @@ where
         Ok(totals.counts)
     }
 
-    /// Runs `apply` on every step, [`CONCURRENT_CHANGES`] at a time, in no particular order.
-    async fn run_all<T, F, Fut>(&self, steps: Vec<T>, apply: F) -> Vec<Done>
+    /// Runs `apply` on every step, at most `limit` at a time, in no particular order.
+    async fn run_all<T, O, F, Fut>(&self, steps: Vec<T>, limit: usize, apply: F) -> Vec<O>
     where
         T: Send + 'static,
+        O: Send + 'static,
         F: Fn(Self, T) -> Fut,
-        Fut: Future<Output = Done> + Send + 'static,
+        Fut: Future<Output = O> + Send + 'static,
     {
         let mut running = JoinSet::new();
         let mut done = Vec::with_capacity(steps.len());
         for step in steps {
-            if running.len() >= CONCURRENT_CHANGES
+            if running.len() >= limit
                 && let Some(Ok(outcome)) = running.join_next().await
             {
                 done.push(outcome);

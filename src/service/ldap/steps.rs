@@ -4,11 +4,11 @@
 use super::SourceStores;
 use super::apply::{Applier, Done};
 use crate::domain::group::NewGroup;
-use crate::domain::job::{Operation, Outcome, SubjectKind};
+use crate::domain::job::{Operation, Outcome, Report, SubjectKind};
 use crate::domain::ldap::LinkKind;
 use crate::domain::ldap::plan::{GroupStep, MembershipStep, UserStep};
 use crate::domain::scim::members::MemberOp;
-use crate::domain::user::UserSource;
+use crate::domain::user::{NewUser, UserSource};
 use crate::domain::{Error, now};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -17,19 +17,70 @@ impl<S> Applier<S>
 where
     S: SourceStores,
 {
+    /// Creates the users of `steps` (all `UserStep::Create`) in one shared write.
+    pub(super) async fn create_users(self, steps: Vec<UserStep>) -> Vec<Done> {
+        let started = std::time::Instant::now();
+        let mut entries = Vec::with_capacity(steps.len());
+        let mut inputs = Vec::with_capacity(steps.len());
+        for step in steps {
+            if let UserStep::Create { ldap_id, dn, user } = step {
+                let report = self.create_report(&dn, &user);
+                entries.push((ldap_id, dn, report));
+                inputs.push(*user);
+            }
+        }
+        let results: Vec<Result<Option<Uuid>, Error>> = if self.dry_run {
+            inputs.iter().map(|_| Ok(None)).collect()
+        } else {
+            self.service
+                .directory
+                .create_users(inputs, UserSource::Ldap, &self.actor)
+                .await
+                .into_iter()
+                .map(|created| created.map(|user| Some(user.id)))
+                .collect()
+        };
+        let took = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        entries
+            .into_iter()
+            .zip(results)
+            .map(|((ldap_id, dn, report), result)| {
+                let mut done = self.created(&ldap_id, &dn, report, result);
+                done.report.duration_ms = took;
+                done
+            })
+            .collect()
+    }
+
+    /// The report record of a user created from the entry at `dn`.
+    fn create_report(&self, dn: &str, user: &NewUser) -> Report {
+        let mut report = self.report(
+            SubjectKind::User,
+            String::new(),
+            Some(user.username.clone()),
+            Operation::Create,
+        );
+        report.email = user.email.clone();
+        report.message = Some(format!("created from {dn}"));
+        report
+    }
+
+    /// A create's outcome: the new user is linked to its entry and owned by the source.
+    fn created(&self, ldap_id: &str, dn: &str, report: Report, result: Result<Option<Uuid>, Error>) -> Done {
+        self.finish(report, result, |id| {
+            (
+                Some(self.link(LinkKind::User, ldap_id, id, dn, None)),
+                Some((ldap_id.to_owned(), id)),
+            )
+        })
+    }
+
     pub(super) async fn user_step(self, step: UserStep) -> Done {
         let started = std::time::Instant::now();
         let directory = &self.service.directory;
         let mut done = match &step {
             UserStep::Create { ldap_id, dn, user } => {
-                let mut report = self.report(
-                    SubjectKind::User,
-                    String::new(),
-                    Some(user.username.clone()),
-                    Operation::Create,
-                );
-                report.email = user.email.clone();
-                report.message = Some(format!("created from {dn}"));
+                let report = self.create_report(dn, user);
                 let result = if self.dry_run {
                     Ok(None)
                 } else {
@@ -38,12 +89,7 @@ where
                         .await
                         .map(|created| Some(created.id))
                 };
-                self.finish(report, result, |id| {
-                    (
-                        Some(self.link(LinkKind::User, ldap_id, id, dn, None)),
-                        Some((ldap_id.clone(), id)),
-                    )
-                })
+                self.created(ldap_id, dn, report, result)
             }
             UserStep::Adopt {
                 ldap_id,
