@@ -372,6 +372,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let config = Config {
+        backups: None,
         listen: listener.local_addr().expect("address"),
         database,
         log_format: LogFormat::Human,

@@ -145,6 +145,7 @@ async fn start_provisio() -> (Server, Stop) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let config = Config {
+        backups: None,
         listen: address,
         database,
         log_format: LogFormat::Human,

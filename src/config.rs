@@ -116,6 +116,16 @@ pub struct ServeArgs {
         default_missing_value = "true"
     )]
     pub secure_cookies: Option<bool>,
+    /// Directory for scheduled backups of the store (SQLite copies, or pg_dump archives on
+    /// PostgreSQL); none are taken unless it is set.
+    #[arg(long, env = "PROVISIO_BACKUP_DIR", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Seconds between scheduled backups. Default: 86400 (daily).
+    #[arg(long, env = "PROVISIO_BACKUP_INTERVAL", value_name = "SECS")]
+    pub backup_interval: Option<u64>,
+    /// How many scheduled backups are kept (the oldest go first). Default: 7.
+    #[arg(long, env = "PROVISIO_BACKUP_KEEP", value_name = "N")]
+    pub backup_keep: Option<usize>,
     /// Minutes without a request after which a console session ends. Default: 30.
     #[arg(long, env = "PROVISIO_SESSION_IDLE_MINUTES", value_name = "MINUTES")]
     pub session_idle_minutes: Option<u32>,
@@ -149,6 +159,9 @@ struct FileConfig {
     secure_cookies: Option<bool>,
     session_idle_minutes: Option<u32>,
     session_max_hours: Option<u32>,
+    backup_dir: Option<PathBuf>,
+    backup_interval: Option<u64>,
+    backup_keep: Option<usize>,
 }
 
 /// Which database to open.
@@ -213,6 +226,8 @@ pub struct Config {
     pub workers: crate::outbound::WorkerConfig,
     /// How long report records are kept.
     pub report_retention: time::Duration,
+    /// Scheduled backups, when a backup directory is set.
+    pub backups: Option<crate::backup::BackupSchedule>,
     /// Whether the console's cookies are always `Secure`.
     pub secure_cookies: bool,
     /// How long console sessions last.
@@ -327,7 +342,25 @@ impl ServeArgs {
                 "session_idle_minutes and session_max_hours must be at least 1".into(),
             ));
         }
+        let backups = match self.backup_dir.clone().or(file.backup_dir) {
+            Some(dir) => {
+                let seconds = self.backup_interval.or(file.backup_interval).unwrap_or(86_400);
+                let keep = self.backup_keep.or(file.backup_keep).unwrap_or(7);
+                if seconds == 0 || keep == 0 {
+                    return Err(Error::Config(
+                        "backup_interval and backup_keep must be at least 1".into(),
+                    ));
+                }
+                Some(crate::backup::BackupSchedule {
+                    dir,
+                    every: std::time::Duration::from_secs(seconds),
+                    keep,
+                })
+            }
+            None => None,
+        };
         Ok(Config {
+            backups,
             secure_cookies: self.secure_cookies.or(file.secure_cookies).unwrap_or(false),
             login_throttle: crate::domain::admin::LoginThrottle::default(),
             sessions: crate::domain::admin::SessionTimeouts {

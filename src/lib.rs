@@ -1,9 +1,11 @@
 //! Provisio: a self-hosted provisioning hub. See `ARCHITECTURE.md` for the map of the code.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod data_lock;
 pub mod domain;
 pub mod health;
 pub mod ldap_runner;

@@ -59,6 +59,9 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
         &tasks,
         shutdown.clone(),
     );
+    if let Some(schedule) = &config.backups {
+        spawn_backups(config.database.clone(), schedule.clone(), &tasks, shutdown.clone());
+    }
     let health = metrics.store.clone();
     let mut state = HubState::new(store.clone(), key, wake.clone(), metrics, config.max_body_bytes);
     crate::ldap_runner::spawn(
@@ -126,6 +129,30 @@ fn spawn_retention(
     });
 }
 
+/// Takes a backup every `schedule.every` (the first one interval after start) and keeps the
+/// newest `schedule.keep`.
+fn spawn_backups(
+    database: crate::config::DatabaseConfig,
+    schedule: crate::backup::BackupSchedule,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) {
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(schedule.every) => {},
+            }
+            match crate::backup::scheduled_backup(&database, &schedule).await {
+                Ok(taken) => {
+                    tracing::info!(path = %taken.path.display(), bytes = taken.bytes, "scheduled backup taken")
+                }
+                Err(e) => tracing::error!(error = %e, "scheduled backup failed"),
+            }
+        }
+    });
+}
+
 fn finish(result: std::result::Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<()> {
     match result {
         Ok(Ok(())) => Ok(()),
@@ -150,6 +177,15 @@ fn announce_first_admin(first: &crate::service::auth::FirstAdmin, base_url: &str
 /// Runs `provisio serve` until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<()> {
     tracing::info!(database = %config.database.describe(), "opening the store");
+    // Held while the hub runs: a restore refuses the data directory meanwhile.
+    let _lock = match &config.database {
+        crate::config::DatabaseConfig::Sqlite { data_dir } => {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| Error::Config(format!("cannot create the data directory {}: {e}", data_dir.display())))?;
+            Some(crate::data_lock::DataDirLock::acquire(data_dir)?)
+        }
+        crate::config::DatabaseConfig::Url(_) => None,
+    };
     let store = open_store(&config.database).await?;
     let listener = TcpListener::bind(config.listen)
         .await

@@ -4,6 +4,7 @@
 mod app_settings;
 mod apps;
 mod attributes;
+mod backup;
 pub mod client;
 mod groups;
 mod impact;
@@ -69,6 +70,30 @@ pub enum Command {
         /// A label for the token.
         #[arg(long, default_value = "cli")]
         name: String,
+    },
+    /// Copy the store into FILE while hubs run on it (SQLite: a consistent online copy;
+    /// PostgreSQL: a pg_dump archive). App tokens stay encrypted: keep the secret key file beside
+    /// the backup.
+    Backup {
+        /// Where the store lives.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The backup file to write (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Put a backup back: into a data directory no hub runs on, or an empty PostgreSQL database.
+    /// A backup newer than this binary is refused.
+    Restore {
+        /// Where the store lives.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The backup file to read.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Replace the store the data directory holds already.
+        #[arg(long)]
+        replace: bool,
     },
     /// Log in with an administrator password and save a token in the CLI config file.
     /// Reads the password (and, when asked, a new password) from standard input.
@@ -237,6 +262,8 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
             println!("{}", secrecy::ExposeSecret::expose_secret(&issued.secret));
             Ok(())
         }
+        Command::Backup { store, to } => backup::backup(&store, &to).await,
+        Command::Restore { store, from, replace } => backup::restore(&store, &from, replace).await,
         Command::Login {
             username,
             password_stdin,

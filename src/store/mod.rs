@@ -4,6 +4,7 @@
 mod admins;
 mod apps;
 mod attributes;
+mod backup;
 mod changes;
 mod claims;
 mod commit;
@@ -31,6 +32,7 @@ mod target_runs;
 mod tx;
 mod users;
 
+pub use backup::known_schema_version;
 pub use commit::WriteBatchCounters;
 pub use dashboard::HOUR_MICROS;
 pub use ldap::LdapStore;

@@ -154,6 +154,11 @@ pub fn sqlite_url(data_dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("provisio.db").display())
 }
 
+/// The newest schema version this binary knows (its last migration).
+pub(super) fn known_schema_version() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
 impl SqlStore {
     /// Connects to `url` (`sqlite://...` or `postgres://...`).
     pub async fn connect(url: &str) -> Result<Self> {
@@ -237,7 +242,7 @@ impl SqlStore {
             .list_applied_migrations(&migrator.table_name)
             .await
             .map_err(migrate_error)?;
-        let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        let known = known_schema_version();
         if let Some(newest) = applied.iter().map(|m| m.version).max()
             && newest > known
         {

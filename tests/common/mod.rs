@@ -145,6 +145,7 @@ impl TestHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         let mut config = Config {
+            backups: None,
             listen: listener.local_addr().expect("addr"),
             database: db.config.clone(),
             log_format: LogFormat::Human,
