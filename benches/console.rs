@@ -373,6 +373,7 @@ async fn main() {
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let config = Config {
         backups: None,
+        network: provisio::config::NetworkConfig::default(),
         listen: listener.local_addr().expect("address"),
         database,
         log_format: LogFormat::Human,

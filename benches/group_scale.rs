@@ -185,6 +185,9 @@ async fn start_hub(storage: &Storage) -> Result<Hub, String> {
             &key_file.display().to_string(),
             "--log-level",
             "error",
+            // One token drives the hub far beyond the default 1,000 requests a second.
+            "--rate-limit",
+            "0",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -146,6 +146,7 @@ async fn start_provisio() -> (Server, Stop) {
     let address = listener.local_addr().expect("address");
     let config = Config {
         backups: None,
+        network: provisio::config::NetworkConfig::default(),
         listen: address,
         database,
         log_format: LogFormat::Human,

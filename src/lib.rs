@@ -9,6 +9,7 @@ pub mod data_lock;
 pub mod domain;
 pub mod health;
 pub mod ldap_runner;
+pub mod listener;
 pub mod outbound;
 pub mod secrets;
 pub mod server;

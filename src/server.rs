@@ -4,6 +4,7 @@
 use crate::api::{self, HubState};
 use crate::config::Config;
 use crate::domain::{Error, Result};
+use crate::listener::{self, tls::ReloadingCertificate};
 use crate::outbound::scim::http_client;
 use crate::outbound::{Engine, Wake, worker};
 use crate::secrets::SecretKey;
@@ -11,7 +12,6 @@ use crate::service::AuthService;
 use crate::service::ReportService;
 use crate::store::SqlStore;
 use secrecy::ExposeSecret;
-use std::future::IntoFuture;
 use std::io::Write;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -80,11 +80,38 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
     let console = crate::console::ConsoleConfig {
         secure_cookies: config.secure_cookies,
     };
+    state.rate_limiter = Arc::new(crate::api::rate_limit::RateLimiter::new(config.network.rate_limit));
     let app = crate::console::router(state.clone(), console).merge(api::router(state));
-    let stopping = shutdown.clone();
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move { stopping.cancelled().await });
-    let server = tokio::spawn(server.into_future());
+    let tls = match &config.network.tls {
+        Some(files) => {
+            let certificate = ReloadingCertificate::load(files.clone())?;
+            certificate.spawn_reloader(&tasks, shutdown.clone());
+            Some(certificate.acceptor()?)
+        }
+        None => None,
+    };
+    let file_limit = listener::raise_open_file_limit();
+    let limits = listener::ListenerLimits {
+        header_timeout: config.network.header_timeout,
+        idle_timeout: config.network.idle_timeout,
+        max_connections: config
+            .network
+            .max_connections
+            .unwrap_or_else(|| listener::connections_for_file_limit(file_limit)),
+    };
+    tracing::debug!(
+        ?file_limit,
+        max_connections = limits.max_connections,
+        "connection limits"
+    );
+    let server = tokio::spawn(listener::serve(
+        listener,
+        app,
+        tls,
+        config.network.trusted_proxies.clone(),
+        limits,
+        shutdown.clone(),
+    ));
     let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => finish(result)?,
@@ -153,12 +180,8 @@ fn spawn_backups(
     });
 }
 
-fn finish(result: std::result::Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<()> {
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Error::Config(format!("HTTP server failed: {e}"))),
-        Err(e) => Err(Error::Config(format!("HTTP server task failed: {e}"))),
-    }
+fn finish(result: std::result::Result<(), tokio::task::JoinError>) -> Result<()> {
+    result.map_err(|e| Error::Config(format!("HTTP server task failed: {e}")))
 }
 
 /// Prints the first administrator's credentials on standard output (never to the log).

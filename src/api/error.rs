@@ -36,7 +36,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::AccountLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::AccountLocked { .. } | Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Scim {
             scim_type: ScimErrorType::Uniqueness,
@@ -86,8 +86,15 @@ pub(crate) fn server_error_message(error: &Error, status: StatusCode) -> String 
     }
 }
 
-/// Adds `Retry-After` and the [`StorageFailure`] marker to a response for a storage error.
+/// Adds `Retry-After` and the [`StorageFailure`] marker to a response for a storage error, and
+/// `Retry-After` to one for a rate limit.
 pub(crate) fn mark_storage_failure(error: &Error, response: &mut Response) {
+    if let Error::RateLimited { retry_after_secs } = error {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        return;
+    }
     let fault = error.store_fault();
     match error {
         Error::StoreUnavailable { detail, .. } | Error::Storage(detail) => {

@@ -11,6 +11,7 @@ mod extract;
 mod groups;
 mod ldap;
 mod mapping;
+pub mod rate_limit;
 mod reports;
 mod runs;
 pub mod scim;
@@ -67,6 +68,8 @@ pub struct HubState {
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// The request rate limit per bearer token (off unless the server sets one).
+    pub rate_limiter: Arc<rate_limit::RateLimiter>,
 }
 
 impl HubState {
@@ -84,6 +87,7 @@ impl HubState {
             store,
             metrics,
             max_body_bytes,
+            rate_limiter: Arc::new(rate_limit::RateLimiter::new(rate_limit::RateLimit::OFF)),
         }
     }
 }
@@ -198,6 +202,10 @@ pub fn router(state: HubState) -> Router {
         .nest("/scim/v2", scim::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit_per_token,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         // Failed requests are logged where their error is mapped (once per storage outage for a
         // store that refuses work), not again per response here.

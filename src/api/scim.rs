@@ -157,11 +157,15 @@ impl FromRequest<HubState> for ScimBody {
     }
 }
 
-/// The SCIM base URL as the client addressed it.
+/// The SCIM base URL as the client addressed it: through a trusted reverse proxy, as the proxy
+/// says (the listener removes forwarded headers from anyone else).
 fn base_url(headers: &HeaderMap) -> String {
     let host = headers
-        .get(header::HOST)
+        .get("x-forwarded-host")
         .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
         .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
         .unwrap_or("localhost");
     let scheme = headers

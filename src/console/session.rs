@@ -36,7 +36,8 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-/// Whether this request reached the hub over TLS (directly or through a proxy that says so).
+/// Whether this request reached the hub over TLS: directly, or through a trusted proxy that says
+/// so (the listener sets `X-Forwarded-Proto` for its own TLS and removes it from anyone else).
 pub fn over_tls(headers: &HeaderMap, configured: bool) -> bool {
     configured
         || headers

@@ -39,6 +39,12 @@ pub enum Error {
         /// Whole minutes until the lock ends (at least 1).
         minutes: i64,
     },
+    /// A token sent more requests than its rate limit allows; it may send again after the wait.
+    #[error("too many requests with this token: send again in {retry_after_secs} second(s)")]
+    RateLimited {
+        /// Whole seconds until a request is taken again (at least 1).
+        retry_after_secs: u64,
+    },
     /// Credentials were valid but the action is not allowed yet (e.g. the one-time password must be changed).
     #[error("{0}")]
     Forbidden(String),
@@ -167,6 +173,7 @@ impl Error {
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::AccountLocked { .. } => "account_locked",
+            Error::RateLimited { .. } => "rate_limited",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Config(_) => "configuration_error",
             Error::Schema(_) => "schema_error",

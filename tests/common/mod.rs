@@ -146,6 +146,7 @@ impl TestHub {
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         let mut config = Config {
             backups: None,
+            network: provisio::config::NetworkConfig::default(),
             listen: listener.local_addr().expect("addr"),
             database: db.config.clone(),
             log_format: LogFormat::Human,
@@ -404,6 +405,10 @@ impl HubProcess {
                 &key_file.display().to_string(),
                 "--log-level",
                 if log_file.is_some() { "info" } else { "warn" },
+                // Tests drive the hub with one token far beyond the default rate limit
+                // (tests/network.rs tests the limit).
+                "--rate-limit",
+                "0",
             ])
             .args(extra)
             .stdout(std::process::Stdio::null())

@@ -131,7 +131,7 @@ memberof-refint true
 
 /// Makes `ca.pem` (a CA for this server alone) and `server.pem` / `server.key` (127.0.0.1 and
 /// localhost, signed by it) in `dir` with the `openssl` command.
-fn make_certificates(dir: &Path) {
+pub fn make_certificates(dir: &Path) {
     let openssl = |args: &[&str]| {
         let output = Command::new("openssl")
             .current_dir(dir)

@@ -1,6 +1,10 @@
 //! Configuration, layered: built-in defaults, then a TOML file, then `PROVISIO_*` environment
 //! variables, then command-line flags. Secrets may come from `*_FILE` paths and are redacted in `Debug`.
 
+mod network;
+
+pub use network::{NetworkArgs, NetworkConfig};
+
 use crate::domain::{Error, Result};
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
@@ -105,8 +109,9 @@ pub struct ServeArgs {
         default_missing_value = "true"
     )]
     pub allow_link_local_targets: Option<bool>,
-    /// Mark the console's cookies `Secure`: set it when a TLS proxy serves the hub (requests that
-    /// arrive with `X-Forwarded-Proto: https` get `Secure` cookies anyway). Default: false.
+    /// Mark the console's cookies `Secure`: set it when a TLS proxy serves the hub (over the hub's
+    /// own TLS, and from a --trusted-proxy that sends `X-Forwarded-Proto: https`, they are
+    /// `Secure` anyway). Default: false.
     #[arg(
         long,
         env = "PROVISIO_SECURE_COOKIES",
@@ -126,6 +131,9 @@ pub struct ServeArgs {
     /// How many scheduled backups are kept (the oldest go first). Default: 7.
     #[arg(long, env = "PROVISIO_BACKUP_KEEP", value_name = "N")]
     pub backup_keep: Option<usize>,
+    /// TLS, trusted proxies, connection limits and the rate limit per token.
+    #[command(flatten)]
+    pub network: NetworkArgs,
     /// Minutes without a request after which a console session ends. Default: 30.
     #[arg(long, env = "PROVISIO_SESSION_IDLE_MINUTES", value_name = "MINUTES")]
     pub session_idle_minutes: Option<u32>,
@@ -162,6 +170,14 @@ struct FileConfig {
     backup_dir: Option<PathBuf>,
     backup_interval: Option<u64>,
     backup_keep: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    trusted_proxy: Option<Vec<String>>,
+    header_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    rate_limit: Option<u32>,
+    rate_limit_burst: Option<u32>,
 }
 
 /// Which database to open.
@@ -228,6 +244,8 @@ pub struct Config {
     pub report_retention: time::Duration,
     /// Scheduled backups, when a backup directory is set.
     pub backups: Option<crate::backup::BackupSchedule>,
+    /// TLS, trusted proxies, connection limits, rate limit.
+    pub network: NetworkConfig,
     /// Whether the console's cookies are always `Secure`.
     pub secure_cookies: bool,
     /// How long console sessions last.
@@ -285,6 +303,7 @@ impl ServeArgs {
     pub fn resolve(&self) -> Result<Config> {
         let file = read_file_config(self.store.config.as_deref())?;
         let database = resolve_database(&self.store, &file)?;
+        let network = self.network.resolve(&file)?;
         let listen = match self.listen.or(file.listen) {
             Some(addr) => addr,
             None => DEFAULT_LISTEN
@@ -360,6 +379,7 @@ impl ServeArgs {
             None => None,
         };
         Ok(Config {
+            network,
             backups,
             secure_cookies: self.secure_cookies.or(file.secure_cookies).unwrap_or(false),
             login_throttle: crate::domain::admin::LoginThrottle::default(),

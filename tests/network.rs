@@ -1,0 +1,408 @@
+//! How the hub faces the network, with the real listener: 2,000 half-open connections against a
+//! hub limited to 1,024 open files, the rate limit per token, HTTPS with a certificate the test
+//! makes (and swaps on disk), and forwarded headers believed only from trusted proxies.
+
+mod common;
+
+use common::{Backend, TestHub, eventually};
+use provisio::api::rate_limit::RateLimit;
+use provisio::listener::proxy::TrustedProxies;
+use provisio::listener::tls::TlsFiles;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Raises this test process's soft open-file limit to its hard limit (2,000 client sockets).
+fn raise_own_file_limit() {
+    provisio::listener::raise_open_file_limit();
+}
+
+/// `provisio serve` with its open-file limit at 1,024 (soft and hard), on a free port.
+struct LimitedHub {
+    child: std::process::Child,
+    base_url: String,
+    port: u16,
+    token: String,
+    _data: tempfile::TempDir,
+}
+
+impl LimitedHub {
+    async fn start(extra: &[&str]) -> Self {
+        let data = tempfile::tempdir().expect("data directory");
+        let data_arg = data.path().display().to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_provisio"));
+        common::tied_to_test(&mut command)
+            .args([
+                "serve",
+                "--data-dir",
+                &data_arg,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--log-level", "warn"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: setrlimit only, between fork and exec; it allocates nothing.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 1024,
+                    rlim_max: 1024,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("start provisio serve");
+        let base_url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        eventually(30, "provisio serve to answer", || async {
+            http.get(format!("{base_url}/healthz")).send().await.ok()
+        })
+        .await;
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_provisio"))
+            .args(["admin-token", "--data-dir", &data_arg])
+            .output()
+            .expect("admin-token");
+        assert!(output.status.success());
+        LimitedHub {
+            child,
+            base_url,
+            port,
+            token: String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+            _data: data,
+        }
+    }
+
+    /// The hub's open-file limit, as the kernel reports it.
+    fn file_limit(&self) -> String {
+        let mut limits = String::new();
+        std::fs::File::open(format!("/proc/{}/limits", self.child.id()))
+            .and_then(|mut f| f.read_to_string(&mut limits))
+            .expect("read the hub's limits");
+        limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .nth(3)
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for LimitedHub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_never_lock_out_real_clients() {
+    provisio::install_crypto_provider();
+    raise_own_file_limit();
+    let hub = LimitedHub::start(&[]).await;
+    assert_eq!(hub.file_limit(), "1024", "the hub runs with 1,024 open files");
+
+    // 2,000 connections that send part of a request head and then nothing.
+    let opening = Instant::now();
+    let mut opening_tasks = Vec::new();
+    for _ in 0..16 {
+        let port = hub.port;
+        opening_tasks.push(tokio::spawn(async move {
+            let mut streams = Vec::with_capacity(125);
+            for _ in 0..125 {
+                let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .expect("connect");
+                stream
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                    .await
+                    .expect("write part of a head");
+                streams.push(stream);
+            }
+            streams
+        }));
+    }
+    // Meanwhile, and after, real clients on new connections are answered at once.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let prober = {
+        let (client, base, token) = (client.clone(), hub.base_url.clone(), hub.token.clone());
+        tokio::spawn(async move {
+            let mut times = Vec::new();
+            for round in 0..40 {
+                let path = if round % 2 == 0 { "/healthz" } else { "/api/v1/users" };
+                let started = Instant::now();
+                let response = client
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("answered");
+                assert_eq!(response.status(), StatusCode::OK, "{path}");
+                response.bytes().await.expect("body");
+                times.push(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            times
+        })
+    };
+    let mut held = Vec::with_capacity(2000);
+    for task in opening_tasks {
+        held.extend(task.await.expect("opening"));
+    }
+    eprintln!("2,000 half-open connections opened in {:?}", opening.elapsed());
+    let mut times = prober.await.expect("prober");
+    for round in 0..20 {
+        let path = if round % 2 == 0 { "/healthz" } else { "/api/v1/users" };
+        let started = Instant::now();
+        let response = client
+            .get(format!("{}{path}", hub.base_url))
+            .bearer_auth(&hub.token)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.bytes().await.expect("body");
+        times.push(started.elapsed());
+    }
+    let slowest = times.iter().copied().max().unwrap_or_default();
+    eprintln!(
+        "slowest of {} answers while and after 2,000 half-open connections were opened: {slowest:?}",
+        times.len()
+    );
+    assert!(slowest < Duration::from_millis(100), "slowest answer {slowest:?}");
+
+    // Every held connection is closed by the hub: to make room, or at the header timeout.
+    // (The default header timeout, 10 s, is longer than opening them takes, so the timeout alone
+    // could not have made room for the clients above.)
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut closed = 0;
+    for stream in &mut held {
+        let mut buffer = [0u8; 256];
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => closed += 1,
+            Ok(Ok(n)) => panic!(
+                "a half-open connection got an answer: {:?}",
+                String::from_utf8_lossy(&buffer[..n])
+            ),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(closed, held.len(), "every half-open connection is closed");
+    // And the hub still answers.
+    let response = client
+        .get(format!("{}/healthz", hub.base_url))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_answers_429_with_retry_after_then_serves_again() {
+    let hub = TestHub::start_configured(Backend::Sqlite, |config| {
+        config.network.rate_limit = RateLimit {
+            per_second: 1,
+            burst: 3,
+        };
+    })
+    .await;
+    let issued = hub.post("/api/v1/scim-tokens", json!({"name": "okta"})).await;
+    let scim_token = issued["secret"].as_str().expect("secret").to_owned();
+    // The admin token spent one request on the line above: two more, then 429.
+    for _ in 0..2 {
+        let (status, body) = hub.call(Method::GET, "/api/v1/users", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let response = hub
+        .http
+        .get(format!("{}/api/v1/users", hub.base_url))
+        .bearer_auth(&hub.token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds");
+    assert!((1..=2).contains(&retry_after), "Retry-After: {retry_after}");
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited");
+
+    // The SCIM token has a bucket of its own; once spent, it is told in an RFC 7644 body.
+    let scim = |token: String| {
+        let http = hub.http.clone();
+        let url = format!("{}/scim/v2/Users", hub.base_url);
+        async move { http.get(url).bearer_auth(token).send().await.expect("request") }
+    };
+    for _ in 0..3 {
+        assert_eq!(scim(scim_token.clone()).await.status(), StatusCode::OK);
+    }
+    let limited = scim(scim_token.clone()).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: serde_json::Value = limited.json().await.expect("json");
+    assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    assert_eq!(body["status"], "429");
+
+    // After the wait it is served again; requests without a token were never counted.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    let (status, body) = hub.call(Method::GET, "/api/v1/users", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let health = hub
+        .http
+        .get(format!("{}/healthz", hub.base_url))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), StatusCode::OK);
+    hub.stop().await;
+}
+
+/// A client that trusts only the CA in `dir`.
+fn trusting(dir: &std::path::Path) -> reqwest::Client {
+    let ca = std::fs::read(dir.join("ca.pem")).expect("ca.pem");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA"))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_the_certificate_on_disk_and_follows_a_swap() {
+    provisio::install_crypto_provider();
+    let first = tempfile::tempdir().expect("first certificates");
+    let second = tempfile::tempdir().expect("second certificates");
+    common::slapd::make_certificates(first.path());
+    common::slapd::make_certificates(second.path());
+    let served = tempfile::tempdir().expect("served files");
+    let cert = served.path().join("hub.pem");
+    let key = served.path().join("hub.key");
+    std::fs::copy(first.path().join("server.pem"), &cert).expect("cert");
+    std::fs::copy(first.path().join("server.key"), &key).expect("key");
+    let files = TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    };
+    let hub = TestHub::start_configured(Backend::Sqlite, move |config| {
+        config.network.tls = Some(files);
+    })
+    .await;
+    let https = hub.base_url.replace("http://", "https://");
+
+    // A client that trusts the first CA is served; one that trusts only the second is refused.
+    let answer = trusting(first.path())
+        .get(format!("{https}/healthz"))
+        .send()
+        .await
+        .expect("served over TLS");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(
+        trusting(second.path())
+            .get(format!("{https}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "a certificate from another CA is not accepted"
+    );
+    // Plain HTTP on the TLS port gets no answer.
+    assert!(
+        hub.http.get(format!("{}/healthz", hub.base_url)).send().await.is_err(),
+        "plain HTTP on the TLS port fails"
+    );
+    // The admin API over TLS, with the token.
+    let users = trusting(first.path())
+        .get(format!("{https}/api/v1/users"))
+        .bearer_auth(&hub.token)
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(users.status(), StatusCode::OK);
+
+    // The second pair, written over the files: served without a restart.
+    std::fs::copy(second.path().join("server.key"), &key).expect("key");
+    std::fs::copy(second.path().join("server.pem"), &cert).expect("cert");
+    let second_client = trusting(second.path());
+    eventually(15, "the swapped certificate to be served", || async {
+        let response = second_client.get(format!("{https}/healthz")).send().await.ok()?;
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(
+        trusting(first.path())
+            .get(format!("{https}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "the old certificate is no longer served"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_count_only_from_trusted_proxies() {
+    for trusted in [true, false] {
+        let hub = TestHub::start_configured(Backend::Sqlite, move |config| {
+            if trusted {
+                config.network.trusted_proxies = TrustedProxies::new(vec!["127.0.0.0/8".parse().expect("network")]);
+            }
+        })
+        .await;
+        let issued = hub.post("/api/v1/scim-tokens", json!({"name": "okta"})).await;
+        let scim_token = issued["secret"].as_str().expect("secret").to_owned();
+        let created = hub
+            .http
+            .post(format!("{}/scim/v2/Users", hub.base_url))
+            .bearer_auth(&scim_token)
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "hub.example.com")
+            .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ann"}))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let location = created.headers()["location"].to_str().expect("text").to_owned();
+        let login = hub
+            .http
+            .get(format!("{}/console/login", hub.base_url))
+            .header("x-forwarded-proto", "https")
+            .send()
+            .await
+            .expect("login page");
+        let cookie = login.headers()["set-cookie"].to_str().expect("text").to_owned();
+        if trusted {
+            assert!(
+                location.starts_with("https://hub.example.com/scim/v2/Users/"),
+                "{location}"
+            );
+            assert!(cookie.contains("; Secure"), "{cookie}");
+        } else {
+            assert!(
+                location.starts_with(&format!("{}/scim/v2/Users/", hub.base_url)),
+                "{location}"
+            );
+            assert!(!cookie.contains("Secure"), "{cookie}");
+        }
+        hub.stop().await;
+    }
+}
