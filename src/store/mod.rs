@@ -7,6 +7,7 @@ mod attributes;
 mod changes;
 mod claims;
 mod commit;
+mod config_doc;
 mod dashboard;
 mod dispatch;
 mod expiry;
@@ -32,6 +33,7 @@ mod tx;
 mod users;
 
 pub use commit::WriteBatchCounters;
+pub use config_doc::{AppRewrite, ConfigStore, ConfigWrites};
 pub use dashboard::HOUR_MICROS;
 pub use ldap::LdapStore;
 pub use ldap_runs::LdapRunStore;
