@@ -5,6 +5,7 @@ mod app_settings;
 mod apps;
 mod attributes;
 pub mod client;
+mod config_doc;
 mod groups;
 mod impact;
 mod ldap;
@@ -189,6 +190,14 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Configuration as code: export the hub's attributes, apps, policies and LDAP sources as a
+    /// TOML document, plan a document, apply it in one transaction.
+    Config {
+        #[command(subcommand)]
+        command: config_doc::ConfigCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Reconcile every user and group of an app, or print the plan with --dry-run.
     Sync {
         /// App id or name.
@@ -256,5 +265,6 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Conflicts { command, remote } => runs::conflicts(&remote, command).await,
         Command::Reports { args, remote } => reports::reports(&remote, args).await,
         Command::LdapSources { command, remote } => ldap::ldap_sources(&remote, command).await,
+        Command::Config { command, remote } => config_doc::config(&remote, command).await,
     }
 }

@@ -129,9 +129,9 @@ pub struct DeprovisionDoc {
 #[serde(deny_unknown_fields)]
 pub struct RuleDoc {
     /// The SCIM attribute path.
-    pub target: String,
+    pub target: Spanned<String>,
     /// Where the value comes from.
-    pub source: String,
+    pub source: Spanned<String>,
     /// `lower` or `upper`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transform: Option<String>,
@@ -475,8 +475,8 @@ fn app_doc(app: &AppSpec) -> AppDoc {
                 .into_iter()
                 .map(|row| {
                     spanned(RuleDoc {
-                        target: row.target,
-                        source: row.source,
+                        target: spanned(row.target),
+                        source: spanned(row.source),
                         transform: row.transform,
                     })
                 })

@@ -301,14 +301,15 @@ fn app(text: &str, entry: &Spanned<AppDoc>, definitions: &[AttributeDefinition],
             let mut rules = Vec::with_capacity(rows.len());
             for row in rows {
                 let rule = row.get_ref();
-                let mut source = Source::from_short(&rule.source).map_err(|e| at(row.span(), message(e)))?;
+                let mut source =
+                    Source::from_short(rule.source.get_ref()).map_err(|e| at(rule.source.span(), message(e)))?;
                 if let Some(transform) = &rule.transform {
                     source = Transform::parse(transform)
                         .map_err(|e| at(row.span(), message(e)))?
                         .apply(source);
                 }
                 rules.push(MappingRule {
-                    target: rule.target.clone(),
+                    target: rule.target.get_ref().clone(),
                     source,
                 });
             }
@@ -319,7 +320,14 @@ fn app(text: &str, entry: &Spanned<AppDoc>, definitions: &[AttributeDefinition],
         let line_span = match &e {
             Error::Validation { field, .. } => rule_index(field)
                 .and_then(|i| doc.mapping.as_ref().and_then(|rows| rows.get(i)))
-                .map_or(entry.span(), |row| row.span()),
+                .map_or(entry.span(), |row| {
+                    let rule = row.get_ref();
+                    if field.ends_with(".source") {
+                        rule.source.span()
+                    } else {
+                        rule.target.span()
+                    }
+                }),
             _ => entry.span(),
         };
         at(line_span, format!("app '{name}': {}", message(e)))
