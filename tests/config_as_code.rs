@@ -360,10 +360,9 @@ async fn prune_alone_deletes_what_the_document_leaves_out(backend: Backend) {
         SECRETS,
     ));
     let full = export(&hub).await;
-    let small = format!(
-        "[[apps]]\nname = \"Wiki\"\nbase_url = \"http://127.0.0.1:9/wiki/scim/v2\"\ntoken_env = \"WIKI_TOKEN\"\n"
-    );
-    let file = write(dir.path(), "small.toml", &small);
+    let small =
+        "[[apps]]\nname = \"Wiki\"\nbase_url = \"http://127.0.0.1:9/wiki/scim/v2\"\ntoken_env = \"WIKI_TOKEN\"\n";
+    let file = write(dir.path(), "small.toml", small);
     let plan = stdout(&cli(&hub, &["config", "plan", &file], SECRETS));
     assert!(plan.contains("no changes"), "{plan}");
     stdout(&cli(&hub, &["config", "apply", &file], SECRETS));

@@ -8,6 +8,8 @@
 //! the document.
 
 mod plan;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 pub use plan::{ChangeAction, ConfigChange, ObjectKind, plan_config};
