@@ -98,3 +98,28 @@ fn literal_secrets_and_unknown_names_are_refused_at_their_line() {
     let no_group = "[[policies]]\napp = \"Wiki\"\ngroup = \"Sales\"\n";
     assert_eq!(line_of(check(no_group).unwrap_err()), 2, "no app named Wiki");
 }
+
+#[test]
+fn the_readme_example_is_a_valid_document() {
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split("## Configuration as code")
+        .nth(1)
+        .expect("the README section");
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the example");
+    let document = parse(example).unwrap();
+    let groups = vec!["Sales".to_owned()];
+    let digests: BTreeMap<String, String> = [
+        ("Monday".to_owned(), "t".to_owned()),
+        ("corp".to_owned(), "p".to_owned()),
+    ]
+    .into();
+    let empty = ConfigState::default();
+    let desired = desired_state(example, &document, &known(&empty, &groups, &digests)).unwrap();
+    assert_eq!(desired.apps[0].name, "Monday");
+    assert_eq!(desired.ldap_sources[0].settings.unique_id, "objectGUID");
+}
