@@ -77,6 +77,9 @@ pub async fn run(store: SqlStore, listener: TcpListener, config: &Config, shutdo
     state.apps = state
         .apps
         .allow_link_local_targets(config.engine.allow_link_local_targets);
+    state.config = state
+        .config
+        .allow_link_local_targets(config.engine.allow_link_local_targets);
     let console = crate::console::ConsoleConfig {
         secure_cookies: config.secure_cookies,
     };

@@ -25,12 +25,15 @@ pub struct ErrorDetail {
     /// The input field concerned, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The line of a refused configuration document (1-based), when that is the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 /// The HTTP status of an error.
 pub fn status_of(error: &Error) -> StatusCode {
     match error {
-        Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Validation { .. } | Error::Document { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Conflict { .. } => StatusCode::CONFLICT,
@@ -136,6 +139,10 @@ impl IntoResponse for ApiError {
                 code: self.0.code().to_owned(),
                 message,
                 field,
+                line: match &self.0 {
+                    Error::Document { line, .. } => Some(*line),
+                    _ => None,
+                },
             },
         };
         let mut response = (status, Json(body)).into_response();

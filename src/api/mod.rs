@@ -6,6 +6,7 @@ mod apps;
 mod attributes;
 mod auth;
 mod changes;
+mod config_doc;
 pub mod error;
 mod extract;
 mod groups;
@@ -60,6 +61,8 @@ pub struct HubState {
     pub scim: ScimService<SqlStore>,
     /// LDAP and Active Directory sources.
     pub ldap: crate::service::ldap::LdapService<SqlStore>,
+    /// Configuration as code: export, plan and apply.
+    pub config: crate::service::config_doc::ConfigService<SqlStore>,
     /// Wakes the engine after local changes.
     pub wake: Wake,
     /// The store, for readiness checks.
@@ -79,6 +82,7 @@ impl HubState {
         Self {
             scim: ScimService::with_directory(directory.clone(), store.clone(), ScimLimits::default()),
             ldap: crate::service::ldap::LdapService::new(store.clone(), key.clone(), directory.clone()),
+            config: crate::service::config_doc::ConfigService::new(store.clone(), key.clone(), directory.clone()),
             apps: AppService::new(store.clone(), key).with_directory(directory.clone()),
             directory,
             auth: AuthService::new(store.clone()),
@@ -178,6 +182,9 @@ fn api_routes() -> OpenApiRouter<HubState> {
         .routes(routes!(ldap::ldap_run_reports))
         .routes(routes!(reports::search))
         .routes(routes!(reports::timeline))
+        .routes(routes!(config_doc::export_config))
+        .routes(routes!(config_doc::plan_config))
+        .routes(routes!(config_doc::apply_config))
 }
 
 /// The OpenAPI document of the admin API, generated from the handlers.

@@ -6,6 +6,7 @@ mod apps;
 mod attributes;
 mod backup;
 pub mod client;
+mod config_doc;
 mod groups;
 mod impact;
 mod ldap;
@@ -214,6 +215,14 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Configuration as code: export the hub's attributes, apps, policies and LDAP sources as a
+    /// TOML document, plan a document, apply it in one transaction.
+    Config {
+        #[command(subcommand)]
+        command: config_doc::ConfigCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Reconcile every user and group of an app, or print the plan with --dry-run.
     Sync {
         /// App id or name.
@@ -283,5 +292,6 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Conflicts { command, remote } => runs::conflicts(&remote, command).await,
         Command::Reports { args, remote } => reports::reports(&remote, args).await,
         Command::LdapSources { command, remote } => ldap::ldap_sources(&remote, command).await,
+        Command::Config { command, remote } => config_doc::config(&remote, command).await,
     }
 }

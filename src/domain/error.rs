@@ -102,6 +102,15 @@ pub enum Error {
     /// search; the message says which, in the administrator's words.
     #[error("{0}")]
     LdapServer(String),
+    /// A configuration document (`provisio config plan|apply`) was refused: its syntax, its
+    /// shape or what it says; `line` (1-based) is where.
+    #[error("line {line}: {message}")]
+    Document {
+        /// The line of the document the refusal is about.
+        line: usize,
+        /// What is wrong there.
+        message: String,
+    },
 }
 
 /// Why the store cannot take work for now. Each clears by itself once the cause is gone.
@@ -185,6 +194,7 @@ impl Error {
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::TooManyOperations { .. } => "too_many_operations",
             Error::LdapServer(_) => "ldap_server_error",
+            Error::Document { .. } => "invalid_document",
         }
     }
 

@@ -27,6 +27,7 @@ pub mod admin;
 pub mod app;
 pub mod attribute;
 pub mod change;
+pub mod config_doc;
 pub mod error;
 pub mod features;
 pub mod group;

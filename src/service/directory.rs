@@ -106,6 +106,12 @@ where
         Ok(definitions)
     }
 
+    /// Drops the cached attribute definitions, after definitions were changed by a write that did
+    /// not go through this service (a configuration apply).
+    pub fn forget_attribute_definitions(&self) {
+        self.definitions.clear();
+    }
+
     /// One custom attribute definition.
     pub async fn get_attribute(&self, name: &str) -> Result<AttributeDefinition> {
         self.store

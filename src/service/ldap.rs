@@ -257,6 +257,6 @@ where
 }
 
 /// The associated data a source's bind password is encrypted with.
-fn password_context(source: Uuid) -> String {
+pub(crate) fn password_context(source: Uuid) -> String {
     format!("ldap-source:{source}")
 }

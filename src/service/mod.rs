@@ -6,6 +6,7 @@ pub mod admins;
 pub mod apps;
 pub mod auth;
 pub mod cache;
+pub mod config_doc;
 pub mod dashboard;
 pub mod directory;
 pub mod latest;

@@ -66,6 +66,132 @@ fn required_refusal(name: &str, lacking: i64) -> Error {
     )
 }
 
+/// The body of `create_attribute`, inside the caller's write transaction.
+pub(super) async fn create_attribute_in(tx: &mut WriteTx, def: &AttributeDefinition, actor: &Actor) -> Result<()> {
+    let existing = select_attributes()
+        .push(" WHERE lower(name) = ")
+        .bind_text(def.name.to_lowercase())
+        .fetch_optional(tx.conn())
+        .await?;
+    if existing.is_some() {
+        return Err(Error::conflict(
+            "name",
+            format!("an attribute named '{}' already exists", def.name),
+        ));
+    }
+    if def.required {
+        let lacking = count(tx, Sql::new("SELECT COUNT(*) AS n FROM users")).await?;
+        if lacking > 0 {
+            return Err(required_refusal(&def.name, lacking));
+        }
+    }
+    Sql::new("INSERT INTO attribute_definitions (name, display_name, kind, required, description, created_at, updated_at) VALUES (")
+        .bind_text(def.name.clone()).push(", ")
+        .bind_text(def.display_name.clone()).push(", ")
+        .bind_text(def.kind.as_str()).push(", ")
+        .bind_bool(def.required).push(", ")
+        .bind_opt_text(def.description.clone()).push(", ")
+        .bind_int(micros(def.created_at)).push(", ")
+        .bind_int(micros(def.updated_at)).push(")")
+        .execute(tx.conn())
+        .await?;
+    tx.record(NewChange {
+        entity: EntityKind::Attribute,
+        entity_id: def.name.clone(),
+        related_id: None,
+        operation: ChangeOp::Created,
+        actor: actor.label(),
+        data: json!({"attribute": def}),
+    })
+    .await?;
+    Ok(())
+}
+
+/// The body of `update_attribute`, inside the caller's write transaction.
+pub(super) async fn update_attribute_in(tx: &mut WriteTx, def: &AttributeDefinition, actor: &Actor) -> Result<()> {
+    let row = select_attributes()
+        .push(" WHERE name = ")
+        .bind_text(def.name.clone())
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or_else(|| Error::not_found("attribute", &def.name))?;
+    let before = attribute_from_row(&row)?;
+    if before.kind != def.kind {
+        let holding = users_holding(tx, &def.name).await?;
+        if holding > 0 {
+            return Err(Error::conflict(
+                "type",
+                format!(
+                    "{holding} user(s) hold values for '{}': its type cannot change while values exist",
+                    def.name
+                ),
+            ));
+        }
+    }
+    if def.required && !before.required {
+        let lacking = users_lacking(tx, &def.name).await?;
+        if lacking > 0 {
+            return Err(required_refusal(&def.name, lacking));
+        }
+    }
+    Sql::new("UPDATE attribute_definitions SET display_name = ")
+        .bind_text(def.display_name.clone())
+        .push(", kind = ")
+        .bind_text(def.kind.as_str())
+        .push(", required = ")
+        .bind_bool(def.required)
+        .push(", description = ")
+        .bind_opt_text(def.description.clone())
+        .push(", updated_at = ")
+        .bind_int(micros(def.updated_at))
+        .push(" WHERE name = ")
+        .bind_text(def.name.clone())
+        .execute(tx.conn())
+        .await?;
+    tx.record(NewChange {
+        entity: EntityKind::Attribute,
+        entity_id: def.name.clone(),
+        related_id: None,
+        operation: ChangeOp::Updated,
+        actor: actor.label(),
+        data: json!({"attribute": def, "previous": before}),
+    })
+    .await?;
+    Ok(())
+}
+
+/// The body of `delete_attribute`, inside the caller's write transaction.
+pub(super) async fn delete_attribute_in(tx: &mut WriteTx, name: &str, actor: &Actor) -> Result<()> {
+    let row = select_attributes()
+        .push(" WHERE name = ")
+        .bind_text(name.to_owned())
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or_else(|| Error::not_found("attribute", name))?;
+    let before = attribute_from_row(&row)?;
+    let holding = users_holding(tx, name).await?;
+    if holding > 0 {
+        return Err(Error::conflict(
+            "name",
+            format!("{holding} user(s) hold a value for '{name}': clear those values before deleting the attribute"),
+        ));
+    }
+    Sql::new("DELETE FROM attribute_definitions WHERE name = ")
+        .bind_text(name.to_owned())
+        .execute(tx.conn())
+        .await?;
+    tx.record(NewChange {
+        entity: EntityKind::Attribute,
+        entity_id: name.to_owned(),
+        related_id: None,
+        operation: ChangeOp::Deleted,
+        actor: actor.label(),
+        data: json!({"attribute": before}),
+    })
+    .await?;
+    Ok(())
+}
+
 impl AttributeStore for SqlStore {
     async fn list_attributes(&self) -> Result<Vec<AttributeDefinition>> {
         let rows = select_attributes().push(" ORDER BY name").fetch_all(&self.pool).await?;
@@ -83,129 +209,19 @@ impl AttributeStore for SqlStore {
 
     async fn create_attribute(&self, def: &AttributeDefinition, actor: &Actor) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let existing = select_attributes()
-            .push(" WHERE lower(name) = ")
-            .bind_text(def.name.to_lowercase())
-            .fetch_optional(tx.conn())
-            .await?;
-        if existing.is_some() {
-            return Err(Error::conflict(
-                "name",
-                format!("an attribute named '{}' already exists", def.name),
-            ));
-        }
-        if def.required {
-            let lacking = count(&mut tx, Sql::new("SELECT COUNT(*) AS n FROM users")).await?;
-            if lacking > 0 {
-                return Err(required_refusal(&def.name, lacking));
-            }
-        }
-        Sql::new("INSERT INTO attribute_definitions (name, display_name, kind, required, description, created_at, updated_at) VALUES (")
-            .bind_text(def.name.clone()).push(", ")
-            .bind_text(def.display_name.clone()).push(", ")
-            .bind_text(def.kind.as_str()).push(", ")
-            .bind_bool(def.required).push(", ")
-            .bind_opt_text(def.description.clone()).push(", ")
-            .bind_int(micros(def.created_at)).push(", ")
-            .bind_int(micros(def.updated_at)).push(")")
-            .execute(tx.conn())
-            .await?;
-        tx.record(NewChange {
-            entity: EntityKind::Attribute,
-            entity_id: def.name.clone(),
-            related_id: None,
-            operation: ChangeOp::Created,
-            actor: actor.label(),
-            data: json!({"attribute": def}),
-        })
-        .await?;
+        create_attribute_in(&mut tx, def, actor).await?;
         tx.commit().await
     }
 
     async fn update_attribute(&self, def: &AttributeDefinition, actor: &Actor) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let row = select_attributes()
-            .push(" WHERE name = ")
-            .bind_text(def.name.clone())
-            .fetch_optional(tx.conn())
-            .await?
-            .ok_or_else(|| Error::not_found("attribute", &def.name))?;
-        let before = attribute_from_row(&row)?;
-        if before.kind != def.kind {
-            let holding = users_holding(&mut tx, &def.name).await?;
-            if holding > 0 {
-                return Err(Error::conflict(
-                    "type",
-                    format!(
-                        "{holding} user(s) hold values for '{}': its type cannot change while values exist",
-                        def.name
-                    ),
-                ));
-            }
-        }
-        if def.required && !before.required {
-            let lacking = users_lacking(&mut tx, &def.name).await?;
-            if lacking > 0 {
-                return Err(required_refusal(&def.name, lacking));
-            }
-        }
-        Sql::new("UPDATE attribute_definitions SET display_name = ")
-            .bind_text(def.display_name.clone())
-            .push(", kind = ")
-            .bind_text(def.kind.as_str())
-            .push(", required = ")
-            .bind_bool(def.required)
-            .push(", description = ")
-            .bind_opt_text(def.description.clone())
-            .push(", updated_at = ")
-            .bind_int(micros(def.updated_at))
-            .push(" WHERE name = ")
-            .bind_text(def.name.clone())
-            .execute(tx.conn())
-            .await?;
-        tx.record(NewChange {
-            entity: EntityKind::Attribute,
-            entity_id: def.name.clone(),
-            related_id: None,
-            operation: ChangeOp::Updated,
-            actor: actor.label(),
-            data: json!({"attribute": def, "previous": before}),
-        })
-        .await?;
+        update_attribute_in(&mut tx, def, actor).await?;
         tx.commit().await
     }
 
     async fn delete_attribute(&self, name: &str, actor: &Actor) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let row = select_attributes()
-            .push(" WHERE name = ")
-            .bind_text(name.to_owned())
-            .fetch_optional(tx.conn())
-            .await?
-            .ok_or_else(|| Error::not_found("attribute", name))?;
-        let before = attribute_from_row(&row)?;
-        let holding = users_holding(&mut tx, name).await?;
-        if holding > 0 {
-            return Err(Error::conflict(
-                "name",
-                format!(
-                    "{holding} user(s) hold a value for '{name}': clear those values before deleting the attribute"
-                ),
-            ));
-        }
-        Sql::new("DELETE FROM attribute_definitions WHERE name = ")
-            .bind_text(name.to_owned())
-            .execute(tx.conn())
-            .await?;
-        tx.record(NewChange {
-            entity: EntityKind::Attribute,
-            entity_id: name.to_owned(),
-            related_id: None,
-            operation: ChangeOp::Deleted,
-            actor: actor.label(),
-            data: json!({"attribute": before}),
-        })
-        .await?;
+        delete_attribute_in(&mut tx, name, actor).await?;
         tx.commit().await
     }
 }

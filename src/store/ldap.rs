@@ -2,7 +2,7 @@
 //! which hub users and groups each owns (the runs are in `ldap_runs.rs`).
 
 use super::run_rows::parse_json;
-use super::sql::{Sql, SqlStore, from_micros, get, get_uuid, micros};
+use super::sql::{Sql, SqlStore, WriteTx, from_micros, get, get_uuid, micros};
 use super::users::{attach_attributes, select_users, user_from_row};
 use crate::domain::ldap::{LdapLink, LdapSource, LinkKind};
 use crate::domain::user::User;
@@ -79,70 +79,109 @@ fn name_taken(name: &str) -> Error {
     Error::conflict("name", format!("an LDAP source named '{name}' already exists"))
 }
 
+/// The body of `insert_ldap_source`, inside the caller's write transaction.
+pub(super) async fn insert_ldap_source_in(
+    tx: &mut WriteTx,
+    source: &LdapSource,
+    password_ciphertext: &str,
+) -> Result<()> {
+    let taken = Sql::new("SELECT id FROM ldap_sources WHERE name_key = ")
+        .bind_text(source.name.to_lowercase())
+        .fetch_optional(tx.conn())
+        .await?;
+    if taken.is_some() {
+        return Err(name_taken(&source.name));
+    }
+    Sql::new("INSERT INTO ldap_sources (id, name, name_key, settings, password_ciphertext, next_sync_at, created_at, updated_at) VALUES (")
+        .bind_text(source.id.to_string())
+        .push(", ")
+        .bind_text(source.name.clone())
+        .push(", ")
+        .bind_text(source.name.to_lowercase())
+        .push(", ")
+        .bind_text(to_json(&source.settings)?)
+        .push(", ")
+        .bind_text(password_ciphertext.to_owned())
+        .push(", ")
+        .bind_opt_int(next_sync(source, source.created_at))
+        .push(", ")
+        .bind_int(micros(source.created_at))
+        .push(", ")
+        .bind_int(micros(source.updated_at))
+        .push(")")
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The body of `update_ldap_source`, inside the caller's write transaction.
+pub(super) async fn update_ldap_source_in(
+    tx: &mut WriteTx,
+    source: &LdapSource,
+    password_ciphertext: Option<&str>,
+) -> Result<()> {
+    let taken = Sql::new("SELECT id FROM ldap_sources WHERE name_key = ")
+        .bind_text(source.name.to_lowercase())
+        .push(" AND id <> ")
+        .bind_text(source.id.to_string())
+        .fetch_optional(tx.conn())
+        .await?;
+    if taken.is_some() {
+        return Err(name_taken(&source.name));
+    }
+    let mut sql = Sql::new("UPDATE ldap_sources SET name = ")
+        .bind_text(source.name.clone())
+        .push(", name_key = ")
+        .bind_text(source.name.to_lowercase())
+        .push(", settings = ")
+        .bind_text(to_json(&source.settings)?)
+        .push(", next_sync_at = ")
+        .bind_opt_int(next_sync(source, source.updated_at))
+        .push(", updated_at = ")
+        .bind_int(micros(source.updated_at));
+    if let Some(ciphertext) = password_ciphertext {
+        sql = sql.push(", password_ciphertext = ").bind_text(ciphertext.to_owned());
+    }
+    let changed = sql
+        .push(" WHERE id = ")
+        .bind_text(source.id.to_string())
+        .execute(tx.conn())
+        .await?;
+    if changed == 0 {
+        return Err(Error::not_found("LDAP source", source.id));
+    }
+    Ok(())
+}
+
+/// The body of `delete_ldap_source`, inside the caller's write transaction.
+pub(super) async fn delete_ldap_source_in(tx: &mut WriteTx, id: Uuid) -> Result<()> {
+    // Children first: SQLite enforces the cascades only with foreign keys switched on.
+    for table in [
+        Sql::new("DELETE FROM ldap_runs WHERE source_id = "),
+        Sql::new("DELETE FROM ldap_links WHERE source_id = "),
+    ] {
+        table.bind_text(id.to_string()).execute(tx.conn()).await?;
+    }
+    let deleted = Sql::new("DELETE FROM ldap_sources WHERE id = ")
+        .bind_text(id.to_string())
+        .execute(tx.conn())
+        .await?;
+    if deleted == 0 {
+        return Err(Error::not_found("LDAP source", id));
+    }
+    Ok(())
+}
+
 impl LdapStore for SqlStore {
     async fn insert_ldap_source(&self, source: &LdapSource, password_ciphertext: &str) -> Result<()> {
         let mut tx = self.begin().await?;
-        let taken = Sql::new("SELECT id FROM ldap_sources WHERE name_key = ")
-            .bind_text(source.name.to_lowercase())
-            .fetch_optional(tx.conn())
-            .await?;
-        if taken.is_some() {
-            return Err(name_taken(&source.name));
-        }
-        Sql::new("INSERT INTO ldap_sources (id, name, name_key, settings, password_ciphertext, next_sync_at, created_at, updated_at) VALUES (")
-            .bind_text(source.id.to_string())
-            .push(", ")
-            .bind_text(source.name.clone())
-            .push(", ")
-            .bind_text(source.name.to_lowercase())
-            .push(", ")
-            .bind_text(to_json(&source.settings)?)
-            .push(", ")
-            .bind_text(password_ciphertext.to_owned())
-            .push(", ")
-            .bind_opt_int(next_sync(source, source.created_at))
-            .push(", ")
-            .bind_int(micros(source.created_at))
-            .push(", ")
-            .bind_int(micros(source.updated_at))
-            .push(")")
-            .execute(tx.conn())
-            .await?;
+        insert_ldap_source_in(&mut tx, source, password_ciphertext).await?;
         tx.commit().await
     }
 
     async fn update_ldap_source(&self, source: &LdapSource, password_ciphertext: Option<&str>) -> Result<()> {
         let mut tx = self.begin().await?;
-        let taken = Sql::new("SELECT id FROM ldap_sources WHERE name_key = ")
-            .bind_text(source.name.to_lowercase())
-            .push(" AND id <> ")
-            .bind_text(source.id.to_string())
-            .fetch_optional(tx.conn())
-            .await?;
-        if taken.is_some() {
-            return Err(name_taken(&source.name));
-        }
-        let mut sql = Sql::new("UPDATE ldap_sources SET name = ")
-            .bind_text(source.name.clone())
-            .push(", name_key = ")
-            .bind_text(source.name.to_lowercase())
-            .push(", settings = ")
-            .bind_text(to_json(&source.settings)?)
-            .push(", next_sync_at = ")
-            .bind_opt_int(next_sync(source, source.updated_at))
-            .push(", updated_at = ")
-            .bind_int(micros(source.updated_at));
-        if let Some(ciphertext) = password_ciphertext {
-            sql = sql.push(", password_ciphertext = ").bind_text(ciphertext.to_owned());
-        }
-        let changed = sql
-            .push(" WHERE id = ")
-            .bind_text(source.id.to_string())
-            .execute(tx.conn())
-            .await?;
-        if changed == 0 {
-            return Err(Error::not_found("LDAP source", source.id));
-        }
+        update_ldap_source_in(&mut tx, source, password_ciphertext).await?;
         tx.commit().await
     }
 
@@ -174,20 +213,7 @@ impl LdapStore for SqlStore {
 
     async fn delete_ldap_source(&self, id: Uuid) -> Result<()> {
         let mut tx = self.begin().await?;
-        // Children first: SQLite enforces the cascades only with foreign keys switched on.
-        for table in [
-            Sql::new("DELETE FROM ldap_runs WHERE source_id = "),
-            Sql::new("DELETE FROM ldap_links WHERE source_id = "),
-        ] {
-            table.bind_text(id.to_string()).execute(tx.conn()).await?;
-        }
-        let deleted = Sql::new("DELETE FROM ldap_sources WHERE id = ")
-            .bind_text(id.to_string())
-            .execute(tx.conn())
-            .await?;
-        if deleted == 0 {
-            return Err(Error::not_found("LDAP source", id));
-        }
+        delete_ldap_source_in(&mut tx, id).await?;
         tx.commit().await
     }
 

@@ -8,6 +8,7 @@ mod backup;
 mod changes;
 mod claims;
 mod commit;
+mod config_doc;
 mod dashboard;
 mod dispatch;
 mod expiry;
@@ -34,6 +35,7 @@ mod users;
 
 pub use backup::known_schema_version;
 pub use commit::WriteBatchCounters;
+pub use config_doc::{AppRewrite, ConfigStore, ConfigWrites};
 pub use dashboard::HOUR_MICROS;
 pub use ldap::LdapStore;
 pub use ldap_runs::LdapRunStore;
