@@ -428,7 +428,14 @@ async fn administrators_audit_log_and_api_docs() {
     let users = browser
         .find(r#"details[data-path="/api/v1/users"][data-method="POST"]"#)
         .await;
-    users.click().await.expect("open the operation");
+    // The summary is what opens it (a click on the whole element lands wherever its middle is,
+    // which may be the page's edge).
+    browser
+        .find(r#"details[data-path="/api/v1/users"][data-method="POST"] > summary"#)
+        .await
+        .click()
+        .await
+        .expect("open the operation");
     let shown = users.text().await.expect("text");
     assert!(shown.contains("Responses") && shown.contains("201"), "{shown}");
     let raw = browser.find("#openapi-json").await;
