@@ -406,3 +406,36 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
         hub.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let hub = TestHub::start_configured(Backend::Sqlite, |config| {
+        config.network.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let address = hub.base_url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let mut answer = Vec::new();
+    for _ in 0..2 {
+        stream
+            .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes())
+            .await
+            .expect("request");
+        let mut buffer = [0u8; 1024];
+        let n = stream.read(&mut buffer).await.expect("answer");
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    // Two answers on one connection: it is kept alive between requests.
+    let text = String::from_utf8_lossy(&answer);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    // Then, left idle, it is closed after the idle timeout (and not long before).
+    let idle = Instant::now();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+        .await
+        .expect("closed within 10 s");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed, not answered: {read:?}");
+    let waited = idle.elapsed();
+    assert!(waited >= Duration::from_millis(900), "closed after {waited:?}");
+    hub.stop().await;
+}
