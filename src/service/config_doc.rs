@@ -1,7 +1,8 @@
 //! `ConfigService`: configuration as code. Export reads the hub's attributes, apps, policies, the
-//! groups those policies name and LDAP sources as a document; plan checks a document against the hub and lists the changes
-//! (`domain::config_doc::plan_config`); apply makes exactly those changes in one transaction
-//! (`ConfigStore::apply_config`). Secrets arrive beside the document, read by the operator's CLI.
+//! groups those policies name and LDAP sources as a document; plan checks a document against the
+//! hub and lists the changes (`domain::config_doc::plan_config`); apply makes exactly those
+//! changes in one transaction (`ConfigStore::apply_config`). Secrets arrive beside the document,
+//! read by the operator's CLI.
 
 use super::auth::token_hash;
 use super::directory::DirectoryService;
