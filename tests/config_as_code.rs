@@ -1,11 +1,13 @@
 //! Configuration as code through the real binary: `config export` then `config apply` onto an
-//! empty hub exports the same bytes; `config plan` lists exactly what `config apply` does, and a
-//! second apply does nothing; bad documents are refused with their line and change nothing;
-//! `--prune` alone deletes what the document leaves out. Both databases.
+//! empty hub (no groups either: the document declares those its policies need) exports the same
+//! bytes; `config plan` lists exactly what `config apply` does, and a second apply does nothing;
+//! bad documents are refused with their line and change nothing; one refused write undoes the
+//! whole apply, group creations included; `--prune` alone deletes what the document leaves out,
+//! and never a group. Both databases.
 
 mod common;
 
-use common::{Backend, TestHub};
+use common::{Backend, TestHub, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -14,11 +16,12 @@ backend_tests!(
     export_then_apply_on_an_empty_hub_exports_the_same,
     plan_lists_what_apply_does,
     bad_documents_are_refused_with_their_line,
+    a_refused_write_undoes_the_group_creations_too,
     prune_alone_deletes_what_the_document_leaves_out,
 );
 
 /// The document most tests start from: an attribute, an LDAP source, two apps (one token in a
-/// file, one in a variable) and two policies.
+/// file, one in a variable), the group the policies need and two policies.
 fn document(token_file: &Path) -> String {
     format!(
         r#"version = 1
@@ -59,6 +62,9 @@ source = "title"
 name = "Wiki"
 base_url = "http://127.0.0.1:9/wiki/scim/v2"
 token_env = "WIKI_TOKEN"
+
+[[groups]]
+name = "Sales"
 
 [[policies]]
 app = "Slack"
@@ -106,8 +112,7 @@ async fn export(hub: &TestHub) -> String {
     stdout(&cli(hub, &["config", "export"], &[]))
 }
 
-/// A hub with the directory group the policies name (groups are directory data, not
-/// configuration).
+/// A hub that already has the directory group the document declares.
 async fn hub_with_sales(backend: Backend) -> TestHub {
     let hub = TestHub::start(backend).await;
     hub.post("/api/v1/groups", json!({"name": "Sales"})).await;
@@ -123,11 +128,18 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 async fn export_then_apply_on_an_empty_hub_exports_the_same(backend: Backend) {
     let dir = tempfile::tempdir().expect("dir");
     let token = write(dir.path(), "slack.token", "slack-t0ken\n");
-    let first = hub_with_sales(backend).await;
+    let first = TestHub::start(backend).await;
     let file = write(dir.path(), "hub.toml", &document(Path::new(&token)));
     stdout(&cli(&first, &["config", "apply", &file], SECRETS));
     let exported = export(&first).await;
     assert!(exported.contains("name = \"Slack\""), "{exported}");
+    let declared = exported
+        .find("[[groups]]\nname = \"Sales\"\n")
+        .expect("the group is declared");
+    assert!(
+        declared < exported.find("[[policies]]").expect("policies"),
+        "{exported}"
+    );
     assert!(
         exported.contains("token_env = \"PROVISIO_APP_TOKEN_SLACK\""),
         "{exported}"
@@ -142,16 +154,23 @@ async fn export_then_apply_on_an_empty_hub_exports_the_same(backend: Backend) {
     );
     assert_eq!(exported, export(&first).await, "an export is deterministic");
 
-    let second = hub_with_sales(backend).await;
+    // A brand-new hub: no apps, no groups, nothing created beforehand.
+    let second = TestHub::start(backend).await;
     assert!(!export(&second).await.contains("[[apps]]"));
+    assert_eq!(second.get("/api/v1/groups").await["items"], json!([]));
     let file = write(dir.path(), "exported.toml", &exported);
     let secrets = [
         ("PROVISIO_APP_TOKEN_SLACK", "slack-t0ken"),
         ("PROVISIO_APP_TOKEN_WIKI", "wiki-t0ken"),
         ("PROVISIO_LDAP_PASSWORD_CORP", "ldap-secret"),
     ];
-    stdout(&cli(&second, &["config", "apply", &file], &secrets));
+    let planned = stdout(&cli(&second, &["config", "plan", &file, "--json"], &secrets));
+    let applied = stdout(&cli(&second, &["config", "apply", &file, "--json"], &secrets));
+    assert_eq!(applied, planned, "apply does what the plan said");
+    assert!(planned.contains(r#""kind": "group""#), "{planned}");
     assert_eq!(export(&second).await, exported, "byte for byte");
+    let sales = second.get("/api/v1/groups/Sales").await;
+    assert_eq!((&sales["source"], &sales["member_count"]), (&json!("local"), &json!(0)));
     // Same tokens: the exported document changes nothing on the hub it came from.
     let plan = stdout(&cli(&first, &["config", "plan", &file], &secrets));
     assert!(plan.contains("no changes"), "{plan}");
@@ -162,7 +181,7 @@ async fn export_then_apply_on_an_empty_hub_exports_the_same(backend: Backend) {
 async fn plan_lists_what_apply_does(backend: Backend) {
     let dir = tempfile::tempdir().expect("dir");
     let token = write(dir.path(), "slack.token", "slack-t0ken");
-    let hub = hub_with_sales(backend).await;
+    let hub = TestHub::start(backend).await;
     let file = write(dir.path(), "hub.toml", &document(Path::new(&token)));
     let plan_of = |file: &str| {
         let output = cli(&hub, &["config", "plan", file, "--json"], SECRETS);
@@ -186,15 +205,32 @@ async fn plan_lists_what_apply_does(backend: Backend) {
             "create ldap_source corp",
             "create app Slack",
             "create app Wiki",
+            "create group Sales",
             "create policy Slack -> Sales",
             "create policy Wiki -> Sales",
         ]
     );
     assert_eq!(apply_of(&file), planned, "apply does what the plan said");
     assert_eq!(plan_of(&file), json!([]), "nothing is left to do");
+    let created: Vec<Value> = hub
+        .changes()
+        .await
+        .into_iter()
+        .filter(|c| c["entity"] == "group" && c["operation"] == "created")
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0]["data"]["group"]["name"], json!("Sales"));
     let events = hub.changes().await.len();
     assert_eq!(apply_of(&file), json!([]), "a second apply changes nothing");
     assert_eq!(hub.changes().await.len(), events, "not even the change log");
+
+    // The first connection check has run (the URL refuses connections): what it left is what a
+    // check with the new token must replace.
+    let first_check = eventually(30, "the first connection check", || async {
+        let slack = hub.get("/api/v1/apps/Slack").await;
+        (slack["connection_status"] != json!("unchecked")).then(|| slack["connection_checked_at"].clone())
+    })
+    .await;
 
     // Changes to existing objects: a rotated token, a feature, a mapping rule, a policy's name.
     std::fs::write(&token, "rotated-t0ken").expect("rotate");
@@ -220,10 +256,10 @@ async fn plan_lists_what_apply_does(backend: Backend) {
     assert_eq!(plan_of(&file), json!([]));
     let slack = hub.get("/api/v1/apps/Slack").await;
     assert_eq!(slack["features"]["push_groups"], json!(false));
-    assert_eq!(
-        slack["connection_status"],
-        json!("unchecked"),
-        "a new token is checked again"
+    // Queued as unchecked by the apply; the engine may have checked it again already.
+    assert!(
+        slack["connection_status"] == json!("unchecked") || slack["connection_checked_at"] != first_check,
+        "a new token is checked again: {slack}"
     );
     let text = stdout(&cli(&hub, &["config", "plan", &file], SECRETS));
     assert!(text.contains("no changes"), "{text}");
@@ -233,6 +269,7 @@ async fn plan_lists_what_apply_does(backend: Backend) {
 /// Applies `text` and expects a refusal naming `line`; the hub's export must not change.
 async fn refused(hub: &TestHub, dir: &Path, text: &str, line: usize, words: &str) {
     let before = export(hub).await;
+    let groups = hub.get("/api/v1/groups").await;
     let file = write(dir, "bad.toml", text);
     let output = cli(hub, &["config", "apply", &file], SECRETS);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -253,12 +290,13 @@ async fn refused(hub: &TestHub, dir: &Path, text: &str, line: usize, words: &str
     assert_eq!(body["error"]["code"], json!("invalid_document"));
     assert_eq!(body["error"]["line"], json!(line), "{body}");
     assert_eq!(export(hub).await, before, "a refused document changes nothing");
+    assert_eq!(hub.get("/api/v1/groups").await, groups, "not even the groups");
 }
 
 async fn bad_documents_are_refused_with_their_line(backend: Backend) {
     let dir = tempfile::tempdir().expect("dir");
     let token = write(dir.path(), "slack.token", "slack-t0ken");
-    let hub = hub_with_sales(backend).await;
+    let hub = TestHub::start(backend).await;
     let good = document(Path::new(&token));
     stdout(&cli(
         &hub,
@@ -292,12 +330,34 @@ async fn bad_documents_are_refused_with_their_line(backend: Backend) {
         "shoe_size",
     )
     .await;
+    // A policy on a group neither the hub has nor the document declares.
     refused(
         &hub,
         dir.path(),
         &good.replace("group = \"sales\"", "group = \"Marketing\""),
         line_of("group = \"sales\""),
         "Marketing",
+    )
+    .await;
+    // A declared group the directory would refuse (a zero-width space in its name), and a new
+    // declared group in a document refused further down: no group is created.
+    refused(
+        &hub,
+        dir.path(),
+        &good.replace("name = \"Sales\"", "name = \"Sa\\u200Bles\""),
+        line_of("name = \"Sales\""),
+        "invisible",
+    )
+    .await;
+    refused(
+        &hub,
+        dir.path(),
+        &good
+            .replace("name = \"Sales\"", "name = \"Support\"")
+            .replace("group = \"sales\"", "group = \"support\"")
+            .replace("source = \"title\"", "source = \"shoe_size\""),
+        line_of("source = \"title\""),
+        "shoe_size",
     )
     .await;
     let bad_preset = good.replace("name = \"Wiki\"\n", "name = \"Wiki\"\npreset = \"myspace\"\n");
@@ -346,19 +406,47 @@ async fn bad_documents_are_refused_with_their_line(backend: Backend) {
     hub.stop().await;
 }
 
+/// A write the store refuses (an attribute users still hold, deleted by `--prune`) undoes the
+/// apply's earlier writes, the new group's creation included.
+async fn a_refused_write_undoes_the_group_creations_too(backend: Backend) {
+    let dir = tempfile::tempdir().expect("dir");
+    let token = write(dir.path(), "slack.token", "slack-t0ken");
+    let hub = TestHub::start(backend).await;
+    let file = write(dir.path(), "hub.toml", &document(Path::new(&token)));
+    stdout(&cli(&hub, &["config", "apply", &file], SECRETS));
+    hub.post(
+        "/api/v1/users",
+        json!({"username": "ann", "attributes": {"title": "Buyer"}}),
+    )
+    .await;
+    let before = export(&hub).await;
+    let events = hub.changes().await.len();
+    let file = write(dir.path(), "support.toml", "[[groups]]\nname = \"Support\"\n");
+    let plan = stdout(&cli(&hub, &["config", "plan", &file, "--prune"], SECRETS));
+    assert!(
+        plan.starts_with("+ create group Support\n") && plan.contains("- delete attribute title"),
+        "{plan}"
+    );
+    let output = cli(&hub, &["config", "apply", &file, "--prune"], SECRETS);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("title"), "{stderr}");
+    let (status, _) = hub.call(Method::GET, "/api/v1/groups/Support", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the group creation was undone");
+    assert_eq!(export(&hub).await, before, "nothing changed");
+    assert_eq!(hub.changes().await.len(), events, "not even the change log");
+    hub.stop().await;
+}
+
 async fn prune_alone_deletes_what_the_document_leaves_out(backend: Backend) {
     let dir = tempfile::tempdir().expect("dir");
     let token = write(dir.path(), "slack.token", "slack-t0ken");
+    // The declared group exists already: declaring it is no change.
     let hub = hub_with_sales(backend).await;
-    stdout(&cli(
-        &hub,
-        &[
-            "config",
-            "apply",
-            &write(dir.path(), "hub.toml", &document(Path::new(&token))),
-        ],
-        SECRETS,
-    ));
+    let file = write(dir.path(), "hub.toml", &document(Path::new(&token)));
+    let plan = stdout(&cli(&hub, &["config", "plan", &file], SECRETS));
+    assert!(!plan.contains("group Sales"), "{plan}");
+    stdout(&cli(&hub, &["config", "apply", &file], SECRETS));
     let full = export(&hub).await;
     let small =
         "[[apps]]\nname = \"Wiki\"\nbase_url = \"http://127.0.0.1:9/wiki/scim/v2\"\ntoken_env = \"WIKI_TOKEN\"\n";
@@ -369,6 +457,7 @@ async fn prune_alone_deletes_what_the_document_leaves_out(backend: Backend) {
     assert_eq!(export(&hub).await, full, "without --prune nothing is deleted");
 
     let plan = stdout(&cli(&hub, &["config", "plan", &file, "--prune"], SECRETS));
+    assert!(!plan.contains("group"), "prune never deletes a group: {plan}");
     for line in [
         "- delete policy Slack -> Sales",
         "- delete policy Wiki -> Sales",
@@ -383,9 +472,20 @@ async fn prune_alone_deletes_what_the_document_leaves_out(backend: Backend) {
     assert_eq!(applied, plan.replace("to change", "changed"));
     let left = export(&hub).await;
     assert!(left.contains("name = \"Wiki\""), "{left}");
-    for gone in ["Slack", "[[policies]]", "[[attributes]]", "[[ldap_sources]]"] {
+    for gone in [
+        "Slack",
+        "[[policies]]",
+        "[[groups]]",
+        "[[attributes]]",
+        "[[ldap_sources]]",
+    ] {
         assert!(!left.contains(gone), "{gone} in {left}");
     }
     assert_eq!(hub.get("/api/v1/policies").await, json!([]));
+    assert_eq!(
+        hub.get("/api/v1/groups/Sales").await["name"],
+        json!("Sales"),
+        "the group stays"
+    );
     hub.stop().await;
 }

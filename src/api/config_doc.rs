@@ -8,7 +8,8 @@ use crate::service::config_doc::{ConfigChanges, ConfigExport, ConfigRequest};
 use axum::Json;
 use axum::extract::State;
 
-/// The hub's attributes, apps, policies and LDAP sources as a TOML document (no secrets).
+/// The hub's attributes, apps, policies (with the groups they name) and LDAP sources as a TOML
+/// document (no secrets).
 #[utoipa::path(get, path = "/api/v1/config", tag = "config",
     responses(
         (status = 200, description = "The configuration document", body = ConfigExport),

@@ -19,7 +19,8 @@ const NO_BODY: Option<&Value> = None;
 /// `provisio config ...`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Print the hub's attributes, apps, policies and LDAP sources as a TOML document.
+    /// Print the hub's attributes, apps, policies (with the groups they name) and LDAP sources as a
+    /// TOML document.
     Export {
         /// Write the document to this file instead of standard output.
         #[arg(long, short)]
@@ -37,7 +38,8 @@ pub enum ConfigCommand {
     Apply {
         /// The TOML document.
         file: PathBuf,
-        /// Delete the apps, policies, attributes and LDAP sources the document leaves out.
+        /// Delete the apps, policies, attributes and LDAP sources the document leaves out (never
+        /// directory groups).
         #[arg(long)]
         prune: bool,
     },

@@ -1,7 +1,8 @@
-//! `ConfigService`: configuration as code. Export reads the hub's attributes, apps, policies and
-//! LDAP sources as a document; plan checks a document against the hub and lists the changes
-//! (`domain::config_doc::plan_config`); apply makes exactly those changes in one transaction
-//! (`ConfigStore::apply_config`). Secrets arrive beside the document, read by the operator's CLI.
+//! `ConfigService`: configuration as code. Export reads the hub's attributes, apps, policies, the
+//! groups those policies name and LDAP sources as a document; plan checks a document against the
+//! hub and lists the changes (`domain::config_doc::plan_config`); apply makes exactly those
+//! changes in one transaction (`ConfigStore::apply_config`). Secrets arrive beside the document,
+//! read by the operator's CLI.
 
 use super::auth::token_hash;
 use super::directory::DirectoryService;
@@ -10,10 +11,13 @@ use crate::domain::admin::Actor;
 use crate::domain::app::{App, AppState, ConnectionStatus, Policy};
 use crate::domain::attribute::AttributeDefinition;
 use crate::domain::config_doc::{
-    AppSpec, AttributeSpec, ChangeAction, ConfigChange, ConfigDocument, ConfigState, Known, LdapSourceSpec, ObjectKind,
-    PolicySpec, Secrets, desired_state, export, parse, plan_config, refusal,
+    AppSpec, AttributeSpec, ChangeAction, ConfigChange, ConfigDocument, ConfigState, GroupSpec, Known, LdapSourceSpec,
+    ObjectKind, PolicySpec, Secrets, desired_state, export, group_key, parse, plan_config, refusal,
 };
+use crate::domain::group::{Group, NewGroup};
 use crate::domain::ldap::LdapSource;
+use crate::domain::user::UserSource;
+use crate::domain::values::GroupName;
 use crate::domain::{Error, Result, now};
 use crate::secrets::SecretKey;
 use crate::sources::ldap::{check_ca_certificate, check_filter};
@@ -35,7 +39,8 @@ pub struct ConfigRequest {
     /// The tokens and bind passwords the document names, read by the operator's CLI.
     #[serde(default)]
     pub secrets: Secrets,
-    /// Delete the apps, policies, attributes and LDAP sources the document leaves out.
+    /// Delete the apps, policies, attributes and LDAP sources the document leaves out (never
+    /// directory groups).
     #[serde(default)]
     pub prune: bool,
 }
@@ -82,7 +87,8 @@ struct Current {
     policies: Vec<(PolicySpec, Policy)>,
 }
 
-/// A checked document: what it asks for, and the groups its policies name (by lower-case name).
+/// A checked document: what it asks for, the hub's groups it names (by [`group_key`]) and the
+/// changes it makes.
 struct Checked {
     desired: ConfigState,
     groups: BTreeMap<String, Uuid>,
@@ -187,6 +193,11 @@ impl<S: ConfigStores> ConfigService<S> {
                     app: app.app.name.clone(),
                     group: group.name,
                 };
+                if !state.groups.iter().any(|g| g.key() == group_key(&spec.group)) {
+                    state.groups.push(GroupSpec {
+                        name: spec.group.clone(),
+                    });
+                }
                 state.policies.push(spec.clone());
                 policies.push((spec, policy));
             }
@@ -207,10 +218,14 @@ impl<S: ConfigStores> ConfigService<S> {
         let password_digests = digests(&request.secrets.ldap_passwords, "ldap_passwords")?;
         let mut groups = BTreeMap::new();
         let mut group_names = Vec::new();
-        for policy in &document.policies {
-            let name = policy.get_ref().group.get_ref();
-            if let Some(group) = self.store.get_group_by_name(name).await? {
-                groups.insert(group.name.to_lowercase(), group.id);
+        let named = document.groups.iter().map(|g| g.get_ref().name.get_ref());
+        for name in named.chain(document.policies.iter().map(|p| p.get_ref().group.get_ref())) {
+            if groups.contains_key(&group_key(name)) {
+                continue;
+            }
+            let stored = GroupName::parse(name).map_or_else(|_| name.clone(), String::from);
+            if let Some(group) = self.store.get_group_by_name(&stored).await? {
+                groups.insert(group_key(&group.name), group.id);
                 group_names.push(group.name);
             }
         }
@@ -224,7 +239,14 @@ impl<S: ConfigStores> ConfigService<S> {
         };
         let desired = desired_state(text, &document, &known)?;
         check_sources(text, &document, &desired)?;
-        let changes = plan_config(&current.state, &desired, request.prune);
+        // The hub's groups the document names are what a declared group is compared with.
+        let mut hub = current.state.clone();
+        for name in group_names {
+            if !hub.groups.iter().any(|g| g.key() == group_key(&name)) {
+                hub.groups.push(GroupSpec { name });
+            }
+        }
+        let changes = plan_config(&hub, &desired, request.prune);
         Ok(Checked {
             desired,
             groups,
@@ -236,6 +258,7 @@ impl<S: ConfigStores> ConfigService<S> {
         let at = now();
         let mut writes = ConfigWrites::default();
         let mut new_apps: BTreeMap<String, Uuid> = BTreeMap::new();
+        let mut new_groups: BTreeMap<String, Uuid> = BTreeMap::new();
         let missing =
             |kind: &str, name: &str| Error::Internal(format!("the plan names the {kind} '{name}', which is gone"));
         for change in &checked.changes {
@@ -342,6 +365,27 @@ impl<S: ConfigStores> ConfigService<S> {
                             .push(self.rewrite(existing, spec, token, &change.fields, at)?);
                     }
                 }
+                (ObjectKind::Group, ChangeAction::Create) => {
+                    let spec = checked
+                        .desired
+                        .groups
+                        .iter()
+                        .find(|g| g.name == change.name)
+                        .ok_or_else(|| missing("group", &change.name))?;
+                    let input = NewGroup {
+                        name: spec.name.clone(),
+                        external_id: None,
+                    };
+                    let group = Group::create(input, UserSource::Local, at)?;
+                    new_groups.insert(group_key(&group.name), group.id);
+                    writes.create_groups.push(group);
+                }
+                (ObjectKind::Group, action) => {
+                    return Err(Error::Internal(format!(
+                        "a configuration never makes the change '{action}' to a group ({})",
+                        change.name
+                    )));
+                }
                 (ObjectKind::Policy, action) => {
                     let wanted = checked
                         .desired
@@ -375,9 +419,11 @@ impl<S: ConfigStores> ConfigService<S> {
                                         .map(|a| a.app.id)
                                 })
                                 .ok_or_else(|| missing("app", &wanted.app))?;
+                            let group_key = group_key(&wanted.group);
                             let group_id = checked
                                 .groups
-                                .get(&wanted.group.to_lowercase())
+                                .get(&group_key)
+                                .or_else(|| new_groups.get(&group_key))
                                 .copied()
                                 .ok_or_else(|| missing("group", &wanted.group))?;
                             writes.create_policies.push(Policy {

@@ -1,17 +1,20 @@
-//! A configuration document applied in one write transaction: the attribute, LDAP source, app and
-//! policy writes of `provisio config apply`, through the same statements as the single writes
-//! (the `*_in` functions), so that each write keeps its checks and change-log event, and a
-//! refusal of any of them leaves everything as it was.
+//! A configuration document applied in one write transaction: the attribute, LDAP source, app,
+//! group and policy writes of `provisio config apply`, through the same statements as the single
+//! writes (the `*_in` functions, and `write_new_group` for a group as the directory creates it),
+//! so that each write keeps its checks and change-log event, and a refusal of any of them leaves
+//! everything as it was.
 
 use super::StoredApp;
 use super::apps::{delete_app_in, delete_policy_in, insert_app_in, insert_policy_in, update_app_in};
 use super::attributes::{create_attribute_in, delete_attribute_in, update_attribute_in};
+use super::group_writes::write_new_group;
 use super::ldap::{delete_ldap_source_in, insert_ldap_source_in, update_ldap_source_in};
 use super::sql::{Sql, SqlStore};
 use crate::domain::admin::Actor;
 use crate::domain::app::Policy;
 use crate::domain::attribute::AttributeDefinition;
 use crate::domain::change::{ChangeOp, EntityKind, NewChange};
+use crate::domain::group::Group;
 use crate::domain::ldap::LdapSource;
 use crate::domain::{Error, Result};
 use serde_json::json;
@@ -31,8 +34,9 @@ pub struct AppRewrite {
 }
 
 /// Every write of one configuration apply. They are made in this order: attribute creations and
-/// updates, LDAP source creations and updates, app creations and updates, policy creations and
-/// renames, then the deletions (policies, apps, LDAP sources, attributes).
+/// updates, LDAP source creations and updates, app creations and updates, group creations, policy
+/// creations and renames, then the deletions (policies, apps, LDAP sources, attributes; never
+/// groups).
 #[derive(Debug, Clone, Default)]
 pub struct ConfigWrites {
     /// New attribute definitions.
@@ -47,6 +51,8 @@ pub struct ConfigWrites {
     pub create_apps: Vec<StoredApp>,
     /// Changed apps.
     pub update_apps: Vec<AppRewrite>,
+    /// New directory groups the policies need (no members).
+    pub create_groups: Vec<Group>,
     /// New policies.
     pub create_policies: Vec<Policy>,
     /// Policies whose name changes.
@@ -87,6 +93,9 @@ impl ConfigStore for SqlStore {
         }
         for rewrite in &writes.update_apps {
             update_app_in(&mut tx, &rewrite.app, rewrite.previous_version, &rewrite.changed, actor).await?;
+        }
+        for group in &writes.create_groups {
+            write_new_group(&mut tx, group, actor).await?;
         }
         for policy in &writes.create_policies {
             insert_policy_in(&mut tx, policy, actor).await?;

@@ -190,7 +190,8 @@ pub(super) async fn write_memberships(
     Ok(())
 }
 
-/// Stores a new group with its index rows and change event.
+/// Stores a new group with its index rows and change event: the body of `insert_group`, also run
+/// inside a configuration apply's transaction (`config_doc.rs`).
 pub(super) async fn write_new_group(tx: &mut WriteTx, group: &Group, actor: &Actor) -> Result<()> {
     insert_group_row(tx, group, actor).await?;
     super::index::index_group(tx, group, Stored::New).await?;

@@ -1,6 +1,6 @@
 //! Configuration as code: the TOML document `provisio config export` writes and `config plan` /
 //! `config apply` read (custom attributes, apps with their mapping, features and deprovisioning,
-//! policies, LDAP sources), the hub's configuration as comparable state ([`ConfigState`]), the
+//! the directory groups the policies need, policies, LDAP sources), the hub's configuration as comparable state ([`ConfigState`]), the
 //! document's checks with line numbers (`validate.rs`) and the pure planner (`plan.rs`).
 //!
 //! Secrets never appear in the document: it names where they are (`token_file`, `token_env`,
@@ -20,6 +20,7 @@ use super::attribute::AttributeType;
 use super::error::{Error, Result};
 use super::ldap::{LdapPreset, LdapSettings};
 use super::mapping::Mapping;
+use super::values::GroupName;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,6 +46,9 @@ pub struct ConfigDocument {
     /// Apps (SCIM destinations).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<Spanned<AppDoc>>,
+    /// Directory groups the policies need: created when missing, never updated or deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Spanned<GroupDoc>>,
     /// Policies: which group gets accounts in which app.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Spanned<PolicyDoc>>,
@@ -139,6 +143,15 @@ pub struct RuleDoc {
     pub transform: Option<String>,
 }
 
+/// A directory group the document declares, so that its policies can name it on a hub that does
+/// not have it yet. Only the name: members and external ids stay directory data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupDoc {
+    /// The group's name (compared regardless of case, as the directory does).
+    pub name: Spanned<String>,
+}
+
 /// A policy in the document: members of `group` get accounts in `app`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -148,7 +161,7 @@ pub struct PolicyDoc {
     pub name: Option<String>,
     /// The app, by name.
     pub app: Spanned<String>,
-    /// The directory group, by name (the group is not managed by the document).
+    /// The directory group, by name: one the hub has or the document declares in `[[groups]]`.
     pub group: Spanned<String>,
 }
 
@@ -326,6 +339,27 @@ impl PolicySpec {
     }
 }
 
+/// A directory group as configuration: its name only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSpec {
+    /// The group's name.
+    pub name: String,
+}
+
+impl GroupSpec {
+    /// What identifies a group: its name as the directory compares it (see [`group_key`]).
+    pub fn key(&self) -> String {
+        group_key(&self.name)
+    }
+}
+
+/// A group name as the directory compares it: normalised as a stored name is
+/// ([`GroupName::parse`]), regardless of case; a name the directory would refuse is only
+/// lower-cased (it matches no stored group).
+pub fn group_key(name: &str) -> String {
+    GroupName::parse(name).map_or_else(|_| name.to_lowercase(), |n| n.key())
+}
+
 /// An LDAP source as configuration, the bind password as a digest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LdapSourceSpec {
@@ -338,13 +372,16 @@ pub struct LdapSourceSpec {
 }
 
 /// The hub's configuration as the document covers it, each list in a stable order (attributes by
-/// name, apps and sources by name regardless of case, policies by app then group).
+/// name, apps, groups and sources by name regardless of case, policies by app then group).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigState {
     /// Custom attribute definitions.
     pub attributes: Vec<AttributeSpec>,
     /// Apps.
     pub apps: Vec<AppSpec>,
+    /// Directory groups: in the hub's state, those its policies name (what an export declares);
+    /// in a desired state, those the document declares.
+    pub groups: Vec<GroupSpec>,
     /// Policies.
     pub policies: Vec<PolicySpec>,
     /// LDAP sources.
@@ -356,6 +393,7 @@ impl ConfigState {
     pub fn sort(&mut self) {
         self.attributes.sort_by(|a, b| a.name.cmp(&b.name));
         self.apps.sort_by_key(|a| (a.name.to_lowercase(), a.name.clone()));
+        self.groups.sort_by_key(|g| (g.key(), g.name.clone()));
         self.policies.sort_by_key(|p| (p.key(), p.name.clone()));
         self.ldap_sources
             .sort_by_key(|s| (s.name.to_lowercase(), s.name.clone()));
@@ -421,6 +459,15 @@ pub fn export(state: &ConfigState) -> Result<String> {
             .collect(),
         ldap_sources,
         apps: state.apps.iter().map(|app| spanned(app_doc(app))).collect(),
+        groups: state
+            .groups
+            .iter()
+            .map(|g| {
+                spanned(GroupDoc {
+                    name: spanned(g.name.clone()),
+                })
+            })
+            .collect(),
         policies: state
             .policies
             .iter()

@@ -1,8 +1,9 @@
 //! `plan_config`: what applying a desired configuration to the current one changes, object by
 //! object, in the order the changes are applied (definitions before what uses them, deletions
-//! last and in the reverse order).
+//! last and in the reverse order). Declared directory groups are only ever created: one that
+//! exists is no change, and prune never deletes a group (groups are directory data).
 
-use super::{AppSpec, AttributeSpec, ConfigState, LdapSourceSpec, PolicySpec};
+use super::{AppSpec, AttributeSpec, ConfigState, GroupSpec, LdapSourceSpec, PolicySpec};
 use serde::{Deserialize, Serialize};
 
 /// What happens to one object.
@@ -38,6 +39,8 @@ pub enum ObjectKind {
     LdapSource,
     /// An app.
     App,
+    /// A directory group a policy needs (only ever created).
+    Group,
     /// A policy.
     Policy,
 }
@@ -67,6 +70,7 @@ impl std::fmt::Display for ConfigChange {
             ObjectKind::Attribute => "attribute",
             ObjectKind::LdapSource => "ldap source",
             ObjectKind::App => "app",
+            ObjectKind::Group => "group",
             ObjectKind::Policy => "policy",
         };
         write!(f, "{sign} {} {kind} {}", self.action, self.name)?;
@@ -79,7 +83,9 @@ impl std::fmt::Display for ConfigChange {
 
 /// The changes that turn `current` into `desired`. Objects are matched by name regardless of
 /// case (policies by app and group); what `desired` leaves out is deleted only with `prune`. A
-/// secret digest of `None` in `desired` keeps the stored secret.
+/// secret digest of `None` in `desired` keeps the stored secret. A group of `desired` that
+/// `current` lacks is created; groups are never updated or deleted, so `current.groups` must hold
+/// every hub group that `desired` names.
 pub fn plan_config(current: &ConfigState, desired: &ConfigState, prune: bool) -> Vec<ConfigChange> {
     let mut changes = Vec::new();
     diff(
@@ -108,6 +114,15 @@ pub fn plan_config(current: &ConfigState, desired: &ConfigState, prune: bool) ->
         |a| a.name.to_lowercase(),
         |a| a.name.clone(),
         app_fields,
+    );
+    diff(
+        &mut changes,
+        ObjectKind::Group,
+        &current.groups,
+        &desired.groups,
+        GroupSpec::key,
+        |g| g.name.clone(),
+        |_, _| Vec::new(),
     );
     diff(
         &mut changes,
@@ -305,10 +320,15 @@ mod tests {
         }
     }
 
+    fn group(name: &str) -> GroupSpec {
+        GroupSpec { name: name.into() }
+    }
+
     fn state() -> ConfigState {
         ConfigState {
             attributes: vec![attribute("title")],
             apps: vec![app("Monday", Some("aa"))],
+            groups: vec![group("Sales")],
             policies: vec![policy("Monday", "Sales")],
             ldap_sources: Vec::new(),
         }
@@ -334,11 +354,13 @@ mod tests {
             vec![
                 (ChangeAction::Create, ObjectKind::Attribute),
                 (ChangeAction::Create, ObjectKind::App),
+                (ChangeAction::Create, ObjectKind::Group),
                 (ChangeAction::Create, ObjectKind::Policy),
             ]
         );
-        assert_eq!(plan[2].name, "Monday -> Sales");
-        assert_eq!(plan[2].to_string(), "+ create policy Monday -> Sales");
+        assert_eq!(plan[2].to_string(), "+ create group Sales");
+        assert_eq!(plan[3].name, "Monday -> Sales");
+        assert_eq!(plan[3].to_string(), "+ create policy Monday -> Sales");
     }
 
     #[test]
@@ -371,6 +393,32 @@ mod tests {
             ],
             "what uses a definition goes first"
         );
+    }
+
+    #[test]
+    fn declared_groups_are_only_ever_created() {
+        let mut desired = state();
+        desired.groups = vec![group("SALES")];
+        assert!(
+            plan_config(&state(), &desired, true).is_empty(),
+            "a group that exists is no change, whatever its case"
+        );
+        desired.groups = vec![group("Cafe\u{0301}")];
+        let mut current = state();
+        current.groups.push(group("caf\u{e9}"));
+        assert!(
+            plan_config(&current, &desired, false).is_empty(),
+            "names compare as the directory compares them"
+        );
+        desired.groups.push(group("Support"));
+        let plan = plan_config(&current, &desired, true);
+        assert_eq!(
+            plan.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            vec!["+ create group Support"],
+            "prune deletes no group: {plan:?}"
+        );
+        let plan = plan_config(&state(), &ConfigState::default(), true);
+        assert!(plan.iter().all(|c| c.kind != ObjectKind::Group), "{plan:?}");
     }
 
     #[test]

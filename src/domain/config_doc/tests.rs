@@ -1,5 +1,5 @@
-//! The document read and written without a hub: lines of refusals, and export read back to the
-//! same state.
+//! The document read and written without a hub: lines of refusals, export read back to the same
+//! state, declared groups.
 
 use super::*;
 use crate::domain::mapping::preset;
@@ -51,6 +51,7 @@ fn an_export_reads_back_to_the_same_state() {
             mapping: preset("monday").unwrap().unwrap().mapping,
             token_digest: Some("d".into()),
         }],
+        groups: vec![GroupSpec { name: "Sales".into() }],
         policies: vec![PolicySpec {
             name: "Monday for Sales".into(),
             app: "Monday".into(),
@@ -78,6 +79,55 @@ fn an_export_reads_back_to_the_same_state() {
     let desired = desired_state(&text, &document, &known(&current, &groups, &digests)).unwrap();
     assert_eq!(desired, state);
     assert_eq!(export(&desired).unwrap(), text);
+    let declared = text
+        .find("[[groups]]\nname = \"Sales\"\n")
+        .expect("the group is declared");
+    assert!(declared < text.find("[[policies]]").expect("a policy"), "{text}");
+    let no_groups = desired_state(&text, &document, &known(&current, &[], &digests)).unwrap();
+    assert_eq!(no_groups, state, "a declared group needs no group in the hub");
+}
+
+#[test]
+fn declared_groups_are_checked_at_their_line_and_take_the_hubs_spelling() {
+    let app = "[[apps]]\nname = \"Wiki\"\nbase_url = \"https://w.example.com/scim\"\ntoken_env = \"W\"\n";
+    let digests: BTreeMap<String, String> = [("Wiki".to_owned(), "w".to_owned())].into();
+    let empty = ConfigState::default();
+    let hub_groups = vec!["Sales".to_owned()];
+    let check = |text: &str, groups: &[String]| {
+        let document = parse(text)?;
+        desired_state(text, &document, &known(&empty, groups, &digests))
+    };
+    let invisible = format!("{app}\n[[groups]]\nname = \"Sa{}les\"\n", '\u{200b}');
+    assert_eq!(line_of(check(&invisible, &[]).unwrap_err()), 7);
+    let blank = format!("{app}\n[[groups]]\nname = \" \"\n");
+    assert_eq!(line_of(check(&blank, &[]).unwrap_err()), 7);
+    let twice = format!("{app}\n[[groups]]\nname = \"Sales\"\n\n[[groups]]\nname = \"SALES\"\n");
+    assert_eq!(line_of(check(&twice, &[]).unwrap_err()), 10);
+    let unknown_key = format!("{app}\n[[groups]]\nname = \"Sales\"\nmembers = [\"ann\"]\n");
+    assert_eq!(line_of(check(&unknown_key, &[]).unwrap_err()), 8);
+    let undeclared =
+        format!("{app}\n[[groups]]\nname = \"Sales\"\n\n[[policies]]\napp = \"Wiki\"\ngroup = \"Support\"\n");
+    let error = check(&undeclared, &hub_groups).unwrap_err();
+    assert!(error.to_string().contains("Support"), "{error}");
+    assert_eq!(line_of(error), 11);
+
+    let declared = format!("{app}\n[[groups]]\nname = \"sales\"\n\n[[policies]]\napp = \"Wiki\"\ngroup = \"SALES\"\n");
+    let new = check(&declared, &[]).unwrap();
+    assert_eq!(new.groups, vec![GroupSpec { name: "sales".into() }]);
+    assert_eq!(new.policies[0].group, "sales", "the declared spelling");
+    let existing = check(&declared, &hub_groups).unwrap();
+    assert_eq!(existing.groups, vec![GroupSpec { name: "Sales".into() }]);
+    assert_eq!(existing.policies[0].group, "Sales", "the hub's spelling");
+    let composed = format!(
+        "{app}\n[[groups]]\nname = \"Cafe{}\"\n\n[[policies]]\napp = \"Wiki\"\ngroup = \"caf{}\"\n",
+        '\u{301}', '\u{e9}'
+    );
+    let normalised = check(&composed, &[]).unwrap();
+    assert_eq!(
+        normalised.groups[0].name, "Caf\u{e9}",
+        "stored as the directory stores it"
+    );
+    assert_eq!(normalised.policies[0].group, "Caf\u{e9}");
 }
 
 #[test]
@@ -112,7 +162,7 @@ fn the_readme_example_is_a_valid_document() {
         .and_then(|rest| rest.split("```").next())
         .expect("the example");
     let document = parse(example).unwrap();
-    let groups = vec!["Sales".to_owned()];
+    let groups: Vec<String> = Vec::new();
     let digests: BTreeMap<String, String> = [
         ("Monday".to_owned(), "t".to_owned()),
         ("corp".to_owned(), "p".to_owned()),
@@ -122,4 +172,5 @@ fn the_readme_example_is_a_valid_document() {
     let desired = desired_state(example, &document, &known(&empty, &groups, &digests)).unwrap();
     assert_eq!(desired.apps[0].name, "Monday");
     assert_eq!(desired.ldap_sources[0].settings.unique_id, "objectGUID");
+    assert_eq!(desired.groups[0].name, "Sales", "declared, so no hub group is needed");
 }

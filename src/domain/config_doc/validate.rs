@@ -1,9 +1,10 @@
 //! A parsed document checked against what the hub knows and turned into the desired
-//! [`ConfigState`]: names, presets, URLs, mappings, policies and secrets, each refusal with the
-//! line of the value it is about.
+//! [`ConfigState`]: names, presets, URLs, mappings, declared groups, policies and secrets, each
+//! refusal with the line of the value it is about.
 
 use super::{
-    AppDoc, AppSpec, AttributeSpec, ConfigDocument, ConfigState, LdapSourceDoc, LdapSourceSpec, PolicySpec, refusal,
+    AppDoc, AppSpec, AttributeSpec, ConfigDocument, ConfigState, GroupSpec, LdapSourceDoc, LdapSourceSpec, PolicySpec,
+    group_key, refusal,
 };
 use crate::domain::address::check_base_url_address;
 use crate::domain::app::{DeprovisionAction, Deprovisioning, validate_base_url, validate_name};
@@ -12,7 +13,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ldap::{merge_settings, validate_source_name};
 use crate::domain::mapping::{Mapping, MappingRule, Source, preset, presets};
 use crate::domain::mapping_rows::Transform;
-use crate::domain::values::profile_text;
+use crate::domain::values::{GroupName, profile_text};
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use toml::Spanned;
@@ -22,7 +23,7 @@ use toml::Spanned;
 pub struct Known<'a> {
     /// The hub's configuration now.
     pub current: &'a ConfigState,
-    /// The names of the hub's directory groups.
+    /// The names of the hub's directory groups (at least those the document names).
     pub groups: &'a [String],
     /// Whether objects the document leaves out will be deleted.
     pub prune: bool,
@@ -101,6 +102,23 @@ pub fn desired_state(text: &str, document: &ConfigDocument, known: &Known<'_>) -
         }
         state.apps.push(app);
     }
+    let hub_group = |name: &str| {
+        let key = group_key(name);
+        known.groups.iter().find(|g| group_key(g) == key).cloned()
+    };
+    for entry in &document.groups {
+        let doc = entry.get_ref();
+        let declared = GroupName::parse(doc.name.get_ref()).map_err(|e| at(doc.name.span(), message(e)))?;
+        if state.groups.iter().any(|g| g.key() == declared.key()) {
+            return Err(at(
+                doc.name.span(),
+                format!("the group '{}' is declared twice", declared.as_str()),
+            ));
+        }
+        state.groups.push(GroupSpec {
+            name: hub_group(declared.as_str()).unwrap_or_else(|| declared.as_str().to_owned()),
+        });
+    }
     let mut seen = HashSet::new();
     for entry in &document.policies {
         let doc = entry.get_ref();
@@ -121,12 +139,19 @@ pub fn desired_state(text: &str, document: &ConfigDocument, known: &Known<'_>) -
                 )
             })?;
         let group_name = doc.group.get_ref();
-        let group = known
-            .groups
-            .iter()
-            .find(|g| g.to_lowercase() == group_name.to_lowercase())
-            .cloned()
-            .ok_or_else(|| at(doc.group.span(), format!("the hub has no group named '{group_name}'")))?;
+        let group = hub_group(group_name)
+            .or_else(|| {
+                let key = group_key(group_name);
+                state.groups.iter().find(|g| g.key() == key).map(|g| g.name.clone())
+            })
+            .ok_or_else(|| {
+                at(
+                    doc.group.span(),
+                    format!(
+                        "the hub has no group named '{group_name}' and the document does not declare it in [[groups]]"
+                    ),
+                )
+            })?;
         let name = match &doc.name {
             Some(name) => validate_name("name", name).map_err(|e| at(entry.span(), message(e)))?,
             None => format!("{app} for {group}"),
