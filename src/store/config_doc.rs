@@ -5,7 +5,7 @@
 //! everything as it was.
 
 use super::StoredApp;
-use super::apps::{delete_app_in, delete_policy_in, insert_app_in, insert_policy_in, update_app_in};
+use super::app_writes::{delete_app_in, delete_policy_in, insert_app_in, insert_policy_in, update_app_in};
 use super::attributes::{create_attribute_in, delete_attribute_in, update_attribute_in};
 use super::group_writes::write_new_group;
 use super::ldap::{delete_ldap_source_in, insert_ldap_source_in, update_ldap_source_in};

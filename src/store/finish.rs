@@ -7,7 +7,9 @@
 //! inside a savepoint of its own, so one whose records are refused leaves the others of its batch
 //! unharmed. A store fault fails the whole batch (nothing of it committed).
 
-use super::apps::{delete_account_sql, delete_app_group_sql, save_account_sql, save_accounts_sql, save_app_group_sql};
+use super::account_rows::{
+    delete_account_sql, delete_app_group_sql, save_account_sql, save_accounts_sql, save_app_group_sql,
+};
 use super::dispatch::app_pushes_groups;
 use super::jobs::insert_jobs;
 use super::reports::insert_reports_in;

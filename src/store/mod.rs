@@ -1,7 +1,9 @@
 //! Storage: the small traits the services depend on, and [`SqlStore`], the one SQL implementation
 //! that serves SQLite and PostgreSQL with the same queries and the same migration history.
 
+mod account_rows;
 mod admins;
+mod app_writes;
 mod apps;
 mod attributes;
 mod backup;

@@ -149,7 +149,7 @@ impl TargetRunStore for SqlStore {
         let mut linked = Vec::with_capacity(links.len());
         for chunk in links.chunks(CHUNK) {
             let chunk: Vec<&AppAccount> = chunk.iter().collect();
-            let sql = super::apps::insert_accounts_sql(&chunk);
+            let sql = super::account_rows::insert_accounts_sql(&chunk);
             // A user who got an account meanwhile (the engine created or adopted one) keeps it.
             let rows = sql
                 .push(" ON CONFLICT (app_id, user_id) DO NOTHING RETURNING user_id")
@@ -328,7 +328,9 @@ impl TargetRunStore for SqlStore {
                     "the user already has an account in this app, or the account is already linked",
                 ));
             }
-            super::apps::save_account_sql(account).execute(tx.conn()).await?;
+            super::account_rows::save_account_sql(account)
+                .execute(tx.conn())
+                .await?;
         }
         let status = if link.is_some() {
             ConflictStatus::Linked
@@ -439,16 +441,22 @@ impl TargetRunStore for SqlStore {
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         for account in accounts {
-            super::apps::save_account_sql(account).execute(tx.conn()).await?;
+            super::account_rows::save_account_sql(account)
+                .execute(tx.conn())
+                .await?;
         }
         for (app, user) in forget_accounts {
-            super::apps::delete_account_sql(*app, *user).execute(tx.conn()).await?;
+            super::account_rows::delete_account_sql(*app, *user)
+                .execute(tx.conn())
+                .await?;
         }
         for group in groups {
-            super::apps::save_app_group_sql(group)?.execute(tx.conn()).await?;
+            super::account_rows::save_app_group_sql(group)?
+                .execute(tx.conn())
+                .await?;
         }
         for (app, group) in forget_groups {
-            super::apps::delete_app_group_sql(*app, *group)
+            super::account_rows::delete_app_group_sql(*app, *group)
                 .execute(tx.conn())
                 .await?;
         }
