@@ -10,7 +10,7 @@
 //! hub's secret key file, and passwords and tokens of people are stored only as hashes. The key
 //! file is not in the backup: it must be kept beside it.
 
-use crate::config::DatabaseConfig;
+use crate::config::{BackupSchedule, DatabaseConfig};
 use crate::data_lock::DataDirLock;
 use crate::domain::{Error, Result};
 use crate::store::{SqlStore, known_schema_version};
@@ -390,17 +390,6 @@ fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Scheduled backups: where they go, how often, how many are kept.
-#[derive(Debug, Clone)]
-pub struct BackupSchedule {
-    /// The directory the backups are written to.
-    pub dir: PathBuf,
-    /// Time between backups.
-    pub every: std::time::Duration,
-    /// How many of the newest backups are kept.
-    pub keep: usize,
 }
 
 /// Takes one scheduled backup into `schedule.dir` (named by the time, so that names sort by age)

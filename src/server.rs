@@ -163,7 +163,7 @@ fn spawn_retention(
 /// newest `schedule.keep`.
 fn spawn_backups(
     database: crate::config::DatabaseConfig,
-    schedule: crate::backup::BackupSchedule,
+    schedule: crate::config::BackupSchedule,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) {

@@ -5,6 +5,7 @@
 //! health checks) are not counted here.
 
 use super::HubState;
+pub use crate::config::RateLimit;
 use crate::domain::Error;
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -17,23 +18,6 @@ use std::time::{Duration, Instant};
 
 /// Buckets kept before full ones (tokens idle long enough to have refilled) are forgotten.
 const FORGET_FULL_AFTER: usize = 10_000;
-
-/// The limit: requests per second per token, with bursts up to `burst`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Sustained requests per second per token; 0 turns the limit off.
-    pub per_second: u32,
-    /// Requests a token may send at once after a quiet spell.
-    pub burst: u32,
-}
-
-impl RateLimit {
-    /// No limit.
-    pub const OFF: RateLimit = RateLimit {
-        per_second: 0,
-        burst: 0,
-    };
-}
 
 /// The buckets of every token seen.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 
 mod network;
 
-pub use network::{NetworkArgs, NetworkConfig};
+pub use network::{NetworkArgs, NetworkConfig, RateLimit};
 
 use crate::domain::{Error, Result};
 use clap::{Args, ValueEnum};
@@ -217,6 +217,17 @@ impl DatabaseConfig {
     }
 }
 
+/// Scheduled backups: where they go, how often, how many are kept.
+#[derive(Debug, Clone)]
+pub struct BackupSchedule {
+    /// The directory the backups are written to.
+    pub dir: PathBuf,
+    /// Time between backups.
+    pub every: std::time::Duration,
+    /// How many of the newest backups are kept.
+    pub keep: usize,
+}
+
 /// The effective configuration of `provisio serve`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -243,7 +254,7 @@ pub struct Config {
     /// How long report records are kept.
     pub report_retention: time::Duration,
     /// Scheduled backups, when a backup directory is set.
-    pub backups: Option<crate::backup::BackupSchedule>,
+    pub backups: Option<BackupSchedule>,
     /// TLS, trusted proxies, connection limits, rate limit.
     pub network: NetworkConfig,
     /// Whether the console's cookies are always `Secure`.
@@ -370,7 +381,7 @@ impl ServeArgs {
                         "backup_interval and backup_keep must be at least 1".into(),
                     ));
                 }
-                Some(crate::backup::BackupSchedule {
+                Some(BackupSchedule {
                     dir,
                     every: std::time::Duration::from_secs(seconds),
                     keep,

@@ -2,7 +2,6 @@
 //! the request rate limit per token (flags, and their keys in the TOML file).
 
 use super::FileConfig;
-use crate::api::rate_limit::RateLimit;
 use crate::domain::{Error, Result};
 use crate::listener::proxy::{Network, TrustedProxies};
 use crate::listener::tls::TlsFiles;
@@ -16,6 +15,23 @@ pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
 /// Default sustained requests per second per token.
 pub const DEFAULT_RATE_LIMIT: u32 = 1000;
+
+/// The limit: requests per second per token, with bursts up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per second per token; 0 turns the limit off.
+    pub per_second: u32,
+    /// Requests a token may send at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// No limit.
+    pub const OFF: RateLimit = RateLimit {
+        per_second: 0,
+        burst: 0,
+    };
+}
 
 /// The network flags of `provisio serve`.
 #[derive(Debug, Clone, Args, Default)]

@@ -1,7 +1,7 @@
 //! The statements that store and remove the engine's account and app group records, built for
 //! the transactions of the finisher and of import and reconciliation runs.
 
-use super::apps::to_json;
+use super::app_rows::to_json;
 use super::sql::{Sql, micros};
 use crate::domain::Result;
 use crate::domain::app::{AccessLoss, AppAccount, AppGroup};

@@ -3,7 +3,7 @@
 //! change-log events.
 
 use super::StoredApp;
-use super::apps::{app_from_row, policy_from_row, select_apps, to_json};
+use super::app_rows::{app_from_row, policy_from_row, select_apps, to_json};
 use super::sql::{Sql, WriteTx, micros};
 use crate::domain::admin::Actor;
 use crate::domain::app::{App, Policy};

@@ -3,6 +3,7 @@
 
 mod account_rows;
 mod admins;
+mod app_rows;
 mod app_writes;
 mod apps;
 mod attributes;
