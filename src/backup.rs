@@ -90,12 +90,41 @@ pub async fn backup(database: &DatabaseConfig, to: &Path) -> Result<Backup> {
     }
     let partial = partial_path(to)?;
     let _ = std::fs::remove_file(&partial);
-    let (schema_version, format) = match database {
+    let taken = write_backup(database, &partial).await.and_then(|taken| {
+        // VACUUM INTO and pg_dump leave the file to the page cache: on disk before it is named
+        // like a backup, and the name on disk before the backup is said to be taken.
+        sync_file(&partial)?;
+        std::fs::rename(&partial, to)
+            .map_err(|e| Error::Config(format!("cannot move the backup into {}: {e}", to.display())))?;
+        if let Some(dir) = to.parent() {
+            sync_directory(dir);
+        }
+        Ok(taken)
+    });
+    let (schema_version, format) = match taken {
+        Ok(taken) => taken,
+        Err(err) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(err);
+        }
+    };
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    Ok(Backup {
+        path: to.to_owned(),
+        bytes,
+        schema_version,
+        format,
+    })
+}
+
+/// Writes the backup of `database` to `partial`; returns its schema version and format.
+async fn write_backup(database: &DatabaseConfig, partial: &Path) -> Result<(i64, BackupFormat)> {
+    Ok(match database {
         DatabaseConfig::Sqlite { data_dir } => {
             let store = open_existing_sqlite(data_dir).await?;
             let version = store.schema_version().await;
             let copied = match version {
-                Ok(_) => store.snapshot_sqlite(&partial).await,
+                Ok(_) => store.snapshot_sqlite(partial).await,
                 Err(_) => Ok(()),
             };
             store.close().await;
@@ -122,16 +151,26 @@ pub async fn backup(database: &DatabaseConfig, to: &Path) -> Result<Backup> {
             .await?;
             (version, BackupFormat::PgDump)
         }
-    };
-    std::fs::rename(&partial, to)
-        .map_err(|e| Error::Config(format!("cannot move the backup into {}: {e}", to.display())))?;
-    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
-    Ok(Backup {
-        path: to.to_owned(),
-        bytes,
-        schema_version,
-        format,
     })
+}
+
+/// Flushes a file's contents to disk.
+fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| Error::Config(format!("cannot flush the backup {} to disk: {e}", path.display())))
+}
+
+/// Flushes a directory's entries (a rename in it) to disk, where the system allows it.
+fn sync_directory(dir: &Path) {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if let Ok(handle) = std::fs::File::open(dir) {
+        let _ = handle.sync_all();
+    }
 }
 
 /// Puts the backup `from` back: into a data directory no hub runs on (its store is replaced only
@@ -211,7 +250,13 @@ async fn restore_postgres(url: &SecretString, from: &Path) -> Result<Restored> {
     let from_arg = from.display().to_string();
     run_pg_tool(
         "pg_restore",
-        &["--no-owner", "--no-privileges", "--exit-on-error", &from_arg],
+        &[
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "--single-transaction",
+            &from_arg,
+        ],
         url,
     )
     .await?;
@@ -230,6 +275,9 @@ async fn check_and_release(url: &str) -> Result<Restored> {
         if schema_version == 0 {
             return Err(Error::Config("the backup holds no Provisio store".into()));
         }
+        // An older backup is brought up to this binary's schema first: what follows (and the
+        // hub that starts on it) reads the tables as this binary knows them.
+        store.migrate().await?;
         let claims_released = store.release_claims().await?;
         Ok(Restored {
             schema_version,
@@ -413,7 +461,21 @@ pub async fn scheduled_backup(database: &DatabaseConfig, schedule: &BackupSchedu
     let to = schedule.dir.join(format!("provisio-{stamp}.{}", format.extension()));
     let taken = backup(database, &to).await?;
     prune_backups(&schedule.dir, format, schedule.keep)?;
+    remove_stale_partials(&schedule.dir);
     Ok(taken)
+}
+
+/// Removes `.provisio-*.partial` files a scheduled backup interrupted by a crash left behind.
+fn remove_stale_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with(".provisio-") && name.ends_with(".partial") {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// Deletes the oldest scheduled backups of `format` in `dir` beyond the newest `keep`; returns

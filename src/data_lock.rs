@@ -29,10 +29,15 @@ impl DataDirLock {
         // SAFETY: flock on a descriptor this function owns; it reads or writes no memory.
         let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if taken != 0 {
-            return Err(Error::Config(format!(
-                "a Provisio hub is running on {} (it holds {LOCK_FILE}): stop it first",
-                data_dir.display()
-            )));
+            let error = std::io::Error::last_os_error();
+            return Err(Error::Config(if error.kind() == std::io::ErrorKind::WouldBlock {
+                format!(
+                    "a Provisio hub is running on {} (it holds {LOCK_FILE}): stop it first",
+                    data_dir.display()
+                )
+            } else {
+                format!("cannot lock {}: {error}", path.display())
+            }));
         }
         Ok(DataDirLock { _file: file })
     }

@@ -217,7 +217,8 @@ pub async fn serve(config: Config) -> Result<()> {
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
     let address = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
-    let base_url = format!("http://{address}");
+    let scheme = if config.network.tls.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{address}");
     if let Some(first) = AuthService::new(store.clone()).bootstrap().await? {
         announce_first_admin(&first, &base_url);
     }

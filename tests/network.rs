@@ -439,3 +439,82 @@ async fn a_kept_alive_connection_is_closed_after_the_idle_timeout() {
     assert!(waited >= Duration::from_millis(900), "closed after {waited:?}");
     hub.stop().await;
 }
+
+/// Sends `GET /healthz` on a new connection; the status, or None when the connection was closed
+/// without an answer.
+async fn healthz_once(port: u16) -> Option<u16> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&answer);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_connections_make_room_and_a_stalled_body_ends_in_time() {
+    provisio::install_crypto_provider();
+    let hub = LimitedHub::start(&["--max-connections", "20", "--header-timeout", "2"]).await;
+
+    // 20 kept-alive connections, each answered once and then parked: the cap is full.
+    let mut parked = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", hub.port))
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .expect("request");
+        let mut buffer = [0u8; 512];
+        let n = stream.read(&mut buffer).await.expect("answer");
+        assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+        parked.push(stream);
+    }
+    // A new client is served: a parked connection is closed to make room.
+    assert_eq!(healthz_once(hub.port).await, Some(200));
+
+    // 20 requests whose bodies never come hold every place: a newcomer is closed at once ...
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", hub.port))
+            .await
+            .expect("connect");
+        stream
+            .write_all(
+                format!(
+                    "POST /api/v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+                    hub.token
+                )
+                .as_bytes(),
+            )
+            .await
+            .expect("head");
+        stalled.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(healthz_once(hub.port).await, None, "every place has a request in hand");
+    // ... until the stalled bodies time out and their places free up.
+    let started = Instant::now();
+    for stream in &mut stalled {
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            (text.starts_with("HTTP/1.1 408") || text.starts_with("HTTP/1.1 400"))
+                && text.contains("not received within"),
+            "a stalled body ends with an error that says so: {text}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "within the header timeout");
+    eventually(10, "the hub to serve newcomers again", || async {
+        (healthz_once(hub.port).await == Some(200)).then_some(())
+    })
+    .await;
+}

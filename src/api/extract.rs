@@ -64,18 +64,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// Resolves `Authorization: Bearer <token>` to who the token acts for.
-async fn bearer_principal(parts: &Parts, state: &HubState) -> Result<Principal, ApiError> {
-    let header = parts
-        .headers
-        .get(AUTHORIZATION)
-        .ok_or_else(|| Error::Unauthenticated("an API token is required: send Authorization: Bearer <token>".into()))?;
-    let token = header
+/// The token of `Authorization: Bearer <token>`, as authentication reads it (the rate limit
+/// counts requests by the same reading).
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
+}
+
+/// Resolves `Authorization: Bearer <token>` to who the token acts for.
+async fn bearer_principal(parts: &Parts, state: &HubState) -> Result<Principal, ApiError> {
+    if !parts.headers.contains_key(AUTHORIZATION) {
+        return Err(
+            Error::Unauthenticated("an API token is required: send Authorization: Bearer <token>".into()).into(),
+        );
+    }
+    let token = bearer_token(&parts.headers)
         .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into()))?;
     Ok(state.auth.authenticate(token).await?)
 }

@@ -8,7 +8,6 @@ use super::HubState;
 pub use crate::config::RateLimit;
 use crate::domain::Error;
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -24,6 +23,9 @@ const FORGET_FULL_AFTER: usize = 10_000;
 pub struct RateLimiter {
     limit: RateLimit,
     buckets: Mutex<HashMap<[u8; 32], Bucket>>,
+    /// When full buckets were last forgotten: at most once a second, so that a map kept full by
+    /// many tokens is not scanned on every request.
+    last_sweep: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +40,18 @@ impl RateLimiter {
         RateLimiter {
             limit,
             buckets: Mutex::default(),
+            last_sweep: Mutex::default(),
         }
+    }
+
+    /// Whether the last sweep was over a second before `now` (and, if so, notes this one).
+    fn swept_before(&self, now: Instant) -> bool {
+        let mut last = self.last_sweep.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// Takes one request of `token` at `now`; the error is how long until one is taken again.
@@ -50,7 +63,7 @@ impl RateLimiter {
         let burst = f64::from(self.limit.burst.max(1));
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if buckets.len() >= FORGET_FULL_AFTER {
+        if buckets.len() >= FORGET_FULL_AFTER && self.swept_before(now) {
             buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
         }
         let bucket = buckets.entry(key).or_insert(Bucket { tokens: burst, at: now });
@@ -67,12 +80,7 @@ impl RateLimiter {
 
 /// The middleware: counts each request with a bearer token against that token's bucket.
 pub async fn limit_per_token(State(state): State<HubState>, request: Request, next: Next) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    if let Some(token) = token
+    if let Some(token) = super::extract::bearer_token(request.headers())
         && let Err(wait) = state.rate_limiter.take(token, Instant::now())
     {
         let error = Error::RateLimited {
@@ -118,6 +126,24 @@ mod tests {
             assert!(limiter.take("a", much_later).is_ok());
         }
         assert!(limiter.take("a", much_later).is_err());
+    }
+
+    #[test]
+    fn spaces_around_a_token_do_not_make_it_another() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("authorization", "Bearer   tok  ".parse().unwrap());
+        assert_eq!(super::super::extract::bearer_token(&headers), Some("tok"));
+        let limiter = RateLimiter::new(RateLimit {
+            per_second: 1,
+            burst: 1,
+        });
+        let now = Instant::now();
+        assert!(limiter.take("tok", now).is_ok());
+        assert!(
+            limiter
+                .take(super::super::extract::bearer_token(&headers).unwrap(), now)
+                .is_err()
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::service::scim::{ListParams, ResourceKind, ScimResource};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -115,16 +115,9 @@ impl FromRequestParts<HubState> for ScimSource {
     type Rejection = ScimError;
 
     async fn from_request_parts(parts: &mut Parts, state: &HubState) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::Unauthenticated("a SCIM token is required: send Authorization: Bearer <token>".into())
-            })?;
+        let token = super::extract::bearer_token(&parts.headers).ok_or_else(|| {
+            Error::Unauthenticated("a SCIM token is required: send Authorization: Bearer <token>".into())
+        })?;
         Ok(ScimSource(state.auth.authenticate_scim(token).await?))
     }
 }

@@ -58,8 +58,8 @@ pub struct NetworkArgs {
     /// Seconds a kept-alive connection may wait for its next request. Default: 60.
     #[arg(long, env = "PROVISIO_IDLE_TIMEOUT", value_name = "SECS")]
     pub idle_timeout: Option<u64>,
-    /// Connections open at once; when full, the oldest one that has sent no request yet is
-    /// closed for a new one. Default: the open-file limit less 256.
+    /// Connections open at once; when full, the one idle longest (no request in hand) is closed
+    /// for a new one. Default: the open-file limit less 256.
     #[arg(long, env = "PROVISIO_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
     /// Requests per second per bearer token on /scim/v2 and the admin API (0: no limit).
@@ -128,8 +128,8 @@ impl NetworkArgs {
             .collect::<Result<Vec<_>>>()?;
         let seconds =
             |flag: Option<u64>, key: Option<u64>, default: u64, name: &str| match flag.or(key).unwrap_or(default) {
-                0 => Err(Error::Config(format!("{name} must be at least 1 second"))),
-                secs => Ok(Duration::from_secs(secs)),
+                secs @ 1..=86_400 => Ok(Duration::from_secs(secs)),
+                _ => Err(Error::Config(format!("{name} must be from 1 second to 86400 (a day)"))),
             };
         let max_connections = self.max_connections.or(file.max_connections);
         if max_connections == Some(0) {

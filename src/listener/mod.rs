@@ -4,10 +4,13 @@
 //! - A new connection must deliver its first request head (after the TLS handshake, if any)
 //!   within the header timeout, or it is closed. A kept-alive connection must start its next
 //!   request within the idle timeout (hyper's header-read timer, restarted after each response).
-//! - At most `max_connections` are open. When one more arrives, the oldest connection that has
-//!   not yet sent a request head is closed to make room, so that half-open connections can never
-//!   lock out real clients; when every open connection is busy with requests, the newcomer is
-//!   closed instead.
+//! - A request body must keep arriving: a wait of more than the header timeout between two of
+//!   its parts ends the request with an error that says so.
+//! - At most `max_connections` are open. When one more arrives, the connection idle longest (no
+//!   request in hand: one that has not yet sent a request head, or a kept-alive one between
+//!   requests) is closed to make room, so that half-open or parked connections can never lock out
+//!   real clients; when every open connection has a request in hand, the newcomer is closed
+//!   instead.
 //! - Forwarded headers are trusted only from the configured proxies (`proxy.rs`), and a TLS
 //!   connection says so itself.
 //! - On shutdown, no connection is accepted and each open one finishes its request in hand.
@@ -17,10 +20,11 @@ pub mod tls;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use proxy::TrustedProxies;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -88,6 +92,7 @@ pub async fn serve(
     limits: ListenerLimits,
     shutdown: CancellationToken,
 ) {
+    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.header_timeout));
     let connections = TaskTracker::new();
     let registry = Arc::new(Registry::new(limits.max_connections));
     let trusted = Arc::new(trusted);
@@ -110,7 +115,7 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
         };
         let Some(slot) = registry.admit() else {
-            // Every open connection is at work: this one is closed at once.
+            // Every open connection has a request in hand: this one is closed at once.
             drop(stream);
             continue;
         };
@@ -172,12 +177,23 @@ impl Connection {
             slot,
             shutdown,
         } = self;
-        let started = slot.started_flag();
+        let activity = slot.activity();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            started.mark();
+            // In hand from its head until its answer's body is sent or dropped: meanwhile the
+            // connection is not idle and is never closed to make room.
+            let in_hand = activity.begin();
             proxy::sanitize(request.headers_mut(), peer.ip(), over_tls, &trusted);
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
+            let answer = app.clone().oneshot(request);
+            async move {
+                let response = answer.await?;
+                Ok::<_, std::convert::Infallible>(response.map(move |body| {
+                    body.map_frame(move |frame| {
+                        let _ = &in_hand;
+                        frame
+                    })
+                }))
+            }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -204,8 +220,8 @@ impl Connection {
                         break;
                     }
                 }
-                () = slot.evicted.cancelled(), if first_head.is_some() => {
-                    tracing::debug!(peer = %peer, "closed to make room: no request head yet");
+                () = slot.evicted.cancelled() => {
+                    tracing::debug!(peer = %peer, "closed to make room: no request in hand");
                     break;
                 }
                 () = shutdown.cancelled(), if !closing => {
@@ -217,8 +233,8 @@ impl Connection {
     }
 }
 
-/// The open connections: how many, and those still waiting for their first request head, oldest
-/// first, with the token that closes each.
+/// The open connections: how many, and those idle (no request in hand), longest idle first,
+/// each with the token that closes it.
 struct Registry {
     max: usize,
     state: Mutex<RegistryState>,
@@ -228,7 +244,30 @@ struct Registry {
 struct RegistryState {
     open: usize,
     next_id: u64,
-    waiting: BTreeMap<u64, CancellationToken>,
+    next_idle: u64,
+    connections: HashMap<u64, Activity>,
+    /// Idle order -> connection id.
+    idle: BTreeMap<u64, u64>,
+}
+
+/// What a connection is doing.
+struct Activity {
+    in_hand: usize,
+    started: bool,
+    idle_key: Option<u64>,
+    evicted: CancellationToken,
+}
+
+impl RegistryState {
+    /// Puts connection `id` at the end of the idle order.
+    fn make_idle(&mut self, id: u64) {
+        let key = self.next_idle;
+        self.next_idle += 1;
+        if let Some(activity) = self.connections.get_mut(&id) {
+            activity.idle_key = Some(key);
+            self.idle.insert(key, id);
+        }
+    }
 }
 
 impl Registry {
@@ -239,25 +278,40 @@ impl Registry {
         }
     }
 
-    /// A place for a new connection: when all are taken, the oldest connection without a request
-    /// head yet is closed for it; None when every open connection is at work.
+    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A place for a new connection: when all are taken, the connection idle longest is closed
+    /// for it; None when every open connection has a request in hand.
     fn admit(self: &Arc<Self>) -> Option<Slot> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.lock();
         if state.open >= self.max {
-            let (_, oldest) = state.waiting.pop_first()?;
-            oldest.cancel();
+            let (_, oldest) = state.idle.pop_first()?;
+            if let Some(activity) = state.connections.get_mut(&oldest) {
+                activity.idle_key = None;
+                activity.evicted.cancel();
+            }
         }
         state.open += 1;
         state.next_id += 1;
         let id = state.next_id;
         let evicted = CancellationToken::new();
-        state.waiting.insert(id, evicted.clone());
+        state.connections.insert(
+            id,
+            Activity {
+                in_hand: 0,
+                started: false,
+                idle_key: None,
+                evicted: evicted.clone(),
+            },
+        );
+        state.make_idle(id);
         Some(Slot {
             id,
             registry: self.clone(),
             evicted,
             opened: Instant::now(),
-            started: Arc::new(Started::default()),
         })
     }
 }
@@ -269,49 +323,76 @@ struct Slot {
     /// Cancelled when the connection is closed to make room.
     evicted: CancellationToken,
     opened: Instant,
-    started: Arc<Started>,
 }
 
 impl Slot {
-    fn started_flag(&self) -> StartedFlag {
-        StartedFlag {
+    fn activity(&self) -> ActivityHandle {
+        ActivityHandle {
             id: self.id,
             registry: self.registry.clone(),
-            started: self.started.clone(),
         }
     }
 
+    /// Whether the connection has delivered a request head.
     fn has_started(&self) -> bool {
-        self.started.0.load(std::sync::atomic::Ordering::Acquire)
+        self.registry
+            .lock()
+            .connections
+            .get(&self.id)
+            .is_some_and(|activity| activity.started)
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut state = self.registry.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.registry.lock();
         state.open = state.open.saturating_sub(1);
-        state.waiting.remove(&self.id);
+        if let Some(activity) = state.connections.remove(&self.id)
+            && let Some(key) = activity.idle_key
+        {
+            state.idle.remove(&key);
+        }
     }
 }
 
-/// Whether a connection has delivered a request head.
-#[derive(Default)]
-struct Started(std::sync::atomic::AtomicBool);
-
-/// Marks its connection as started (it can no longer be closed to make room); cloned into the
-/// connection's service.
+/// Counts the requests a connection has in hand; cloned into its service.
 #[derive(Clone)]
-struct StartedFlag {
+struct ActivityHandle {
     id: u64,
     registry: Arc<Registry>,
-    started: Arc<Started>,
 }
 
-impl StartedFlag {
-    fn mark(&self) {
-        if !self.started.0.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            let mut state = self.registry.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.waiting.remove(&self.id);
+impl ActivityHandle {
+    /// A request's head has arrived: the connection is no longer idle until the returned guard
+    /// is dropped (with the answer's body).
+    fn begin(&self) -> InHand {
+        let mut state = self.registry.lock();
+        if let Some(activity) = state.connections.get_mut(&self.id) {
+            activity.started = true;
+            activity.in_hand += 1;
+            if let Some(key) = activity.idle_key.take() {
+                state.idle.remove(&key);
+            }
+        }
+        InHand(self.clone())
+    }
+}
+
+/// A request in hand; its drop makes the connection idle again when it was the last.
+struct InHand(ActivityHandle);
+
+impl Drop for InHand {
+    fn drop(&mut self) {
+        let mut state = self.0.registry.lock();
+        let idle_now = match state.connections.get_mut(&self.0.id) {
+            Some(activity) => {
+                activity.in_hand = activity.in_hand.saturating_sub(1);
+                activity.in_hand == 0 && !activity.evicted.is_cancelled()
+            }
+            None => false,
+        };
+        if idle_now {
+            state.make_idle(self.0.id);
         }
     }
 }
@@ -321,31 +402,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_registry_closes_the_oldest_waiting_connection_for_a_new_one() {
+    fn a_full_registry_closes_the_connection_idle_longest_for_a_new_one() {
         let registry = Arc::new(Registry::new(2));
         let first = registry.admit().unwrap();
         let second = registry.admit().unwrap();
-        second.started_flag().mark();
-        // Full: the oldest waiting one (the first) is closed for the third.
+        let second_request = second.activity().begin();
+        // Full: the idle one (the first, no request yet) is closed for the third.
         let third = registry.admit().unwrap();
         assert!(first.evicted.is_cancelled());
         assert!(!second.evicted.is_cancelled());
         drop(first);
-        // Full again, and only the third waits: it goes for the fourth.
+        // The second's request is answered: it is idle again, after the third.
+        drop(second_request);
+        assert!(second.has_started());
         let _fourth = registry.admit().unwrap();
-        assert!(third.evicted.is_cancelled());
+        assert!(third.evicted.is_cancelled(), "the third has been idle longest");
+        assert!(!second.evicted.is_cancelled());
         drop(third);
-        // Both open connections are at work now: a fifth is refused.
-        let fourth_started = registry
-            .state
-            .lock()
-            .unwrap()
-            .waiting
-            .keys()
-            .copied()
-            .collect::<Vec<_>>();
-        assert_eq!(fourth_started.len(), 1);
-        _fourth.started_flag().mark();
+        // Both open connections have a request in hand: a fifth is refused.
+        let _in_hand = (second.activity().begin(), _fourth.activity().begin());
         assert!(registry.admit().is_none());
         drop(second);
         assert!(registry.admit().is_some());

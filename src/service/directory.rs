@@ -186,15 +186,13 @@ where
     }
 
     /// Creates many users, sharing the store's statements: each input gets its own outcome, in
-    /// order. When the batch is refused as a whole (a username taken meanwhile), its users are
-    /// created one by one, so that only the refused ones fail.
+    /// order. When the batch is refused for a clash (a username taken meanwhile), its users are
+    /// created one by one, so that only the refused ones fail; any other failure (the store
+    /// refusing work) is every user's outcome.
     pub async fn create_users(&self, inputs: Vec<NewUser>, source: UserSource, actor: &Actor) -> Vec<Result<User>> {
         let definitions = match self.attribute_definitions().await {
             Ok(definitions) => definitions,
-            Err(err) => {
-                let message = err.to_string();
-                return inputs.iter().map(|_| Err(Error::Storage(message.clone()))).collect();
-            }
+            Err(err) => return inputs.iter().map(|_| Err(err.duplicate())).collect(),
         };
         let at = now();
         let outcomes: Vec<Result<User>> = inputs
@@ -202,17 +200,23 @@ where
             .map(|input| User::create(input, &definitions, source, at))
             .collect();
         let valid: Vec<User> = outcomes.iter().filter_map(|o| o.as_ref().ok().cloned()).collect();
-        if self.store.insert_users(valid, actor).await.is_ok() {
-            return outcomes;
+        match self.store.insert_users(valid, actor).await {
+            Ok(()) => outcomes,
+            Err(Error::Conflict { .. }) => {
+                let mut singles = Vec::with_capacity(outcomes.len());
+                for outcome in outcomes {
+                    singles.push(match outcome {
+                        Ok(user) => self.store.insert_user(&user, actor).await.map(|()| user),
+                        Err(err) => Err(err),
+                    });
+                }
+                singles
+            }
+            Err(shared) => outcomes
+                .into_iter()
+                .map(|outcome| outcome.and(Err(shared.duplicate())))
+                .collect(),
         }
-        let mut singles = Vec::with_capacity(outcomes.len());
-        for outcome in outcomes {
-            singles.push(match outcome {
-                Ok(user) => self.store.insert_user(&user, actor).await.map(|()| user),
-                Err(err) => Err(err),
-            });
-        }
-        singles
     }
 
     /// Finds a user by id or, failing that, by username.
