@@ -213,9 +213,8 @@ pub async fn serve(config: Config) -> Result<()> {
         crate::config::DatabaseConfig::Url(_) => None,
     };
     let store = open_store(&config.database).await?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+    let listener =
+        listener::bind(config.listen).map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
     let address = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
     let scheme = if config.network.tls.is_some() { "https" } else { "http" };
     let base_url = format!("{scheme}://{address}");

@@ -15,6 +15,10 @@ use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The tests of this file run one at a time: the half-open connection test times answers in
+/// milliseconds, and the others would share its two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Raises this test process's soft open-file limit to its hard limit (2,000 client sockets).
 fn raise_own_file_limit() {
     provisio::listener::raise_open_file_limit();
@@ -111,6 +115,7 @@ impl Drop for LimitedHub {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_connections_never_lock_out_real_clients() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     provisio::install_crypto_provider();
     raise_own_file_limit();
     let hub = LimitedHub::start(&[]).await;
@@ -218,6 +223,7 @@ async fn half_open_connections_never_lock_out_real_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_answers_429_with_retry_after_then_serves_again() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let hub = TestHub::start_configured(Backend::Sqlite, |config| {
         config.network.rate_limit = RateLimit {
             per_second: 1,
@@ -291,6 +297,7 @@ fn trusting(dir: &std::path::Path) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_serves_the_certificate_on_disk_and_follows_a_swap() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     provisio::install_crypto_provider();
     let first = tempfile::tempdir().expect("first certificates");
     let second = tempfile::tempdir().expect("second certificates");
@@ -361,6 +368,7 @@ async fn https_serves_the_certificate_on_disk_and_follows_a_swap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_headers_count_only_from_trusted_proxies() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     for trusted in [true, false] {
         let hub = TestHub::start_configured(Backend::Sqlite, move |config| {
             if trusted {
@@ -409,6 +417,7 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let hub = TestHub::start_configured(Backend::Sqlite, |config| {
         config.network.idle_timeout = Duration::from_secs(1);
     })
@@ -459,6 +468,7 @@ async fn healthz_once(port: u16) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parked_connections_make_room_and_a_stalled_body_ends_in_time() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     provisio::install_crypto_provider();
     let hub = LimitedHub::start(&["--max-connections", "20", "--header-timeout", "2"]).await;
 

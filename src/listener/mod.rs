@@ -50,6 +50,21 @@ pub struct ListenerLimits {
     pub max_connections: usize,
 }
 
+/// Connections the kernel may hold for the hub before it accepts them (it caps this at its own
+/// `somaxconn`): deep enough that a burst of connections does not drop a real client's.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// Listens on `address` with a deep accept queue.
+pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 /// Raises this process's soft limit on open files to its hard limit, and returns the limit now
 /// in force (None when it cannot be read).
 pub fn raise_open_file_limit() -> Option<u64> {
