@@ -122,14 +122,14 @@ async fn write_backup(database: &DatabaseConfig, partial: &Path) -> Result<(i64,
     Ok(match database {
         DatabaseConfig::Sqlite { data_dir } => {
             let store = open_existing_sqlite(data_dir).await?;
-            let version = store.schema_version().await;
-            let copied = match version {
-                Ok(_) => store.snapshot_sqlite(partial).await,
-                Err(_) => Ok(()),
-            };
+            let copied = async {
+                let version = store.schema_version().await?;
+                store.snapshot_sqlite(partial).await?;
+                Ok::<_, Error>(version)
+            }
+            .await;
             store.close().await;
-            copied?;
-            (version?, BackupFormat::Sqlite)
+            (copied?, BackupFormat::Sqlite)
         }
         DatabaseConfig::Url(url) => {
             let store = SqlStore::connect(url.expose_secret()).await?;
@@ -408,36 +408,20 @@ async fn run_pg_tool_output(tool: &str, args: &[&str], url: Option<&SecretString
 fn split_password(url: &SecretString) -> Result<(String, Option<SecretString>)> {
     let mut parsed = reqwest::Url::parse(url.expose_secret())
         .map_err(|e| Error::Config(format!("the database URL cannot be read: {e}")))?;
-    let password = parsed.password().map(|p| {
-        let decoded = percent_decode(p);
-        SecretString::from(decoded)
-    });
+    let password = parsed
+        .password()
+        .map(|p| {
+            crate::domain::address::percent_decode(p)
+                .map(SecretString::from)
+                .ok_or_else(|| Error::Config("the database URL's password is not valid percent-encoded UTF-8".into()))
+        })
+        .transpose()?;
     if password.is_some() {
         parsed
             .set_password(None)
             .map_err(|()| Error::Config("the database URL cannot be read".into()))?;
     }
     Ok((parsed.to_string(), password))
-}
-
-/// Decodes `%XX` escapes (a URL's password is percent-encoded).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = text.get(i + 1..i + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Takes one scheduled backup into `schedule.dir` (named by the time, so that names sort by age)

@@ -4,14 +4,13 @@
 
 mod common;
 
-use common::{Backend, TestHub, eventually};
+use common::{Backend, HubProcess, TestDatabase, TestHub, eventually};
 use provisio::api::rate_limit::RateLimit;
 use provisio::listener::proxy::TrustedProxies;
 use provisio::listener::tls::TlsFiles;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -19,80 +18,39 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// milliseconds, and the others would share its two cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Raises this test process's soft open-file limit to its hard limit (2,000 client sockets).
-fn raise_own_file_limit() {
-    provisio::listener::raise_open_file_limit();
-}
-
-/// `provisio serve` with its open-file limit at 1,024 (soft and hard), on a free port.
+/// `provisio serve` with its open-file limit at 1,024 (soft and hard), on a free port, with an
+/// admin token.
 struct LimitedHub {
-    child: std::process::Child,
+    process: HubProcess,
     base_url: String,
     port: u16,
     token: String,
-    _data: tempfile::TempDir,
+    _db: TestDatabase,
+    _keys: tempfile::TempDir,
 }
 
 impl LimitedHub {
     async fn start(extra: &[&str]) -> Self {
-        let data = tempfile::tempdir().expect("data directory");
-        let data_arg = data.path().display().to_string();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_provisio"));
-        common::tied_to_test(&mut command)
-            .args([
-                "serve",
-                "--data-dir",
-                &data_arg,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .args(["--log-level", "warn"])
-            .args(extra)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        // SAFETY: setrlimit only, between fork and exec; it allocates nothing.
-        unsafe {
-            command.pre_exec(|| {
-                let limit = libc::rlimit {
-                    rlim_cur: 1024,
-                    rlim_max: 1024,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command.spawn().expect("start provisio serve");
-        let base_url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        eventually(30, "provisio serve to answer", || async {
-            http.get(format!("{base_url}/healthz")).send().await.ok()
-        })
-        .await;
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_provisio"))
-            .args(["admin-token", "--data-dir", &data_arg])
-            .output()
-            .expect("admin-token");
-        assert!(output.status.success());
+        let db = TestDatabase::new(Backend::Sqlite).await;
+        let keys = tempfile::tempdir().expect("key directory");
+        let process =
+            HubProcess::spawn_with_file_limit(&db.flags(), &keys.path().join("secret.key"), extra, 1024).await;
+        let base_url = process.base_url.clone();
+        let port = base_url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
         LimitedHub {
-            child,
+            token: db.admin_token(),
+            process,
             base_url,
             port,
-            token: String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-            _data: data,
+            _db: db,
+            _keys: keys,
         }
     }
 
     /// The hub's open-file limit, as the kernel reports it.
     fn file_limit(&self) -> String {
         let mut limits = String::new();
-        std::fs::File::open(format!("/proc/{}/limits", self.child.id()))
+        std::fs::File::open(format!("/proc/{}/limits", self.process.pid()))
             .and_then(|mut f| f.read_to_string(&mut limits))
             .expect("read the hub's limits");
         limits
@@ -106,18 +64,12 @@ impl LimitedHub {
     }
 }
 
-impl Drop for LimitedHub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_connections_never_lock_out_real_clients() {
     let _alone = ONE_AT_A_TIME.lock().await;
     provisio::install_crypto_provider();
-    raise_own_file_limit();
+    // 2,000 client sockets: this process's soft open-file limit goes up to its hard limit.
+    provisio::listener::raise_open_file_limit();
     let hub = LimitedHub::start(&[]).await;
     assert_eq!(hub.file_limit(), "1024", "the hub runs with 1,024 open files");
 

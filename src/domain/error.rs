@@ -172,21 +172,13 @@ impl From<provisio_scim::Error> for Error {
 }
 
 impl Error {
-    /// The same failure for another caller (errors are not `Clone`): a store condition keeps its
-    /// cause, a conflict or validation its field, anything else its message as a storage error.
+    /// The same failure for another caller (errors are not `Clone`): a passing store condition
+    /// keeps its cause, anything else becomes a storage error with its message.
     pub fn duplicate(&self) -> Error {
         match self {
             Error::StoreUnavailable { fault, detail } => Error::StoreUnavailable {
                 fault: *fault,
                 detail: detail.clone(),
-            },
-            Error::Conflict { field, message } => Error::Conflict {
-                field: field.clone(),
-                message: message.clone(),
-            },
-            Error::Validation { field, message } => Error::Validation {
-                field: field.clone(),
-                message: message.clone(),
             },
             other => Error::Storage(other.to_string()),
         }

@@ -194,7 +194,7 @@ impl CommitQueue {
                 // A write that failed on its own keeps its own error: it did nothing either way.
                 (_, Err(own)) => Err(own),
                 (Ok(()), Ok(())) => Ok(()),
-                (Err(shared), Ok(())) => Err(copy_failure(shared)),
+                (Err(shared), Ok(())) => Err(shared.duplicate()),
             };
             // The writer may have gone (its request was dropped); what it wrote stands.
             let _ = answer.send(answer_with);
@@ -220,18 +220,6 @@ where
 /// Answers every write of a batch that could not begin.
 fn fail_all(batch: Vec<QueuedWrite>, err: &Error) {
     for write in batch {
-        let _ = write.answer.send(Err(copy_failure(err)));
-    }
-}
-
-/// The batch's failure as each of its writers reports it: a store fault stays a store fault (so
-/// the writer answers 503 and readiness follows), anything else is a storage error.
-fn copy_failure(err: &Error) -> Error {
-    match err {
-        Error::StoreUnavailable { fault, detail } => Error::StoreUnavailable {
-            fault: *fault,
-            detail: detail.clone(),
-        },
-        other => Error::Storage(other.to_string()),
+        let _ = write.answer.send(Err(err.duplicate()));
     }
 }

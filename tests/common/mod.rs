@@ -366,7 +366,18 @@ pub struct HubProcess {
 impl HubProcess {
     /// Starts `provisio serve` on a free port over the given store and key file, and waits until it answers.
     pub async fn spawn(store_flags: &[String], key_file: &std::path::Path, extra: &[&str]) -> Self {
-        Self::start(store_flags, key_file, extra, None).await
+        Self::start(store_flags, key_file, extra, None, None).await
+    }
+
+    /// Like [`HubProcess::spawn`], with the process's open-file limit (soft and hard) set to
+    /// `open_files` before it starts.
+    pub async fn spawn_with_file_limit(
+        store_flags: &[String],
+        key_file: &std::path::Path,
+        extra: &[&str],
+        open_files: u64,
+    ) -> Self {
+        Self::start(store_flags, key_file, extra, None, Some(open_files)).await
     }
 
     /// Like [`HubProcess::spawn`], with the log (info level) written to `log_file`.
@@ -376,7 +387,7 @@ impl HubProcess {
         extra: &[&str],
         log_file: &std::path::Path,
     ) -> Self {
-        Self::start(store_flags, key_file, extra, Some(log_file)).await
+        Self::start(store_flags, key_file, extra, Some(log_file), None).await
     }
 
     async fn start(
@@ -384,6 +395,7 @@ impl HubProcess {
         key_file: &std::path::Path,
         extra: &[&str],
         log_file: Option<&std::path::Path>,
+        open_files: Option<u64>,
     ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
@@ -413,6 +425,22 @@ impl HubProcess {
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(stderr);
+        if let Some(open_files) = open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit only, between fork and exec; it allocates nothing.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: open_files,
+                        rlim_max: open_files,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = command.spawn().expect("start provisio serve");
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
@@ -421,6 +449,11 @@ impl HubProcess {
         })
         .await;
         HubProcess { child, base_url }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the process with SIGKILL: no shutdown, no cleanup.
