@@ -102,7 +102,10 @@ fn request_body(file: &PathBuf, prune: bool) -> Result<Value, ClientError> {
     let mut ldap_passwords = Map::new();
     if let Ok(parsed) = parse(&document) {
         for (app, reference) in parsed.token_refs() {
-            let secret = read_secret(&reference, &format!("the token of the app '{app}'"))?;
+            // Trimmed whole, as `apps create` reads a token file: the same file gives the same token.
+            let secret = read_secret(&reference, &format!("the token of the app '{app}'"))?
+                .trim()
+                .to_owned();
             app_tokens.insert(app, Value::String(secret));
         }
         for (source, reference) in parsed.password_refs() {
