@@ -157,10 +157,7 @@ impl<S: ConfigStores> ConfigService<S> {
             ..ConfigState::default()
         };
         let mut apps = Vec::new();
-        for app in self.store.list_apps().await? {
-            let Some(stored) = self.store.get_app(app.id).await? else {
-                continue;
-            };
+        for stored in self.store.list_stored_apps().await? {
             let token = self
                 .key
                 .decrypt(&stored.token_ciphertext, &stored.app.id.to_string())

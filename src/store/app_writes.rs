@@ -250,3 +250,26 @@ pub(super) async fn delete_policy_in(tx: &mut WriteTx, id: Uuid, actor: &Actor) 
     .await?;
     Ok(policy)
 }
+
+/// Renames a policy (its new name in `policy`), inside the caller's write transaction.
+pub(super) async fn rename_policy_in(tx: &mut WriteTx, policy: &Policy, actor: &Actor) -> Result<()> {
+    let renamed = Sql::new("UPDATE policies SET name = ")
+        .bind_text(policy.name.clone())
+        .push(" WHERE id = ")
+        .bind_text(policy.id.to_string())
+        .execute(tx.conn())
+        .await?;
+    if renamed == 0 {
+        return Err(Error::not_found("policy", policy.id));
+    }
+    tx.record(NewChange {
+        entity: EntityKind::Policy,
+        entity_id: policy.id.to_string(),
+        related_id: Some(policy.group_id.to_string()),
+        operation: ChangeOp::Updated,
+        actor: actor.label(),
+        data: json!({"policy": policy, "changed": ["name"]}),
+    })
+    .await?;
+    Ok(())
+}

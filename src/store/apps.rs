@@ -83,8 +83,12 @@ impl AppStore for SqlStore {
     }
 
     async fn list_apps(&self) -> Result<Vec<App>> {
+        Ok(self.list_stored_apps().await?.into_iter().map(|s| s.app).collect())
+    }
+
+    async fn list_stored_apps(&self) -> Result<Vec<StoredApp>> {
         let rows = select_apps().push(" ORDER BY name_key").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| app_from_row(r).map(|s| s.app)).collect()
+        rows.iter().map(app_from_row).collect()
     }
 
     async fn set_connection(

@@ -5,19 +5,19 @@
 //! everything as it was.
 
 use super::StoredApp;
-use super::app_writes::{delete_app_in, delete_policy_in, insert_app_in, insert_policy_in, update_app_in};
+use super::app_writes::{
+    delete_app_in, delete_policy_in, insert_app_in, insert_policy_in, rename_policy_in, update_app_in,
+};
 use super::attributes::{create_attribute_in, delete_attribute_in, update_attribute_in};
 use super::group_writes::write_new_group;
 use super::ldap::{delete_ldap_source_in, insert_ldap_source_in, update_ldap_source_in};
-use super::sql::{Sql, SqlStore};
+use super::sql::SqlStore;
+use crate::domain::Result;
 use crate::domain::admin::Actor;
 use crate::domain::app::Policy;
 use crate::domain::attribute::AttributeDefinition;
-use crate::domain::change::{ChangeOp, EntityKind, NewChange};
 use crate::domain::group::Group;
 use crate::domain::ldap::LdapSource;
-use crate::domain::{Error, Result};
-use serde_json::json;
 use std::future::Future;
 use uuid::Uuid;
 
@@ -101,24 +101,7 @@ impl ConfigStore for SqlStore {
             insert_policy_in(&mut tx, policy, actor).await?;
         }
         for policy in &writes.rename_policies {
-            let renamed = Sql::new("UPDATE policies SET name = ")
-                .bind_text(policy.name.clone())
-                .push(" WHERE id = ")
-                .bind_text(policy.id.to_string())
-                .execute(tx.conn())
-                .await?;
-            if renamed == 0 {
-                return Err(Error::not_found("policy", policy.id));
-            }
-            tx.record(NewChange {
-                entity: EntityKind::Policy,
-                entity_id: policy.id.to_string(),
-                related_id: Some(policy.group_id.to_string()),
-                operation: ChangeOp::Updated,
-                actor: actor.label(),
-                data: json!({"policy": policy, "changed": ["name"]}),
-            })
-            .await?;
+            rename_policy_in(&mut tx, policy, actor).await?;
         }
         for id in &writes.delete_policies {
             delete_policy_in(&mut tx, *id, actor).await?;

@@ -348,6 +348,8 @@ pub trait AppStore: Send + Sync {
     fn get_app_by_name(&self, name: &str) -> impl Future<Output = Result<Option<StoredApp>>> + Send;
     /// All apps by name.
     fn list_apps(&self) -> impl Future<Output = Result<Vec<App>>> + Send;
+    /// All apps by name, with their encrypted tokens.
+    fn list_stored_apps(&self) -> impl Future<Output = Result<Vec<StoredApp>>> + Send;
     /// Records the result of a connection check (not a configuration change: no change-log event).
     fn set_connection(
         &self,

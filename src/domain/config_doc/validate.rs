@@ -8,7 +8,7 @@ use super::{
 };
 use crate::domain::address::check_base_url_address;
 use crate::domain::app::{DeprovisionAction, Deprovisioning, validate_base_url, validate_name};
-use crate::domain::attribute::{AttributeDefinition, validate_attribute_name};
+use crate::domain::attribute::validate_attribute_name;
 use crate::domain::error::{Error, Result};
 use crate::domain::ldap::{merge_settings, validate_source_name};
 use crate::domain::mapping::{Mapping, MappingRule, Source, preset, presets};
@@ -79,21 +79,9 @@ pub fn desired_state(text: &str, document: &ConfigDocument, known: &Known<'_>) -
         }
         state.ldap_sources.push(source);
     }
-    let definitions: Vec<AttributeDefinition> = custom
-        .iter()
-        .map(|name| AttributeDefinition {
-            name: name.clone(),
-            display_name: name.clone(),
-            kind: crate::domain::attribute::AttributeType::String,
-            required: false,
-            description: None,
-            created_at: time::OffsetDateTime::UNIX_EPOCH,
-            updated_at: time::OffsetDateTime::UNIX_EPOCH,
-        })
-        .collect();
     let mut seen = HashSet::new();
     for entry in &document.apps {
-        let app = app(text, entry, &definitions, known)?;
+        let app = app(text, entry, &custom, known)?;
         if !seen.insert(app.name.to_lowercase()) {
             return Err(at(
                 entry.get_ref().name.span(),
@@ -244,7 +232,7 @@ fn ldap_source(
     })
 }
 
-fn app(text: &str, entry: &Spanned<AppDoc>, definitions: &[AttributeDefinition], known: &Known<'_>) -> Result<AppSpec> {
+fn app(text: &str, entry: &Spanned<AppDoc>, custom: &[String], known: &Known<'_>) -> Result<AppSpec> {
     let at = |span: Range<usize>, message: String| refusal(text, span, message);
     let doc = entry.get_ref();
     let name = validate_name("name", doc.name.get_ref()).map_err(|e| at(doc.name.span(), message(e)))?;
@@ -341,7 +329,7 @@ fn app(text: &str, entry: &Spanned<AppDoc>, definitions: &[AttributeDefinition],
             Mapping { rules }
         }
     };
-    mapping.validate(definitions).map_err(|e| {
+    mapping.check(|name| custom.iter().any(|c| c == name)).map_err(|e| {
         let line_span = match &e {
             Error::Validation { field, .. } => rule_index(field)
                 .and_then(|i| doc.mapping.as_ref().and_then(|rows| rows.get(i)))

@@ -105,7 +105,7 @@ impl Mapping {
     }
 
     /// [`Mapping::validate`], with `is_custom` telling which custom attribute names exist.
-    fn check(&self, is_custom: impl Fn(&str) -> bool) -> Result<()> {
+    pub(crate) fn check(&self, is_custom: impl Fn(&str) -> bool) -> Result<()> {
         let mut seen: Vec<TargetPath> = Vec::with_capacity(self.rules.len());
         for (index, rule) in self.rules.iter().enumerate() {
             let target_field = format!("mapping[{index}].target");
