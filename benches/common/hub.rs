@@ -201,6 +201,27 @@ impl Hub {
         .await;
     }
 
+    /// Links `group` to each of `apps` with concurrent requests (the policies are created at once).
+    pub async fn link_all(&self, apps: &[String], group: &str) {
+        let mut requests = tokio::task::JoinSet::new();
+        for app in apps {
+            let request = self
+                .http
+                .post(format!("{}/api/v1/policies", self.url))
+                .bearer_auth(&self.token)
+                .json(&json!({"app": app, "group": group}));
+            requests.spawn(async move {
+                let response = request.send().await.expect("admin API request");
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                assert!(status.is_success(), "POST /api/v1/policies: {status} {text}");
+            });
+        }
+        while let Some(done) = requests.join_next().await {
+            done.expect("policy request");
+        }
+    }
+
     pub fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])

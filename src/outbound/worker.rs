@@ -77,9 +77,10 @@ impl Wake {
         self.changes.notify_one();
     }
 
-    /// Signals that jobs were queued.
+    /// Signals that jobs were queued. The signal is kept until the scheduler next waits, so a
+    /// signal sent while it is busy claiming still wakes it (instead of the next poll).
     pub fn jobs_queued(&self) {
-        self.jobs.notify_waiters();
+        self.jobs.notify_one();
     }
 
     /// Signals that an LDAP source's run was queued.
@@ -114,6 +115,8 @@ pub fn spawn<S>(
         tracker.spawn(async move {
             let mut next_reap = tokio::time::Instant::now();
             let mut next_sweep = tokio::time::Instant::now() + sweep.min(Duration::from_secs(60));
+            let mut last_busy: Option<tokio::time::Instant> = None;
+            let mut busy_streak = 0u32;
             loop {
                 // Accounts deactivated for as many days as their app allows get a job that deletes them.
                 if tokio::time::Instant::now() >= next_sweep {
@@ -152,11 +155,30 @@ pub fn spawn<S>(
                         + (lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
                 }
                 let mut wait = poll;
-                match engine.store().dispatch_changes(500).await {
-                    Ok(0) => {}
-                    Ok(_) => {
+                let began = tokio::time::Instant::now();
+                match engine.store().dispatch_changes(DISPATCH_BATCH).await {
+                    Ok(dispatched) if dispatched.events == 0 => {}
+                    Ok(dispatched) => {
                         engine.health().succeeded();
-                        wake.jobs_queued();
+                        if dispatched.jobs > 0 {
+                            wake.jobs_queued();
+                        }
+                        // While changes keep coming (a third dispatch with events within the
+                        // spacing of the one before), the next dispatch waits out the spacing, so
+                        // that a busy directory's changes go in batches; a change after a quiet
+                        // spell, or a pair of them, still goes at once. A dispatch that stopped
+                        // at its limit leaves more to read at once.
+                        busy_streak = match last_busy {
+                            Some(last) if began.duration_since(last) < DISPATCH_SPACING => busy_streak + 1,
+                            _ => 0,
+                        };
+                        last_busy = Some(began);
+                        if busy_streak >= 2 && !dispatched.more {
+                            tokio::select! {
+                                () = shutdown.cancelled() => break,
+                                () = tokio::time::sleep_until(began + DISPATCH_SPACING) => {},
+                            }
+                        }
                         continue;
                     }
                     Err(e) => {
@@ -179,6 +201,14 @@ pub fn spawn<S>(
     }
     tracker.spawn(scheduler(engine, config, wake, tracker.clone(), shutdown, finish_tx));
 }
+
+/// Most change-log events one dispatch reads.
+const DISPATCH_BATCH: u32 = 500;
+
+/// The least time between the starts of two dispatches that found events: while the directory
+/// changes without pause, each dispatch (a write transaction) takes what came in meanwhile,
+/// instead of one transaction per directory write competing with the writes for the writer.
+const DISPATCH_SPACING: Duration = Duration::from_millis(10);
 
 /// How long a task waits before trying the store again after it refused work.
 const STORE_WAIT: Duration = Duration::from_secs(1);

@@ -29,6 +29,9 @@ fn due(sql: Sql, at: i64) -> Sql {
         .push(")))")
 }
 
+/// Jobs claimed per statement.
+const CLAIM_CHUNK: usize = 100;
+
 impl SqlStore {
     /// Claims up to `limits.total` runnable jobs, at most `limits.free_for(app)` per app, oldest
     /// due first; returns each with its app's flow limits.
@@ -110,22 +113,27 @@ impl SqlStore {
             }
             ids.push(get::<String>(row, "id")?);
         }
-        let claim = Sql::new("UPDATE sync_jobs SET status = 'running', attempts = attempts + 1, lease_owner = ")
-            .bind_text(owner.to_owned())
-            .push(", lease_until = ")
-            .bind_int(micros(lease_until))
-            .push(", updated_at = ")
-            .bind_int(at)
-            .push(" WHERE id IN ")
-            .bind_text_list(ids)
-            .push(
-                " AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM sync_jobs r WHERE r.app_id = sync_jobs.app_id \
-                 AND r.subject_kind = sync_jobs.subject_kind AND r.subject_id = sync_jobs.subject_id \
-                 AND r.status = 'running' AND r.lease_until >= ",
-            )
-            .bind_int(at)
-            .push(concat!(") RETURNING ", job_columns!()));
-        let rows = claim.fetch_all(tx.conn()).await?;
+        // The claim goes in pieces: sqlx's SQLite driver slows down sharply with many binds in
+        // one statement, and a first claim for many apps can take over a thousand jobs.
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CLAIM_CHUNK) {
+            let claim = Sql::new("UPDATE sync_jobs SET status = 'running', attempts = attempts + 1, lease_owner = ")
+                .bind_text(owner.to_owned())
+                .push(", lease_until = ")
+                .bind_int(micros(lease_until))
+                .push(", updated_at = ")
+                .bind_int(at)
+                .push(" WHERE id IN ")
+                .bind_text_list(chunk.to_vec())
+                .push(
+                    " AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM sync_jobs r WHERE r.app_id = sync_jobs.app_id \
+                     AND r.subject_kind = sync_jobs.subject_kind AND r.subject_id = sync_jobs.subject_id \
+                     AND r.status = 'running' AND r.lease_until >= ",
+                )
+                .bind_int(at)
+                .push(concat!(") RETURNING ", job_columns!()));
+            rows.extend(claim.fetch_all(tx.conn()).await?);
+        }
         tx.commit().await?;
         let mut jobs = rows
             .iter()

@@ -4,6 +4,7 @@
 //! all the users and groups of a batch of events are read with one statement per few hundred.
 
 use super::jobs::insert_jobs;
+use super::Dispatched;
 use super::sql::{Sql, SqlStore, WriteTx, get};
 use crate::domain::app::Features;
 use crate::domain::job::{NewJob, SubjectKind};
@@ -131,8 +132,8 @@ async fn app_subjects_in(tx: &mut WriteTx, app: Uuid) -> Result<(Vec<String>, Ve
 
 impl SqlStore {
     /// Turns up to `limit` new change-log events into jobs and moves the cursor past them, in one
-    /// transaction; returns how many events it read.
-    pub(super) async fn dispatch(&self, limit: u32) -> Result<usize> {
+    /// transaction; returns how many events it read and how many jobs they asked for.
+    pub(super) async fn dispatch(&self, limit: u32) -> Result<Dispatched> {
         // A read first: no write transaction (and no wait for the writers' turn) when nothing is new.
         let pending = Sql::new(
             "SELECT 1 AS n FROM change_log WHERE seq > (SELECT last_seq FROM change_cursors WHERE name = 'outbound') LIMIT 1",
@@ -140,7 +141,7 @@ impl SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         if pending.is_none() {
-            return Ok(0);
+            return Ok(Dispatched::default());
         }
         let mut tx = self.begin_write().await?;
         Sql::new("UPDATE change_cursors SET last_seq = last_seq WHERE name = 'outbound'")
@@ -160,7 +161,7 @@ impl SqlStore {
             .fetch_all(tx.conn())
             .await?;
         if rows.is_empty() {
-            return Ok(0);
+            return Ok(Dispatched::default());
         }
         // The apps each user and group of these events concern, read for all of them at once.
         let mut users = BTreeSet::new();
@@ -292,6 +293,10 @@ impl SqlStore {
             .execute(tx.conn())
             .await?;
         tx.commit().await?;
-        Ok(rows.len())
+        Ok(Dispatched {
+            events: rows.len(),
+            jobs: jobs.len(),
+            more: rows.len() >= usize::try_from(limit.max(1)).unwrap_or(usize::MAX),
+        })
     }
 }

@@ -418,11 +418,21 @@ pub trait AppStore: Send + Sync {
     fn count_accounts(&self) -> impl Future<Output = Result<Vec<(Uuid, i64)>>> + Send;
 }
 
+/// What one dispatch of the change log did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dispatched {
+    /// Change-log events consumed (the cursor moved past them).
+    pub events: usize,
+    /// Jobs those events asked for (a job still pending for the same subject takes a new one in).
+    pub jobs: usize,
+    /// Whether more events may be waiting already (the dispatch stopped at its limit).
+    pub more: bool,
+}
+
 /// The durable work queue.
 pub trait QueueStore: Send + Sync {
     /// Turns new change-log events into jobs, advancing the stored cursor in the same transaction.
-    /// Returns how many events were consumed.
-    fn dispatch_changes(&self, limit: u32) -> impl Future<Output = Result<usize>> + Send;
+    fn dispatch_changes(&self, limit: u32) -> impl Future<Output = Result<Dispatched>> + Send;
     /// Queues a job unless one is already pending for the same subject; returns the pending job's id.
     fn enqueue(&self, job: &NewJob) -> impl Future<Output = Result<String>> + Send;
     /// Claims runnable jobs (pending, due, their app able to take work, no other job of the same

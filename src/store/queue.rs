@@ -39,7 +39,7 @@ pub(super) fn job_from_row(row: &AnyRow) -> Result<Job> {
 }
 
 impl QueueStore for SqlStore {
-    async fn dispatch_changes(&self, limit: u32) -> Result<usize> {
+    async fn dispatch_changes(&self, limit: u32) -> Result<super::Dispatched> {
         self.dispatch(limit).await
     }
 

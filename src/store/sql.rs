@@ -177,7 +177,9 @@ impl SqlStore {
         let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         options = match backend {
             // One file, many readers, one writer at a time: WAL lets readers go on while a write commits.
-            Backend::Sqlite => options.max_connections(8).after_connect(|conn, _| {
+            // A connection to a local file does not go stale, so it is not pinged before each use
+            // (a ping is a round trip to the connection's thread, as costly as a small query).
+            Backend::Sqlite => options.max_connections(8).test_before_acquire(false).after_connect(|conn, _| {
                 Box::pin(async move {
                     sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
