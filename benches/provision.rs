@@ -18,8 +18,9 @@
 //!   `concurrency / (requests per user x delay)`, with the requests per user counted by the
 //!   target itself during the run.
 //! - c. ten slow apps: `--slow-apps` (10) such apps, each with its own slow target, get
-//!   policies at once for one group of `--slow-apps-users` (200) users: the sum of their users
-//!   per second (all accounts over the time to the last one) beside the sum of their bounds.
+//!   policies at once (concurrent requests) for one group of `--slow-apps-users` (1,000, as in
+//!   b) users: the sum of their users per second (all accounts over the time to the last one)
+//!   beside the sum of their bounds.
 //! - d. change to target: `--changes` (200) single changes made through the admin API (create a
 //!   user, add them to a group linked to the fast app), 20 per second; the time from sending the
 //!   membership change to the target receiving the user's create, p50/p99, first at idle, then
@@ -73,7 +74,7 @@ fn options() -> Result<Option<Options>, String> {
         delay_ms: 50,
         slow_users: 1_000,
         slow_apps: 10,
-        slow_apps_users: 200,
+        slow_apps_users: 1_000,
         changes: 200,
         postgres: std::env::var("PROVISIO_TEST_POSTGRES_URL")
             .ok()

@@ -30,7 +30,7 @@ fn due(sql: Sql, at: i64) -> Sql {
 }
 
 /// Jobs claimed per statement.
-const CLAIM_CHUNK: usize = 100;
+const CLAIM_CHUNK: usize = 256;
 
 impl SqlStore {
     /// Claims up to `limits.total` runnable jobs, at most `limits.free_for(app)` per app, oldest

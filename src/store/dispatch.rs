@@ -3,8 +3,8 @@
 //! a changed app), queued in the transaction that moves the outbound cursor past it. The apps of
 //! all the users and groups of a batch of events are read with one statement per few hundred.
 
-use super::jobs::insert_jobs;
 use super::Dispatched;
+use super::jobs::insert_jobs;
 use super::sql::{Sql, SqlStore, WriteTx, get};
 use crate::domain::app::Features;
 use crate::domain::job::{NewJob, SubjectKind};

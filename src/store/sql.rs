@@ -179,15 +179,18 @@ impl SqlStore {
             // One file, many readers, one writer at a time: WAL lets readers go on while a write commits.
             // A connection to a local file does not go stale, so it is not pinged before each use
             // (a ping is a round trip to the connection's thread, as costly as a small query).
-            Backend::Sqlite => options.max_connections(8).test_before_acquire(false).after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                    Ok(())
-                })
-            }),
+            Backend::Sqlite => options
+                .max_connections(8)
+                .test_before_acquire(false)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        Ok(())
+                    })
+                }),
             Backend::Postgres => options.max_connections(16).after_connect(|_, _| {
                 Box::pin(async move {
                     super::nodelay::set_on_tcp_sockets();
