@@ -328,9 +328,10 @@ pub struct PolicySpec {
 }
 
 impl PolicySpec {
-    /// What identifies a policy: its app and group, regardless of case.
+    /// What identifies a policy: its app regardless of case, and its group as the directory
+    /// compares group names ([`group_key`], the same key as [`GroupSpec::key`]).
     pub fn key(&self) -> (String, String) {
-        (self.app.to_lowercase(), self.group.to_lowercase())
+        (self.app.to_lowercase(), group_key(&self.group))
     }
 
     /// How a plan names it.

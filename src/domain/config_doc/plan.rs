@@ -438,4 +438,16 @@ mod tests {
             (ChangeAction::Update, vec!["name".to_owned()])
         );
     }
+
+    #[test]
+    fn a_policys_group_is_matched_as_the_directory_compares_group_names() {
+        // The hub stores group names in Unicode NFC; a document may spell the same name
+        // decomposed (e + combining acute accent).
+        let mut current = state();
+        current.policies[0].group = "Caf\u{e9}".into();
+        let mut desired = state();
+        desired.policies[0].group = "CAFE\u{301}".into();
+        let plan = plan_config(&current, &desired, true);
+        assert!(plan.is_empty(), "one policy, not a new one and a removed one: {plan:?}");
+    }
 }
