@@ -173,7 +173,8 @@ pub fn spawn<S>(
                             _ => 0,
                         };
                         last_busy = Some(began);
-                        if busy_streak >= 2 && !dispatched.more {
+                        let full = dispatched.events >= DISPATCH_BATCH as usize;
+                        if busy_streak >= 2 && !full {
                             tokio::select! {
                                 () = shutdown.cancelled() => break,
                                 () = tokio::time::sleep_until(began + DISPATCH_SPACING) => {},

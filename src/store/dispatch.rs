@@ -296,7 +296,6 @@ impl SqlStore {
         Ok(Dispatched {
             events: rows.len(),
             jobs: jobs.len(),
-            more: rows.len() >= usize::try_from(limit.max(1)).unwrap_or(usize::MAX),
         })
     }
 }

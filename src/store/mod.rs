@@ -425,8 +425,6 @@ pub struct Dispatched {
     pub events: usize,
     /// Jobs those events asked for (a job still pending for the same subject takes a new one in).
     pub jobs: usize,
-    /// Whether more events may be waiting already (the dispatch stopped at its limit).
-    pub more: bool,
 }
 
 /// The durable work queue.
