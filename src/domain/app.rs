@@ -8,250 +8,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use super::deprovisioning::{
+    AccessLoss, DeprovisionAction, Deprovisioning, DeprovisioningChange, DeprovisioningFields, MAX_DELETE_AFTER_DAYS,
+};
 pub use super::features::{Features, FeaturesPatch};
-
-/// What happens to an account when its user loses access for one reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum DeprovisionAction {
-    /// Set `active` to false (the account stays and can be reactivated).
-    #[default]
-    Deactivate,
-    /// Delete the account.
-    Delete,
-    /// Leave the account as it is (only for users who leave the groups that give access).
-    Nothing,
-}
-
-impl DeprovisionAction {
-    /// The name used in the API and the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeprovisionAction::Deactivate => "deactivate",
-            DeprovisionAction::Delete => "delete",
-            DeprovisionAction::Nothing => "nothing",
-        }
-    }
-
-    /// Parses `deactivate`, `delete` or `nothing`.
-    pub fn parse(field: &str, value: &str) -> Result<Self> {
-        match value {
-            "deactivate" => Ok(DeprovisionAction::Deactivate),
-            "delete" => Ok(DeprovisionAction::Delete),
-            "nothing" => Ok(DeprovisionAction::Nothing),
-            other => Err(Error::invalid(
-                field,
-                format!("'{other}' is not 'deactivate', 'delete' or 'nothing'"),
-            )),
-        }
-    }
-}
-
-/// Why a user no longer has access to an app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AccessLoss {
-    /// Active in the directory, but no longer in a group with a policy for the app.
-    Unassigned,
-    /// Deactivated in the directory.
-    Deactivated,
-    /// Deleted from the directory.
-    Deleted,
-}
-
-impl AccessLoss {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessLoss::Unassigned => "unassigned",
-            AccessLoss::Deactivated => "deactivated",
-            AccessLoss::Deleted => "deleted",
-        }
-    }
-
-    /// Parses the stored name.
-    pub fn parse(value: &str) -> Result<Self> {
-        match value {
-            "unassigned" => Ok(AccessLoss::Unassigned),
-            "deactivated" => Ok(AccessLoss::Deactivated),
-            "deleted" => Ok(AccessLoss::Deleted),
-            other => Err(Error::Storage(format!("unknown access loss '{other}'"))),
-        }
-    }
-}
-
-/// Longest "delete accounts deactivated for N days" setting: ten years.
-pub const MAX_DELETE_AFTER_DAYS: u32 = 3650;
-
-/// Deprovisioning per event: what happens to a user's account when they leave the groups that
-/// give access, are deactivated, or are deleted in the directory; and whether accounts that stay
-/// deactivated are deleted after a number of days.
-///
-/// A change of these settings applies from then on: accounts already deactivated are not deleted
-/// because a choice changed (only a new event for their user, or the days rule, deletes them);
-/// accounts left active under `nothing` get the new `on_unassign` choice when reconciled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Deprovisioning {
-    /// The user left every group that gives access: `deactivate`, `delete` or `nothing`.
-    pub on_unassign: DeprovisionAction,
-    /// The user was deactivated in the directory: `deactivate` or `delete`.
-    pub on_deactivate: DeprovisionAction,
-    /// The user was deleted from the directory: `deactivate` or `delete`.
-    pub on_delete: DeprovisionAction,
-    /// Delete accounts that have been deactivated this many days (`null`: never).
-    pub delete_deactivated_after_days: Option<u32>,
-}
-
-impl Default for Deprovisioning {
-    fn default() -> Self {
-        Self::uniform(DeprovisionAction::Deactivate)
-    }
-}
-
-impl Deprovisioning {
-    /// The same action for every event, no deletion after days.
-    pub fn uniform(action: DeprovisionAction) -> Self {
-        Self {
-            on_unassign: action,
-            on_deactivate: action,
-            on_delete: action,
-            delete_deactivated_after_days: None,
-        }
-    }
-
-    /// What happens on `loss`.
-    pub fn action(&self, loss: AccessLoss) -> DeprovisionAction {
-        match loss {
-            AccessLoss::Unassigned => self.on_unassign,
-            AccessLoss::Deactivated => self.on_deactivate,
-            AccessLoss::Deleted => self.on_delete,
-        }
-    }
-
-    /// Refuses `nothing` for deactivated and deleted users and an out-of-range number of days.
-    pub fn validate(&self) -> Result<()> {
-        for (field, action) in [
-            ("deprovision.on_deactivate", self.on_deactivate),
-            ("deprovision.on_delete", self.on_delete),
-        ] {
-            if action == DeprovisionAction::Nothing {
-                return Err(Error::invalid(
-                    field,
-                    "must be 'deactivate' or 'delete': a user who lost their directory account must lose their app access",
-                ));
-            }
-        }
-        if let Some(days) = self.delete_deactivated_after_days
-            && !(1..=MAX_DELETE_AFTER_DAYS).contains(&days)
-        {
-            return Err(Error::invalid(
-                "deprovision.delete_deactivated_after_days",
-                format!("must be between 1 and {MAX_DELETE_AFTER_DAYS} days, or null for never"),
-            ));
-        }
-        Ok(())
-    }
-
-    /// These settings with `change` applied.
-    pub fn merged(self, change: &DeprovisioningChange) -> Result<Deprovisioning> {
-        let merged = match change {
-            DeprovisioningChange::All(action) => Deprovisioning {
-                delete_deactivated_after_days: self.delete_deactivated_after_days,
-                ..Deprovisioning::uniform(DeprovisionAction::parse("deprovision", action)?)
-            },
-            DeprovisioningChange::Fields(fields) => Deprovisioning {
-                on_unassign: fields.on_unassign.unwrap_or(self.on_unassign),
-                on_deactivate: fields.on_deactivate.unwrap_or(self.on_deactivate),
-                on_delete: fields.on_delete.unwrap_or(self.on_delete),
-                delete_deactivated_after_days: match fields.delete_deactivated_after_days {
-                    None => self.delete_deactivated_after_days,
-                    Some(0) => None,
-                    Some(days) => Some(days),
-                },
-            },
-        };
-        merged.validate()?;
-        Ok(merged)
-    }
-
-    /// The stored form: JSON.
-    pub fn to_stored(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    /// Reads the stored form; a bare `deactivate` or `delete` (stored before per-event choices
-    /// existed) applies to every event.
-    pub fn from_stored(text: &str) -> Result<Self> {
-        match text {
-            "deactivate" => Ok(Self::uniform(DeprovisionAction::Deactivate)),
-            "delete" => Ok(Self::uniform(DeprovisionAction::Delete)),
-            json => {
-                serde_json::from_str(json).map_err(|e| Error::Storage(format!("stored deprovisioning settings: {e}")))
-            }
-        }
-    }
-
-    /// What a change from `before` to these settings does to accounts that exist, in words for
-    /// the administrator (empty when nothing about deprovisioning changed).
-    pub fn change_notices(&self, before: &Deprovisioning) -> Vec<String> {
-        let mut notices = Vec::new();
-        if self.on_unassign != before.on_unassign
-            || self.on_deactivate != before.on_deactivate
-            || self.on_delete != before.on_delete
-        {
-            notices.push(
-                "the new choices apply when a user loses access from now on; accounts already deactivated stay deactivated and are not deleted because of this change"
-                    .to_owned(),
-            );
-        }
-        if before.on_unassign == DeprovisionAction::Nothing && self.on_unassign != DeprovisionAction::Nothing {
-            notices.push(format!(
-                "accounts left active under 'nothing' for users who left the groups will now be {}d",
-                self.on_unassign.as_str()
-            ));
-        }
-        if self.delete_deactivated_after_days != before.delete_deactivated_after_days {
-            notices.push(match self.delete_deactivated_after_days {
-                Some(days) => format!(
-                    "accounts deactivated for {days} days or more, including those deactivated before this change (counted from their deactivation), will be deleted by the engine's next sweep"
-                ),
-                None => "accounts that stay deactivated are no longer deleted after a number of days".to_owned(),
-            });
-        }
-        notices
-    }
-}
-
-/// A change to the deprovisioning settings: one action for every event (`"delete"`), or the
-/// fields to change (`{"on_unassign": "nothing", "delete_deactivated_after_days": 30}`; 0 days
-/// switches the deletion after days off).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum DeprovisioningChange {
-    /// `deactivate` or `delete` for every event.
-    All(String),
-    /// Only the fields given.
-    Fields(DeprovisioningFields),
-}
-
-/// The fields of a [`DeprovisioningChange`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeprovisioningFields {
-    /// See [`Deprovisioning::on_unassign`].
-    #[serde(default)]
-    pub on_unassign: Option<DeprovisionAction>,
-    /// See [`Deprovisioning::on_deactivate`].
-    #[serde(default)]
-    pub on_deactivate: Option<DeprovisionAction>,
-    /// See [`Deprovisioning::on_delete`].
-    #[serde(default)]
-    pub on_delete: Option<DeprovisionAction>,
-    /// Days after which deactivated accounts are deleted; 0 switches it off.
-    #[serde(default)]
-    pub delete_deactivated_after_days: Option<u32>,
-}
 
 /// The result of the last connection check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -441,7 +201,75 @@ pub struct App {
     pub updated_at: OffsetDateTime,
 }
 
+/// What an administrator chooses when connecting an app; the rest of an [`App`] is the engine's.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    /// Unique name (regardless of case), already validated.
+    pub name: String,
+    /// SCIM base URL, already validated.
+    pub base_url: String,
+    /// Provisioning features switched on.
+    pub features: Features,
+    /// What deprovisioning does, per event.
+    pub deprovision: Deprovisioning,
+    /// Whether the engine provisions the app at all.
+    pub enabled: bool,
+    /// SCIM target attribute <- source rules.
+    pub mapping: Mapping,
+    /// The preset the app is created from.
+    pub preset: String,
+    /// Concurrency and rate ceilings.
+    pub flow: FlowControl,
+}
+
 impl App {
+    /// A newly connected app: active, version 1, its connection not yet checked (a check is
+    /// queued with it).
+    pub fn connect(settings: AppSettings, at: OffsetDateTime) -> App {
+        let AppSettings {
+            name,
+            base_url,
+            features,
+            deprovision,
+            enabled,
+            mapping,
+            preset,
+            flow,
+        } = settings;
+        App {
+            id: Uuid::now_v7(),
+            name,
+            kind: "scim".into(),
+            base_url,
+            features,
+            deprovision,
+            enabled,
+            mapping,
+            preset: Some(preset),
+            capabilities: None,
+            connection_status: ConnectionStatus::Unchecked,
+            connection_message: Some(CHECK_QUEUED.into()),
+            connection_checked_at: None,
+            flow,
+            sync: Default::default(),
+            state: AppState::Active,
+            state_reason: None,
+            next_probe_at: None,
+            throttled_until: None,
+            consecutive_failures: 0,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// Marks the connection as not checked since its base URL or token changed (a check is
+    /// queued with the change).
+    pub fn connection_changed(&mut self) {
+        self.connection_status = ConnectionStatus::Unchecked;
+        self.connection_message = Some(CHECK_QUEUED.into());
+    }
+
     /// Whether a change of these settings (the names `AppStore::update_app` records) can change
     /// what the app's accounts and groups should hold, so that every one of them is reconciled.
     /// Import and reconciliation settings (`sync`) alone never do: reconciling every account on
@@ -583,6 +411,18 @@ pub fn validate_base_url(value: &str) -> Result<String> {
     Ok(value.trim_end_matches('/').to_owned())
 }
 
+/// What an app's connection says while its check is queued.
+const CHECK_QUEUED: &str = "a connection check is queued";
+
+/// Validates a secret an administrator sends for a connection (an app's bearer token, a bind
+/// password): 1 to 8192 printable characters.
+pub fn validate_secret(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() || value.len() > 8192 || value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must be 1 to 8192 printable characters"));
+    }
+    Ok(())
+}
+
 /// Validates an app or policy name.
 pub fn validate_name(field: &str, value: &str) -> Result<String> {
     let trimmed = value.trim();
@@ -609,36 +449,53 @@ mod tests {
     }
 
     #[test]
-    fn deprovisioning_changes_merge_and_validate() {
-        let base = Deprovisioning::default();
-        let all: DeprovisioningChange = serde_json::from_str("\"delete\"").unwrap();
+    fn a_connected_app_is_active_at_version_one_with_its_check_queued() {
+        let settings = AppSettings {
+            name: "Monday".into(),
+            base_url: "https://api.monday.com/scim/v2".into(),
+            features: Features::default(),
+            deprovision: Deprovisioning::uniform(DeprovisionAction::Delete),
+            enabled: false,
+            mapping: Mapping::default(),
+            preset: "monday".into(),
+            flow: FlowControl::default(),
+        };
+        let at = crate::domain::now();
+        let mut app = App::connect(settings, at);
+        assert_eq!((app.name.as_str(), app.preset.as_deref()), ("Monday", Some("monday")));
+        assert_eq!(app.deprovision, Deprovisioning::uniform(DeprovisionAction::Delete));
+        assert!(!app.enabled);
         assert_eq!(
-            base.merged(&all).unwrap(),
-            Deprovisioning::uniform(DeprovisionAction::Delete)
+            (app.state, app.version, app.consecutive_failures),
+            (AppState::Active, 1, 0)
         );
-        let some: DeprovisioningChange =
-            serde_json::from_str(r#"{"on_unassign": "nothing", "delete_deactivated_after_days": 30}"#).unwrap();
-        let merged = base.merged(&some).unwrap();
-        assert_eq!(merged.on_unassign, DeprovisionAction::Nothing);
-        assert_eq!(merged.on_delete, DeprovisionAction::Deactivate);
-        assert_eq!(merged.delete_deactivated_after_days, Some(30));
-        let off: DeprovisioningChange = serde_json::from_str(r#"{"delete_deactivated_after_days": 0}"#).unwrap();
-        assert_eq!(merged.merged(&off).unwrap().delete_deactivated_after_days, None);
+        assert_eq!(app.connection_status, ConnectionStatus::Unchecked);
+        assert_eq!(app.connection_message.as_deref(), Some(CHECK_QUEUED));
+        assert_eq!((app.created_at, app.updated_at), (at, at));
+        app.connection_status = ConnectionStatus::Ok;
+        app.connection_message = None;
+        app.connection_changed();
+        assert_eq!(app.connection_status, ConnectionStatus::Unchecked);
+        assert_eq!(app.connection_message.as_deref(), Some(CHECK_QUEUED));
+    }
+
+    #[test]
+    fn secrets_are_1_to_8192_printable_characters() {
+        assert!(validate_secret("token", "s3cr3t token").is_ok());
+        assert!(validate_secret("token", &"x".repeat(8192)).is_ok());
         for bad in [
-            r#"{"on_delete": "nothing"}"#,
-            r#"{"delete_deactivated_after_days": 5000}"#,
-            "\"nothing\"",
+            String::new(),
+            "   ".into(),
+            "x".repeat(8193),
+            "line\nbreak".into(),
+            "tab\there".into(),
         ] {
-            let change: DeprovisioningChange = serde_json::from_str(bad).unwrap();
-            assert!(base.merged(&change).is_err(), "{bad}");
+            let err = validate_secret("secrets.app_tokens.Monday", &bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::Validation { field, .. } if field == "secrets.app_tokens.Monday"),
+                "{bad:?}: {err:?}"
+            );
         }
-        assert!(serde_json::from_str::<DeprovisioningChange>(r#"{"on_leave": "delete"}"#).is_err());
-        // Stored before per-event choices: one word for every event.
-        assert_eq!(
-            Deprovisioning::from_stored("delete").unwrap(),
-            Deprovisioning::uniform(DeprovisionAction::Delete)
-        );
-        assert_eq!(Deprovisioning::from_stored(&merged.to_stored()).unwrap(), merged);
     }
 
     #[test]

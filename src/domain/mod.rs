@@ -28,6 +28,7 @@ pub mod app;
 pub mod attribute;
 pub mod change;
 pub mod config_doc;
+pub mod deprovisioning;
 pub mod error;
 pub mod features;
 pub mod group;

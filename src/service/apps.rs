@@ -4,8 +4,8 @@
 use crate::domain::address::check_base_url_address;
 use crate::domain::admin::Actor;
 use crate::domain::app::{
-    AccountState, App, AppAccount, AppState, ConnectionStatus, DeprovisionAction, Deprovisioning, DeprovisioningChange,
-    FeaturesPatch, FlowControl, Policy, validate_base_url, validate_name,
+    AccountState, App, AppAccount, AppSettings, AppState, DeprovisionAction, Deprovisioning, DeprovisioningChange,
+    FeaturesPatch, FlowControl, Policy, validate_base_url, validate_name, validate_secret,
 };
 use crate::domain::job::{Job, NewJob, Report, SubjectKind};
 use crate::domain::mapping::{Mapping, MappingRule, Preset, preset, presets};
@@ -186,17 +186,6 @@ pub struct AppService<S> {
     allow_link_local: bool,
 }
 
-fn check_token(token: &SecretString) -> Result<()> {
-    let text = token.expose_secret();
-    if text.trim().is_empty() || text.len() > 8192 || text.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "token",
-            "the bearer token must be 1 to 8192 printable characters",
-        ));
-    }
-    Ok(())
-}
-
 impl<S> AppService<S>
 where
     S: AppStore + AttributeStore + UserStore + GroupStore + QueueStore + ReportStore + ChangeLogStore + Clone,
@@ -235,7 +224,7 @@ where
         let name = validate_name("name", &input.name)?;
         let base_url = validate_base_url(&input.base_url)?;
         check_base_url_address(&base_url, self.allow_link_local)?;
-        check_token(&input.token)?;
+        validate_secret("token", input.token.expose_secret())?;
         let preset_name = input.preset.unwrap_or_else(|| "generic".to_owned());
         let preset = preset(&preset_name)?.ok_or_else(|| {
             Error::invalid(
@@ -250,16 +239,19 @@ where
             .into_iter()
             .filter(|name| !definitions.iter().any(|d| &d.name == name))
             .collect();
+        let flow = input.flow.unwrap_or_default();
+        flow.validate()?;
+        let deprovision = {
+            let base = Deprovisioning::uniform(DeprovisionAction::parse("deprovision", &preset.deprovision)?);
+            match &input.deprovision {
+                Some(change) => base.merged(change)?,
+                None => base,
+            }
+        };
         if input.create_attributes && !missing.is_empty() {
             // Only once everything else is known to be acceptable: a refused app defines nothing.
             if self.store.get_app_by_name(&name).await?.is_some() {
                 return Err(Error::conflict("name", format!("an app named '{name}' exists")));
-            }
-            let flow = input.flow.unwrap_or_default();
-            flow.validate()?;
-            let trial = Deprovisioning::default();
-            if let Some(change) = &input.deprovision {
-                trial.merged(change)?;
             }
             for attribute in &missing {
                 let created = self
@@ -293,44 +285,18 @@ where
             },
             other => other,
         })?;
-        let at = now();
-        let id = Uuid::now_v7();
-        let app = App {
-            id,
+        let settings = AppSettings {
             name,
-            kind: "scim".into(),
             base_url,
             features: preset.features.merged(&input.features.unwrap_or_default()),
-            deprovision: {
-                let base = Deprovisioning::uniform(DeprovisionAction::parse("deprovision", &preset.deprovision)?);
-                match &input.deprovision {
-                    Some(change) => base.merged(change)?,
-                    None => base,
-                }
-            },
+            deprovision,
             enabled: input.enabled.unwrap_or(true),
             mapping,
-            preset: Some(preset.name),
-            capabilities: None,
-            connection_status: ConnectionStatus::Unchecked,
-            connection_message: Some("a connection check is queued".into()),
-            connection_checked_at: None,
-            flow: {
-                let flow = input.flow.unwrap_or_default();
-                flow.validate()?;
-                flow
-            },
-            state: AppState::Active,
-            state_reason: None,
-            next_probe_at: None,
-            throttled_until: None,
-            consecutive_failures: 0,
-            sync: Default::default(),
-            version: 1,
-            created_at: at,
-            updated_at: at,
+            preset: preset.name,
+            flow,
         };
-        let token_ciphertext = self.key.encrypt(input.token.expose_secret(), &id.to_string())?;
+        let app = App::connect(settings, now());
+        let token_ciphertext = self.key.encrypt(input.token.expose_secret(), &app.id.to_string())?;
         self.store
             .insert_app(
                 &StoredApp {
@@ -392,7 +358,7 @@ where
             recheck = true;
         }
         if let Some(token) = update.token {
-            check_token(&token)?;
+            validate_secret("token", token.expose_secret())?;
             stored.token_ciphertext = self.key.encrypt(token.expose_secret(), &app.id.to_string())?;
             changed.push("token");
             recheck = true;
@@ -459,8 +425,7 @@ where
             });
         }
         if recheck {
-            app.connection_status = ConnectionStatus::Unchecked;
-            app.connection_message = Some("a connection check is queued".into());
+            app.connection_changed();
         }
         app.version += 1;
         app.updated_at = now();

@@ -8,7 +8,7 @@ use super::auth::token_hash;
 use super::directory::DirectoryService;
 use super::ldap::password_context;
 use crate::domain::admin::Actor;
-use crate::domain::app::{App, AppState, ConnectionStatus, Policy};
+use crate::domain::app::{App, AppSettings, Policy, validate_secret};
 use crate::domain::attribute::AttributeDefinition;
 use crate::domain::config_doc::{
     AppSpec, AttributeSpec, ChangeAction, ConfigChange, ConfigDocument, ConfigState, GroupSpec, Known, LdapSourceSpec,
@@ -439,33 +439,18 @@ impl<S: ConfigStores> ConfigService<S> {
     }
 
     fn new_app(&self, spec: &AppSpec, token: &SecretString, at: time::OffsetDateTime) -> Result<StoredApp> {
-        let id = Uuid::now_v7();
-        let app = App {
-            id,
+        let settings = AppSettings {
             name: spec.name.clone(),
-            kind: "scim".into(),
             base_url: spec.base_url.clone(),
             features: spec.features,
             deprovision: spec.deprovision,
             enabled: spec.enabled,
             mapping: spec.mapping.clone(),
-            preset: Some(spec.preset.clone()),
-            capabilities: None,
-            connection_status: ConnectionStatus::Unchecked,
-            connection_message: Some("a connection check is queued".into()),
-            connection_checked_at: None,
+            preset: spec.preset.clone(),
             flow: spec.flow,
-            sync: Default::default(),
-            state: AppState::Active,
-            state_reason: None,
-            next_probe_at: None,
-            throttled_until: None,
-            consecutive_failures: 0,
-            version: 1,
-            created_at: at,
-            updated_at: at,
         };
-        let token_ciphertext = self.key.encrypt(token.expose_secret(), &id.to_string())?;
+        let app = App::connect(settings, at);
+        let token_ciphertext = self.key.encrypt(token.expose_secret(), &app.id.to_string())?;
         Ok(StoredApp { app, token_ciphertext })
     }
 
@@ -493,8 +478,7 @@ impl<S: ConfigStores> ConfigService<S> {
             stored.token_ciphertext = self.key.encrypt(token.expose_secret(), &app.id.to_string())?;
         }
         if fields.iter().any(|f| f == "token" || f == "base_url") {
-            app.connection_status = ConnectionStatus::Unchecked;
-            app.connection_message = Some("a connection check is queued".into());
+            app.connection_changed();
         }
         app.version += 1;
         app.updated_at = at;
@@ -527,12 +511,7 @@ fn digests(secrets: &BTreeMap<String, SecretString>, field: &str) -> Result<BTre
         .iter()
         .map(|(name, secret)| {
             let text = secret.expose_secret();
-            if text.trim().is_empty() || text.len() > 8192 || text.chars().any(char::is_control) {
-                return Err(Error::invalid(
-                    format!("secrets.{field}.{name}"),
-                    "must be 1 to 8192 printable characters",
-                ));
-            }
+            validate_secret(&format!("secrets.{field}.{name}"), text)?;
             Ok((name.clone(), token_hash(text)))
         })
         .collect()
