@@ -480,3 +480,68 @@ async fn parked_connections_make_room_and_a_stalled_body_ends_in_time() {
     })
     .await;
 }
+
+/// Sends `head` and then a body a byte at a time, one every 500 ms (never pausing as long as the
+/// header timeout); returns the answer and how long it took.
+async fn trickle(port: u16, head: String) -> (String, Duration) {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let started = Instant::now();
+    writer.write_all(head.as_bytes()).await.expect("head");
+    let trickling = tokio::spawn(async move {
+        for _ in 0..60 {
+            if writer.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), reader.read_to_end(&mut answer)).await;
+    trickling.abort();
+    (String::from_utf8_lossy(&answer).into_owned(), started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_trickled_a_byte_at_a_time_is_cut_off_once_its_grace_is_spent() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    provisio::install_crypto_provider();
+    let hub = LimitedHub::start(&["--header-timeout", "2"]).await;
+    let issued: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/scim-tokens", hub.base_url))
+        .bearer_auth(&hub.token)
+        .json(&json!({"name": "okta"}))
+        .send()
+        .await
+        .expect("issue a SCIM token")
+        .json()
+        .await
+        .expect("token JSON");
+    let scim_token = issued["secret"].as_str().expect("secret").to_owned();
+    for (path, token, content_type) in [
+        ("/api/v1/users", hub.token.as_str(), "application/json"),
+        ("/scim/v2/Users", scim_token.as_str(), "application/scim+json"),
+    ] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: 1000\r\n\r\n"
+        );
+        let (answer, took) = trickle(hub.port, head).await;
+        // Without the pace rule, 1,000 bytes at 2 per second would hold the connection 500 s.
+        assert!(
+            answer.starts_with("HTTP/1.1 400") && answer.contains("not received within"),
+            "{path}: a trickled body ends with an error that says so: {answer}"
+        );
+        assert!(
+            answer.contains("bytes per second"),
+            "{path}: the pace rule, not the pause rule, ended it: {answer}"
+        );
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+            "{path}: cut off after the 2 s grace and the few bytes' allowance, not later: {took:?}"
+        );
+    }
+    // The hub serves on.
+    assert_eq!(healthz_once(hub.port).await, Some(200));
+}

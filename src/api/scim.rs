@@ -10,6 +10,7 @@ use crate::domain::admin::Actor;
 use crate::domain::error::ScimErrorType;
 use crate::domain::scim::discovery::list_response;
 use crate::domain::scim::resource::etag;
+use crate::listener::body::body_timeout;
 use crate::service::scim::{ListParams, ResourceKind, ScimResource};
 use axum::Router;
 use axum::body::Body;
@@ -143,7 +144,11 @@ impl FromRequest<HubState> for ScimBody {
         }
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
-            .map_err(|_| too_large())?;
+            .map_err(|err| match body_timeout(&err) {
+                // Cut off by the listener's pause and pace rules: not a size problem.
+                Some(timeout) => ScimError(Error::BadRequest(timeout.to_string())),
+                None => too_large(),
+            })?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::scim(ScimErrorType::InvalidSyntax, format!("the body is not valid JSON: {e}")))?;
         Ok(ScimBody(value))

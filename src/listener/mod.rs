@@ -4,8 +4,9 @@
 //! - A new connection must deliver its first request head (after the TLS handshake, if any)
 //!   within the header timeout, or it is closed. A kept-alive connection must start its next
 //!   request within the idle timeout (hyper's header-read timer, restarted after each response).
-//! - A request body must keep arriving: a wait of more than the header timeout between two of
-//!   its parts ends the request with an error that says so.
+//! - A request body must keep arriving (`body.rs`): a wait of more than the header timeout
+//!   between two of its parts ends the request with an error that says so, and so does a body
+//!   arriving slower on average than 1 KB per second once the header timeout's grace is spent.
 //! - At most `max_connections` are open. When one more arrives, the connection idle longest (no
 //!   request in hand: one that has not yet sent a request head, or a kept-alive one between
 //!   requests) is closed to make room, so that half-open or parked connections can never lock out
@@ -15,6 +16,7 @@
 //!   connection says so itself.
 //! - On shutdown, no connection is accepted and each open one finishes its request in hand.
 
+pub mod body;
 pub mod proxy;
 pub mod tls;
 
@@ -107,7 +109,12 @@ pub async fn serve(
     limits: ListenerLimits,
     shutdown: CancellationToken,
 ) {
-    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.header_timeout));
+    let grace = limits.header_timeout;
+    let app = app.layer(axum::middleware::map_request(
+        move |request: axum::extract::Request| async move {
+            request.map(|body| axum::body::Body::new(body::PacedBody::new(body, grace)))
+        },
+    ));
     let connections = TaskTracker::new();
     let registry = Arc::new(Registry::new(limits.max_connections));
     let trusted = Arc::new(trusted);
