@@ -111,7 +111,9 @@ where
             self.run_all(users, CONCURRENT_CHANGES, |applier, step| async move {
                 applier.user_step(step).await
             })
-            .await,
+            .await
+            .into_iter()
+            .flatten(),
         );
         tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "LDAP sync: users applied");
         totals.take(done, &mut user_of);

@@ -17,7 +17,7 @@ impl<S> Applier<S>
 where
     S: SourceStores,
 {
-    /// Creates the users of `steps` (all `UserStep::Create`) in one shared write.
+    /// Creates the users of `steps` in one shared write; a step that is not a create is left out.
     pub(super) async fn create_users(self, steps: Vec<UserStep>) -> Vec<Done> {
         let started = std::time::Instant::now();
         let mut entries = Vec::with_capacity(steps.len());
@@ -75,22 +75,13 @@ where
         })
     }
 
-    pub(super) async fn user_step(self, step: UserStep) -> Done {
+    /// Carries out one user step. A create goes through [`Applier::create_users`] as a batch of
+    /// one (the sync sends its creates there in batches), so a step leaves a list of outcomes.
+    pub(super) async fn user_step(self, step: UserStep) -> Vec<Done> {
         let started = std::time::Instant::now();
         let directory = &self.service.directory;
         let mut done = match &step {
-            UserStep::Create { ldap_id, dn, user } => {
-                let report = self.create_report(dn, user);
-                let result = if self.dry_run {
-                    Ok(None)
-                } else {
-                    directory
-                        .create_user((**user).clone(), UserSource::Ldap, &self.actor)
-                        .await
-                        .map(|created| Some(created.id))
-                };
-                self.created(ldap_id, dn, report, result)
-            }
+            UserStep::Create { .. } => return self.create_users(vec![step.clone()]).await,
             UserStep::Adopt {
                 ldap_id,
                 dn,
@@ -211,7 +202,7 @@ where
             UserStep::Refuse { ldap_id, dn, reason } => self.refused(SubjectKind::User, ldap_id, dn, reason),
         };
         done.report.duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        done
+        vec![done]
     }
 
     pub(super) async fn group_step(self, step: GroupStep) -> Done {
