@@ -7,16 +7,17 @@
 
 use super::engine::EngineStore;
 use super::engine::{Engine, JobResult, JobRun};
-use crate::domain::app::FlowControl;
 use crate::domain::job::{FinishedJob, Job, JobEnd};
 use crate::domain::{Error, now};
-use crate::store::{ClaimLimits, QueueStore};
-use std::collections::HashMap;
+use crate::store::QueueStore;
+use in_flight::InFlight;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+mod in_flight;
 
 /// Tunables of the background tasks.
 #[derive(Debug, Clone)]
@@ -48,17 +49,6 @@ impl Default for WorkerConfig {
 
 /// The default of [`WorkerConfig::max_in_flight`].
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
-
-/// Jobs of one app in flight on this node, per request slot of the app: one running its request
-/// and the others ready to send the moment a slot frees. An app is claimed for again only once
-/// half of its places are free (see [`InFlight::free`]), so that each claim takes many jobs at
-/// once instead of one per finished request: on a fast target the claims, not the requests, are
-/// what costs.
-const JOBS_PER_SLOT: usize = 16;
-
-/// An app with a rate limit holds no more jobs in flight than it may send requests in this many
-/// seconds, so that a claimed job never waits for its turn anywhere near its lease.
-const RATE_WINDOW_SECS: usize = 10;
 
 /// Most finished jobs stored in one transaction.
 const FINISH_BATCH: usize = 256;
@@ -115,8 +105,7 @@ pub fn spawn<S>(
         tracker.spawn(async move {
             let mut next_reap = tokio::time::Instant::now();
             let mut next_sweep = tokio::time::Instant::now() + sweep.min(Duration::from_secs(60));
-            let mut last_busy: Option<tokio::time::Instant> = None;
-            let mut busy_streak = 0u32;
+            let mut pace = DispatchPace::default();
             loop {
                 // Accounts deactivated for as many days as their app allows get a job that deletes them.
                 if tokio::time::Instant::now() >= next_sweep {
@@ -163,21 +152,10 @@ pub fn spawn<S>(
                         if dispatched.jobs > 0 {
                             wake.jobs_queued();
                         }
-                        // While changes keep coming (a third dispatch with events within the
-                        // spacing of the one before), the next dispatch waits out the spacing, so
-                        // that a busy directory's changes go in batches; a change after a quiet
-                        // spell, or a pair of them, still goes at once. A dispatch that stopped
-                        // at its limit leaves more to read at once.
-                        busy_streak = match last_busy {
-                            Some(last) if began.duration_since(last) < DISPATCH_SPACING => busy_streak + 1,
-                            _ => 0,
-                        };
-                        last_busy = Some(began);
-                        let full = dispatched.events >= DISPATCH_BATCH as usize;
-                        if busy_streak >= 2 && !full {
+                        if let Some(next) = pace.next_dispatch(began, dispatched.events) {
                             tokio::select! {
                                 () = shutdown.cancelled() => break,
-                                () = tokio::time::sleep_until(began + DISPATCH_SPACING) => {},
+                                () = tokio::time::sleep_until(next) => {},
                             }
                         }
                         continue;
@@ -211,95 +189,38 @@ const DISPATCH_BATCH: u32 = 500;
 /// instead of one transaction per directory write competing with the writes for the writer.
 const DISPATCH_SPACING: Duration = Duration::from_millis(10);
 
+/// When the dispatcher reads the change log again after a dispatch that found events. While
+/// changes keep coming (a third dispatch with events within the spacing of the one before), the
+/// next dispatch waits out the spacing, so that a busy directory's changes go in batches; a change
+/// after a quiet spell, or a pair of them, still goes at once. A dispatch that stopped at its
+/// limit leaves more to read at once.
+#[derive(Debug, Default)]
+struct DispatchPace {
+    /// When the last dispatch that found events began.
+    last_busy: Option<tokio::time::Instant>,
+    /// Dispatches with events in a row, each within the spacing of the one before, less one.
+    streak: u32,
+}
+
+impl DispatchPace {
+    /// Notes a dispatch that began at `began` and read `events` (at least one); returns when
+    /// the next may begin, or None for at once.
+    fn next_dispatch(&mut self, began: tokio::time::Instant, events: usize) -> Option<tokio::time::Instant> {
+        self.streak = match self.last_busy {
+            Some(last) if began.duration_since(last) < DISPATCH_SPACING => self.streak + 1,
+            _ => 0,
+        };
+        self.last_busy = Some(began);
+        let full = events >= DISPATCH_BATCH as usize;
+        (self.streak >= 2 && !full).then_some(began + DISPATCH_SPACING)
+    }
+}
+
 /// How long a task waits before trying the store again after it refused work.
 const STORE_WAIT: Duration = Duration::from_secs(1);
 
 /// A finished job on its way to the store, with the channel that acknowledges it.
 type Finishing = (Arc<FinishedJob>, oneshot::Sender<Result<(), Error>>);
-
-/// Jobs in flight on this node, per app, and what each app allows.
-#[derive(Debug, Default)]
-struct InFlight {
-    total: usize,
-    per_app: HashMap<uuid::Uuid, usize>,
-    flows: HashMap<uuid::Uuid, FlowControl>,
-}
-
-impl InFlight {
-    /// The request slots of an app.
-    fn slots(flow: FlowControl) -> usize {
-        usize::try_from(flow.concurrency.max(1)).unwrap_or(1)
-    }
-
-    /// Most jobs of an app in flight on this node.
-    fn cap(flow: FlowControl) -> usize {
-        let cap = Self::slots(flow).saturating_mul(JOBS_PER_SLOT);
-        match flow.requests_per_second {
-            Some(rate) => {
-                let rated = usize::try_from(rate)
-                    .unwrap_or(usize::MAX)
-                    .saturating_mul(RATE_WINDOW_SECS);
-                cap.min(rated.max(Self::slots(flow)))
-            }
-            None => cap,
-        }
-    }
-
-    /// The free places of an app worth a claim: none until half of its places are free, so that
-    /// claims come in batches, not one per finished job.
-    fn free(&self, app: &uuid::Uuid, flow: FlowControl) -> usize {
-        let free = Self::cap(flow).saturating_sub(self.per_app.get(app).copied().unwrap_or(0));
-        if free >= Self::cap(flow) / 2 { free } else { 0 }
-    }
-
-    /// What the next claim may take.
-    fn limits(&self, max_in_flight: usize) -> ClaimLimits {
-        ClaimLimits {
-            total: max_in_flight.saturating_sub(self.total),
-            free: self
-                .flows
-                .iter()
-                .map(|(app, flow)| (*app, self.free(app, *flow)))
-                .collect(),
-            default_free: Self::cap(FlowControl::default()),
-        }
-    }
-
-    fn start(&mut self, app: uuid::Uuid, flow: FlowControl) {
-        self.total += 1;
-        *self.per_app.entry(app).or_default() += 1;
-        self.flows.insert(app, flow);
-    }
-
-    /// The job's requests are done: its app's slot is free (its end is still being stored).
-    /// Returns whether this made a claim for the app worth its transaction: a batch's worth of
-    /// its places is free.
-    fn end_requests(&mut self, app: uuid::Uuid) -> bool {
-        if let Some(n) = self.per_app.get_mut(&app) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_app.remove(&app);
-            }
-        }
-        self.flows.get(&app).is_none_or(|flow| self.free(&app, *flow) > 0)
-    }
-
-    /// Whether some app this node runs has a batch's worth of free places (see
-    /// [`InFlight::free`]), or `refill`: the node came down from its ceiling (see [`InFlight::end`]).
-    fn worth_claiming(&self, max_in_flight: usize, refill: bool) -> bool {
-        self.total < max_in_flight && (refill || self.flows.iter().any(|(app, flow)| self.free(app, *flow) > 0))
-    }
-
-    /// The job's end is stored. Returns whether this brought a node that was at its ceiling of
-    /// jobs in flight down by an eighth of it (so a claim may take a batch again: one claim per
-    /// ended job would cost a transaction per job).
-    fn end(&mut self, max_in_flight: usize) -> bool {
-        let refill_at = max_in_flight.saturating_sub((max_in_flight / 8).max(1));
-        let before = self.total;
-        self.total = self.total.saturating_sub(1);
-        before > refill_at && self.total <= refill_at
-    }
-}
 
 /// Claims runnable jobs while there is room and runs each as a task.
 async fn scheduler<S>(
@@ -520,58 +441,38 @@ async fn finish<S>(
 mod tests {
     use super::*;
 
-    fn flow(concurrency: u32, requests_per_second: Option<u32>) -> FlowControl {
-        FlowControl {
-            concurrency,
-            requests_per_second,
-        }
+    #[test]
+    fn dispatches_are_spaced_only_while_changes_keep_coming() {
+        let start = tokio::time::Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut pace = DispatchPace::default();
+        // A change after a quiet spell, and a second one soon after, go at once.
+        assert_eq!(pace.next_dispatch(at(0), 1), None);
+        assert_eq!(pace.next_dispatch(at(2), 1), None);
+        // The third in a row within the spacing: the next waits it out.
+        assert_eq!(pace.next_dispatch(at(4), 3), Some(at(4) + DISPATCH_SPACING));
+        assert_eq!(pace.next_dispatch(at(9), 3), Some(at(9) + DISPATCH_SPACING));
+        // A full batch leaves more to read: at once, streak or not.
+        assert_eq!(pace.next_dispatch(at(12), DISPATCH_BATCH as usize), None);
+        // A quiet spell longer than the spacing starts over.
+        assert_eq!(pace.next_dispatch(at(100), 1), None);
+        assert_eq!(pace.next_dispatch(at(105), 1), None);
+        assert_eq!(pace.next_dispatch(at(108), 1), Some(at(108) + DISPATCH_SPACING));
     }
 
-    #[test]
-    fn an_app_holds_its_slots_times_the_jobs_per_slot_unless_its_rate_allows_fewer() {
-        assert_eq!(InFlight::cap(flow(8, None)), 8 * JOBS_PER_SLOT);
-        // 2 requests per second: at most 10 seconds' worth of requests in flight.
-        assert_eq!(InFlight::cap(flow(8, Some(2))), 2 * RATE_WINDOW_SECS);
-        // Never fewer than the request slots.
-        assert_eq!(InFlight::cap(flow(8, Some(0))), 8);
-    }
-
-    #[test]
-    fn an_app_is_claimed_for_again_only_once_half_its_places_are_free() {
-        let app = uuid::Uuid::now_v7();
-        let limits = flow(2, None);
-        let cap = InFlight::cap(limits);
-        let mut in_flight = InFlight::default();
-        for _ in 0..cap {
-            in_flight.start(app, limits);
-        }
-        assert_eq!(in_flight.limits(512).free, vec![(app, 0)]);
-        // Ending jobs one by one: no claim is worth it until half the places are free.
-        for ended in 1..=cap {
-            let worth = in_flight.end_requests(app);
-            assert_eq!(worth, ended >= cap / 2, "after {ended} of {cap} ended");
-            let free = in_flight.limits(512).free[0].1;
-            assert_eq!(free, if ended >= cap / 2 { ended } else { 0 });
-        }
-        assert!(in_flight.worth_claiming(512, false));
-    }
-
-    #[test]
-    fn a_node_at_its_ceiling_claims_again_when_a_job_ends() {
-        let app = uuid::Uuid::now_v7();
-        let limits = flow(4, None);
-        let mut in_flight = InFlight::default();
-        for _ in 0..16 {
-            in_flight.start(app, limits);
-        }
-        assert_eq!(in_flight.limits(16).total, 0);
-        // Not worth a claim until an eighth of the ceiling is free.
-        in_flight.end_requests(app);
-        assert!(!in_flight.end(16));
-        in_flight.end_requests(app);
-        let refill = in_flight.end(16);
-        assert!(refill);
-        assert_eq!(in_flight.limits(16).total, 2);
-        assert!(in_flight.worth_claiming(16, refill));
+    #[tokio::test]
+    async fn a_jobs_signal_sent_while_the_scheduler_is_busy_is_kept_for_its_next_wait() {
+        let wake = Wake::default();
+        // Nobody waits yet (the scheduler is claiming): the signal must not be lost.
+        wake.jobs_queued();
+        tokio::time::timeout(Duration::from_millis(500), wake.jobs.notified())
+            .await
+            .expect("the signal was kept for the next wait");
+        // One signal wakes one wait: the next wait blocks until another comes.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), wake.jobs.notified())
+                .await
+                .is_err()
+        );
     }
 }
