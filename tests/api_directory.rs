@@ -658,7 +658,12 @@ async fn change_log_is_complete_and_ordered(backend: Backend) {
     hub.post("/api/v1/attributes", json!({"name": "title", "type": "string"}))
         .await;
     let alice = hub.post("/api/v1/users", json!({"username": "alice"})).await;
-    let bob = hub.post("/api/v1/users", json!({"username": "bob"})).await;
+    let bob = hub
+        .post(
+            "/api/v1/users",
+            json!({"username": "bob", "attributes": {"title": "Dev"}}),
+        )
+        .await;
     let group = hub.post("/api/v1/groups", json!({"name": "Team"})).await;
     hub.call(Method::PUT, "/api/v1/groups/Team/members/alice", None).await;
     hub.call(Method::PUT, "/api/v1/groups/Team/members/alice", None).await; // no change, no event
@@ -724,6 +729,10 @@ async fn change_log_is_complete_and_ordered(backend: Backend) {
         ]
     );
     assert_eq!(changes[6]["data"]["changed"], json!(["attributes.title"]));
+    // A deleted user's event holds the user as it was, attribute values included, and its groups.
+    assert_eq!(changes[9]["data"]["user"]["username"], "bob");
+    assert_eq!(changes[9]["data"]["user"]["attributes"]["title"], "Dev");
+    assert_eq!(changes[9]["data"]["groups"], json!([g]));
     assert_eq!(changes[6]["actor"], "token:test");
     // Paging through the log with `after`.
     let tail = hub.get("/api/v1/changes?after=10").await;

@@ -44,10 +44,11 @@ pub(super) fn user_from_row(row: &AnyRow) -> Result<User> {
     })
 }
 
+/// The columns a [`User`] is read from (`user_from_row`).
+const USER_COLUMNS: &str = "id, username, given_name, family_name, display_name, formatted_name, email, active, external_id, source, extensions, version, created_at, updated_at";
+
 pub(super) fn select_users() -> Sql {
-    Sql::new(
-        "SELECT id, username, given_name, family_name, display_name, formatted_name, email, active, external_id, source, extensions, version, created_at, updated_at FROM users",
-    )
+    Sql::new("SELECT ").push(USER_COLUMNS).push(" FROM users")
 }
 
 /// A user's JSON snapshot for the change log.
@@ -150,31 +151,6 @@ async fn username_taken(tx: &mut WriteTx, user: &User) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Records the removal of every membership of `user_id` (before the rows go) and returns the group ids.
-pub(super) async fn record_membership_removals(tx: &mut WriteTx, user_id: Uuid, actor: &Actor) -> Result<Vec<String>> {
-    let rows = Sql::new("SELECT group_id FROM group_members WHERE user_id = ")
-        .bind_text(user_id.to_string())
-        .push(" ORDER BY group_id")
-        .fetch_all(tx.conn())
-        .await?;
-    let mut groups = Vec::new();
-    let mut changes = Vec::with_capacity(rows.len());
-    for row in rows {
-        let group_id: String = get(&row, "group_id")?;
-        changes.push(NewChange {
-            entity: EntityKind::Membership,
-            entity_id: group_id.clone(),
-            related_id: Some(user_id.to_string()),
-            operation: ChangeOp::Removed,
-            actor: actor.label(),
-            data: json!({"reason": "user deleted"}),
-        });
-        groups.push(group_id);
-    }
-    tx.record_all(changes).await?;
-    Ok(groups)
 }
 
 /// Users are inserted this many per statement (17 values each).
@@ -342,40 +318,63 @@ async fn update_user(
 
 /// Deletes a user with its memberships, attribute values and index rows, recording each removal.
 async fn delete_user(tx: &mut WriteTx, id: Uuid, actor: &Actor) -> Result<User> {
-    let Some(row) = select_users()
-        .push(" WHERE id = ")
-        .bind_text(id.to_string())
+    let key = id.to_string();
+    // Each statement hands back the rows it deletes (RETURNING), so nothing is read first: the
+    // user's memberships, attribute values and row come back from their deletes.
+    let memberships = Sql::new("DELETE FROM group_members WHERE user_id = ")
+        .bind_text(key.clone())
+        .push(" RETURNING group_id")
+        .fetch_all(tx.conn())
+        .await?;
+    let values = Sql::new("DELETE FROM user_attribute_values WHERE user_id = ")
+        .bind_text(key.clone())
+        .push(" RETURNING name, value")
+        .fetch_all(tx.conn())
+        .await?;
+    super::index::unindex(tx, id).await?;
+    let Some(row) = Sql::new("DELETE FROM users WHERE id = ")
+        .bind_text(key.clone())
+        .push(" RETURNING ")
+        .push(USER_COLUMNS)
         .fetch_optional(tx.conn())
         .await?
     else {
+        // Nothing was there to delete: the statements before deleted nothing either.
         return Err(Error::not_found("user", id));
     };
-    let mut users = vec![user_from_row(&row)?];
-    attach_attributes(tx.conn(), &mut users).await?;
-    let user = users.pop().ok_or_else(|| Error::not_found("user", id))?;
-    let groups = record_membership_removals(tx, id, actor).await?;
-    Sql::new("DELETE FROM group_members WHERE user_id = ")
-        .bind_text(id.to_string())
-        .execute(tx.conn())
-        .await?;
-    Sql::new("DELETE FROM user_attribute_values WHERE user_id = ")
-        .bind_text(id.to_string())
-        .execute(tx.conn())
-        .await?;
-    super::index::unindex(tx, id).await?;
-    Sql::new("DELETE FROM users WHERE id = ")
-        .bind_text(id.to_string())
-        .execute(tx.conn())
-        .await?;
-    tx.record(NewChange {
+    let mut user = user_from_row(&row)?;
+    for value in values {
+        let name: String = get(&value, "name")?;
+        let text: String = get(&value, "value")?;
+        let parsed =
+            serde_json::from_str(&text).map_err(|e| Error::Storage(format!("attribute value of {name}: {e}")))?;
+        user.attributes.insert(name, parsed);
+    }
+    let mut groups = memberships
+        .iter()
+        .map(|row| get::<String>(row, "group_id"))
+        .collect::<Result<Vec<_>>>()?;
+    groups.sort();
+    let mut changes: Vec<NewChange> = groups
+        .iter()
+        .map(|group_id| NewChange {
+            entity: EntityKind::Membership,
+            entity_id: group_id.clone(),
+            related_id: Some(key.clone()),
+            operation: ChangeOp::Removed,
+            actor: actor.label(),
+            data: json!({"reason": "user deleted"}),
+        })
+        .collect();
+    changes.push(NewChange {
         entity: EntityKind::User,
-        entity_id: id.to_string(),
+        entity_id: key,
         related_id: None,
         operation: ChangeOp::Deleted,
         actor: actor.label(),
         data: json!({"user": snapshot(&user), "groups": groups}),
-    })
-    .await?;
+    });
+    tx.record_all(changes).await?;
     Ok(user)
 }
 
