@@ -191,6 +191,10 @@ impl SqlStore {
                         // 8 MB of pages per connection instead of SQLite's 2 MB, so that the index
                         // pages a write touches stay in memory as the store grows.
                         sqlx::query("PRAGMA cache_size = -8192").execute(&mut *conn).await?;
+                        // Temporary files (the journals a write's savepoints keep, sorts) in
+                        // memory: on disk they were most of what SCIM writes sent through write()
+                        // (6,000 writes: 2.1 GB with them on disk, 0.57 GB with them in memory).
+                        sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *conn).await?;
                         Ok(())
                     })
                 }),
