@@ -70,15 +70,20 @@ where
         .await?;
     for row in rows {
         let id = get_uuid(&row, "user_id")?;
-        let name: String = get(&row, "name")?;
-        let value: String = get(&row, "value")?;
-        let value: Value =
-            serde_json::from_str(&value).map_err(|e| Error::Storage(format!("attribute value of {name}: {e}")))?;
+        let (name, value) = attribute_value(&row)?;
         if let Some(user) = users.iter_mut().find(|u| u.id == id) {
             user.attributes.insert(name, value);
         }
     }
     Ok(())
+}
+
+/// A stored custom attribute value (`name` and JSON `value` columns), read back.
+fn attribute_value(row: &sqlx::any::AnyRow) -> Result<(String, Value)> {
+    let name: String = get(row, "name")?;
+    let text: String = get(row, "value")?;
+    let value = serde_json::from_str(&text).map_err(|e| Error::Storage(format!("attribute value of {name}: {e}")))?;
+    Ok((name, value))
 }
 
 impl SqlStore {
@@ -343,12 +348,9 @@ async fn delete_user(tx: &mut WriteTx, id: Uuid, actor: &Actor) -> Result<User> 
         return Err(Error::not_found("user", id));
     };
     let mut user = user_from_row(&row)?;
-    for value in values {
-        let name: String = get(&value, "name")?;
-        let text: String = get(&value, "value")?;
-        let parsed =
-            serde_json::from_str(&text).map_err(|e| Error::Storage(format!("attribute value of {name}: {e}")))?;
-        user.attributes.insert(name, parsed);
+    for row in &values {
+        let (name, value) = attribute_value(row)?;
+        user.attributes.insert(name, value);
     }
     let mut groups = memberships
         .iter()
